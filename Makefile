@@ -1,0 +1,67 @@
+# The two commands: `make run` (set up, seed, start web + worker) and `make test` (set up, run everything).
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+export UV_PROJECT_ENVIRONMENT := .venv
+UV := $(shell command -v uv 2>/dev/null || echo .tools/bin/uv)
+PY := .venv/bin/python
+HOST ?= 127.0.0.1
+PORT ?= 8000
+
+.PHONY: help setup run test test-fast lint format bench browser clean
+
+help:
+	@echo "make run    set up everything, seed the demo, start the console (web + worker) on http://$(HOST):$(PORT)/"
+	@echo "make test   set up everything and run the whole test suite (browser tests included)"
+	@echo "make lint   ruff + mypy strict;  make bench   benchmarks against peers;  make format   ruff format"
+
+# uv is installed into the project (.tools/) when the machine has none.
+.tools/bin/uv:
+	python3 -m venv .tools
+	.tools/bin/pip install --quiet --disable-pip-version-check uv
+
+.venv/.synced: pyproject.toml uv.lock | $(UV)
+	$(UV) sync --locked --quiet
+	@touch $@
+
+setup: .venv/.synced
+	@mkdir -p var
+	$(PY) manage.py migrate --no-input -v0
+	$(PY) manage.py collectstatic --no-input -v0
+
+run: export DEBUG ?= 1
+run: setup
+	$(PY) manage.py console_demo
+	$(PY) manage.py console_admin
+	@echo "Console: http://$(HOST):$(PORT)/   (Ctrl-C stops web and worker)"
+	HOST=$(HOST) PORT=$(PORT) .venv/bin/honcho start -f Procfile.dev
+
+# Browser tests need a Chromium: $$CHROMIUM, /usr/bin/chromium, or one installed now.
+browser:
+	@if [ -n "$$CHROMIUM" ] && [ -x "$$CHROMIUM" ]; then exit 0; fi; \
+	if command -v chromium >/dev/null || [ -x /usr/bin/chromium ]; then exit 0; fi; \
+	if command -v apt-get >/dev/null; then \
+	  SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium >/dev/null && exit 0; \
+	fi; \
+	.venv/bin/playwright install chromium
+
+test: setup browser
+	$(PY) -m pytest --cov --cov-branch --cov-report=term:skip-covered $(PYTEST_ARGS)
+
+test-fast: .venv/.synced
+	$(PY) -m pytest -m "not browser" -x $(PYTEST_ARGS)
+
+lint: .venv/.synced
+	.venv/bin/ruff check .
+	.venv/bin/ruff format --check .
+	CONSOLE_TESTING=1 .venv/bin/mypy console tests bench
+
+format: .venv/.synced
+	.venv/bin/ruff format .
+	.venv/bin/ruff check --fix .
+
+bench: setup
+	$(PY) -m bench $(BENCH_ARGS)
+
+clean:
+	rm -rf var/test-*.sqlite3 var/huey-console-test-*.sqlite3 .coverage

@@ -1,0 +1,27 @@
+"""Run every benchmark module in bench/ (or those named on the command line) and print their tables."""
+
+from __future__ import annotations
+
+import importlib
+import os
+import pkgutil
+import platform
+import sys
+from pathlib import Path
+
+
+def main(argv: list[str]) -> int:
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "console.settings")
+    os.environ.setdefault("CONSOLE_TESTING", "1")
+    here = Path(__file__).parent
+    names = argv or sorted(info.name for info in pkgutil.iter_modules([str(here)]) if info.name.startswith("bench_"))
+    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}")
+    for name in names:
+        module = importlib.import_module(f"bench.{name}")
+        print(f"\n## {name}\n")
+        module.main()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,15 @@
+from __future__ import annotations
+
+from django.apps import AppConfig
+
+
+class CoreConfig(AppConfig):
+    name = "console.core"
+    label = "core"
+    verbose_name = "Console core"
+
+    def ready(self) -> None:
+        from console.core import checks  # noqa: F401  # registers system checks
+        from console.core.registry import registry
+
+        registry.add_nav("Dashboard", "core:dashboard", 0)

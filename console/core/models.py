@@ -1,0 +1,31 @@
+from __future__ import annotations
+
+from datetime import timedelta
+
+from django.db import models
+from django.utils import timezone
+
+
+class WorkerHeartbeatQuerySet(models.QuerySet["WorkerHeartbeat"]):
+    def latest_seen(self) -> WorkerHeartbeat | None:
+        return self.order_by("-seen_at").first()
+
+    def alive(self, within: timedelta) -> WorkerHeartbeatQuerySet:
+        return self.filter(seen_at__gte=timezone.now() - within)
+
+
+class WorkerHeartbeat(models.Model):
+    """Written by a task that a worker runs: proof that dispatch reaches a worker and back."""
+
+    worker = models.CharField(max_length=200, unique=True, help_text="host:pid of the process that ran the task")
+    backend = models.CharField(max_length=200)
+    seen_at = models.DateTimeField()
+
+    objects = WorkerHeartbeatQuerySet.as_manager()
+
+    def __str__(self) -> str:
+        return f"{self.worker} @ {self.seen_at:%H:%M:%S}"
+
+    @property
+    def age_seconds(self) -> int:
+        return max(0, int((timezone.now() - self.seen_at).total_seconds()))

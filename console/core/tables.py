@@ -1,0 +1,232 @@
+"""The console's one filterable-table pattern.
+
+A django-filter ``FilterSet`` narrows a queryset, a django-tables2 ``Table`` renders it, and keyset
+(cursor) pagination pages through it without ``COUNT(*)`` or ``OFFSET``: page 10,000 of a million-row log
+costs what page 1 costs. Filters submit with htmx and push their URL, so every view of a table is a
+bookmarkable link; sort and page links are real hrefs that work without JavaScript.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from dataclasses import dataclass
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+
+import django_filters
+import django_tables2 as tables
+from django.db.models import Model, Q, QuerySet
+from django.http import HttpRequest, QueryDict
+
+PAGE_SIZES = (25, 50, 100, 200)
+
+
+class BadCursor(ValueError):
+    """A cursor in the URL that this table did not write."""
+
+
+def _encode(values: list[Any]) -> str:
+    def default(value: Any) -> Any:
+        if isinstance(value, datetime | date):
+            return {"t": value.isoformat()}
+        if isinstance(value, Decimal):
+            return {"d": str(value)}
+        return str(value)
+
+    raw = json.dumps(values, default=default, separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _decode(cursor: str, size: int) -> list[Any]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        values = json.loads(raw)
+    except (binascii.Error, ValueError, UnicodeDecodeError) as exc:
+        raise BadCursor(cursor) from exc
+    if not isinstance(values, list) or len(values) != size:
+        raise BadCursor(cursor)
+    decoded: list[Any] = []
+    for value in values:
+        if isinstance(value, dict) and "t" in value:
+            try:
+                decoded.append(datetime.fromisoformat(value["t"]))
+            except (TypeError, ValueError) as exc:
+                raise BadCursor(cursor) from exc
+        elif isinstance(value, dict) and "d" in value:
+            decoded.append(Decimal(value["d"]))
+        else:
+            decoded.append(value)
+    return decoded
+
+
+@dataclass(frozen=True)
+class Ordering:
+    """A sort order that keyset pagination can follow: a column, then the unique key as a tie-breaker."""
+
+    field: str
+    key: str
+    descending: bool
+
+    @property
+    def fields(self) -> tuple[str, ...]:
+        return (self.field,) if self.field == self.key else (self.field, self.key)
+
+    def order_by(self, reverse: bool = False) -> list[str]:
+        descending = self.descending != reverse
+        return [("-" if descending else "") + name for name in self.fields]
+
+    def after(self, values: list[Any], reverse: bool = False) -> Q:
+        """Rows strictly past ``values`` in this order (or before them when ``reverse``)."""
+        op = "lt" if self.descending != reverse else "gt"
+        if len(self.fields) == 1:
+            return Q(**{f"{self.field}__{op}": values[0]})
+        first, second = self.fields
+        return Q(**{f"{first}__{op}": values[0]}) | Q(**{first: values[0], f"{second}__{op}": values[1]})
+
+
+@dataclass
+class KeysetPage[M: Model]:
+    rows: list[M]
+    next_cursor: str | None
+    prev_cursor: str | None
+    per_page: int
+
+
+def keyset_page[M: Model](
+    queryset: QuerySet[M], ordering: Ordering, *, after: str | None, before: str | None, per_page: int
+) -> KeysetPage[M]:
+    """One page in ``ordering``: the rows after ``after`` (or before ``before``); never counts the table."""
+    size = len(ordering.fields)
+    if before:
+        values = _decode(before, size)
+        fetched = list(
+            queryset.filter(ordering.after(values, reverse=True)).order_by(*ordering.order_by(True))[: per_page + 1]
+        )
+        has_more_before = len(fetched) > per_page
+        rows = list(reversed(fetched[:per_page]))
+        has_more_after = True
+    else:
+        qs = queryset
+        if after:
+            qs = qs.filter(ordering.after(_decode(after, size)))
+        fetched = list(qs.order_by(*ordering.order_by())[: per_page + 1])
+        rows = fetched[:per_page]
+        has_more_after = len(fetched) > per_page
+        has_more_before = bool(after)
+
+    def cursor_of(row: M) -> str:
+        return _encode([_value(row, name) for name in ordering.fields])
+
+    return KeysetPage(
+        rows=rows,
+        next_cursor=cursor_of(rows[-1]) if rows and has_more_after else None,
+        prev_cursor=cursor_of(rows[0]) if rows and has_more_before else None,
+        per_page=per_page,
+    )
+
+
+def _value(row: Model, dotted: str) -> Any:
+    value: Any = row
+    for part in dotted.split("__"):
+        value = getattr(value, part)
+    return value.pk if isinstance(value, Model) else value
+
+
+class ConsoleTable(tables.Table):
+    """Base for console tables: markup suited to htmx swaps; keyset code does the paging, not tables2."""
+
+    class Meta:
+        template_name = "core/_table.html"
+        attrs = {"class": "table"}
+        orderable = False
+
+
+@dataclass
+class FilteredTable:
+    filterset: django_filters.FilterSet
+    table: ConsoleTable
+    page: KeysetPage[Any]
+    query: QueryDict
+    sort_options: list[tuple[str, str]]
+    sort: str
+    error: str | None = None
+
+    def link(self, **changes: str | None) -> str:
+        """The current URL's query string with ``changes`` applied (``None`` removes a key)."""
+        query = self.query.copy()
+        for key, value in changes.items():
+            query.pop(key, None)
+            if value is not None:
+                query[key] = value
+        encoded = query.urlencode()
+        return f"?{encoded}" if encoded else "?"
+
+    @property
+    def next_url(self) -> str | None:
+        return self.link(after=self.page.next_cursor, before=None) if self.page.next_cursor else None
+
+    @property
+    def prev_url(self) -> str | None:
+        return self.link(before=self.page.prev_cursor, after=None) if self.page.prev_cursor else None
+
+    @property
+    def first_url(self) -> str | None:
+        return self.link(before=None, after=None) if self.page.prev_cursor else None
+
+    def sort_links(self) -> list[tuple[str, str, bool]]:
+        return [
+            (label, self.link(sort=value, after=None, before=None), value == self.sort)
+            for value, label in self.sort_options
+        ]
+
+
+def filtered_table(
+    request: HttpRequest,
+    *,
+    queryset: QuerySet[Any],
+    filterset_class: type[django_filters.FilterSet],
+    table_class: type[ConsoleTable],
+    orderings: dict[str, tuple[str, Ordering]],
+    default_sort: str,
+    per_page: int = 50,
+) -> FilteredTable:
+    """Filter, order and page ``queryset`` from the request's query string.
+
+    ``orderings`` maps a ``sort`` value to (label, Ordering); only these orders are offered, because each
+    needs an index for keyset paging to stay fast. Invalid filters leave the table empty and the bound
+    filter form carries the errors; a tampered cursor restarts at the first page with a message.
+    """
+    query = request.GET.copy()
+    sort = query.get("sort", default_sort)
+    if sort not in orderings:
+        sort = default_sort
+    ordering = orderings[sort][1]
+    try:
+        size = int(query.get("per_page", per_page))
+    except ValueError:
+        size = per_page
+    size = size if size in PAGE_SIZES else per_page
+
+    filterset = filterset_class(query, queryset=queryset, request=request)
+    error = None
+    filtered = filterset.qs if filterset.is_valid() else queryset.none()
+    try:
+        page = keyset_page(filtered, ordering, after=query.get("after"), before=query.get("before"), per_page=size)
+    except BadCursor:
+        error = "That page link is not valid any more; showing the first page."
+        query.pop("after", None)
+        query.pop("before", None)
+        page = keyset_page(filtered, ordering, after=None, before=None, per_page=size)
+    table = table_class(page.rows)
+    return FilteredTable(
+        filterset=filterset,
+        table=table,
+        page=page,
+        query=query,
+        sort_options=[(value, label) for value, (label, _) in orderings.items()],
+        sort=sort,
+        error=error,
+    )

@@ -1,0 +1,11 @@
+from __future__ import annotations
+
+from django.urls import path
+
+from console.core import views
+
+app_name = "core"
+urlpatterns = [
+    path("", views.dashboard, name="dashboard"),
+    path("dashboard/worker", views.worker_status, name="worker_status"),
+]

@@ -1,0 +1,37 @@
+"""Context that follows work: request, correlation and causation ids, the acting user, the job run.
+
+Bound with structlog's contextvars, so every log line and every emitted event carries it; captured at
+enqueue time and restored inside the task, so an event emitted by a worker knows the request behind it.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import structlog
+
+# Keys that travel from a request into the tasks it enqueues and into event metadata.
+CARRIED = ("request_id", "correlation_id", "causation_id", "user_id", "job_run_id", "ip")
+
+
+def capture() -> dict[str, Any]:
+    """The current context as a JSON-safe dict, to pass as a task argument."""
+    bound = structlog.contextvars.get_contextvars()
+    context = {key: bound[key] for key in CARRIED if bound.get(key) is not None}
+    # A task's work is correlated with the request that caused it.
+    if "correlation_id" not in context and "request_id" in context:
+        context["correlation_id"] = context["request_id"]
+    return context
+
+
+@contextmanager
+def restored(context: dict[str, Any] | None, **extra: Any) -> Iterator[None]:
+    """Bind ``context`` (from ``capture()``) plus ``extra`` for the duration of a task."""
+    values = {key: value for key, value in (context or {}).items() if key in CARRIED}
+    values.setdefault("correlation_id", values.get("request_id") or str(uuid.uuid4()))
+    values.update({key: value for key, value in extra.items() if value is not None})
+    with structlog.contextvars.bound_contextvars(**values):
+        yield

@@ -1,0 +1,45 @@
+"""Event types of the console shell itself: who signed in and out."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib.auth.signals import user_logged_in, user_logged_out, user_login_failed
+from django.dispatch import receiver
+from django.http import HttpRequest
+
+from console.events.catalog import Metric, declare
+from console.events.pipeline import emit
+
+USER_LOGGED_IN = declare(
+    "auth.logged_in",
+    description="A user signed in.",
+    required={"username"},
+    audit=True,
+    metrics=[Metric("console_logins_total", "counter", "Successful sign-ins.")],
+)
+USER_LOGGED_OUT = declare("auth.logged_out", description="A user signed out.", required={"username"}, audit=True)
+USER_LOGIN_FAILED = declare(
+    "auth.login_failed",
+    description="A sign-in attempt failed.",
+    required={"username"},
+    level="warning",
+    audit=True,
+    metrics=[Metric("console_login_failures_total", "counter", "Failed sign-in attempts.")],
+)
+
+
+@receiver(user_logged_in, dispatch_uid="console.events.logged_in")
+def _logged_in(sender: Any, request: HttpRequest, user: Any, **kwargs: Any) -> None:
+    emit(USER_LOGGED_IN, actor=user, username=user.get_username())
+
+
+@receiver(user_logged_out, dispatch_uid="console.events.logged_out")
+def _logged_out(sender: Any, request: HttpRequest, user: Any, **kwargs: Any) -> None:
+    if user is not None:
+        emit(USER_LOGGED_OUT, actor=user, username=user.get_username())
+
+
+@receiver(user_login_failed, dispatch_uid="console.events.login_failed")
+def _login_failed(sender: Any, credentials: dict[str, Any], request: HttpRequest | None = None, **kwargs: Any) -> None:
+    emit(USER_LOGIN_FAILED, username=str(credentials.get("username", ""))[:150])

@@ -1,0 +1,84 @@
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.db import models
+from django.db.models.functions import Now
+
+from console.events.db import CurrentTransactionId
+
+
+class EventQuerySet(models.QuerySet["Event"]):
+    def of_stream(self, stream_id: str) -> EventQuerySet:
+        return self.filter(stream_id=stream_id).order_by("version", "position")
+
+    def of_type(self, *types: str) -> EventQuerySet:
+        return self.filter(type__in=types)
+
+    def after(self, position: int) -> EventQuerySet:
+        return self.filter(position__gt=position).order_by("position")
+
+    def with_request(self, request_id: str) -> EventQuerySet:
+        return self.filter(metadata__request_id=request_id)
+
+    def update(self, **kwargs: Any) -> int:
+        raise TypeError("The event log is append-only: events are never updated.")
+
+
+class Event(models.Model):
+    """One entry of the append-only event log: the audit log and the event store are this table.
+
+    ``position`` orders the log; ``tx`` (PostgreSQL only) is the writing transaction, which the gapless
+    reader uses to read in commit order. Rows are only ever inserted, and deleted by retention.
+    """
+
+    position = models.BigAutoField(primary_key=True)
+    stream_type = models.CharField(max_length=100, blank=True, default="")
+    stream_id = models.CharField(max_length=200, blank=True, default="")
+    version = models.PositiveIntegerField(null=True, blank=True)
+    type = models.CharField(max_length=100)
+    schema_version = models.PositiveSmallIntegerField(default=1)
+    data = models.JSONField(default=dict)
+    metadata = models.JSONField(default=dict)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        db_index=False,
+    )
+    recorded_at = models.DateTimeField(db_default=Now())
+    tx = models.BigIntegerField(null=True, blank=True, db_default=CurrentTransactionId(), editable=False)
+
+    objects = EventQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-position"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["stream_id", "version"],
+                condition=models.Q(version__isnull=False),
+                name="event_stream_version_unique",
+            )
+        ]
+        indexes = [
+            models.Index(fields=["type", "-position"], name="event_type_pos"),
+            models.Index(fields=["actor", "-position"], name="event_actor_pos"),
+            models.Index(fields=["stream_id", "-position"], name="event_stream_pos"),
+            models.Index(fields=["recorded_at"], name="event_recorded_at"),
+            models.Index(fields=["tx", "position"], name="event_tx_pos"),
+        ]
+
+    def __str__(self) -> str:
+        return f"#{self.position} {self.type}"
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        if not self._state.adding:
+            raise TypeError("The event log is append-only: events are never updated.")
+        super().save(*args, **kwargs)
+
+    @property
+    def request_id(self) -> str:
+        return str(self.metadata.get("request_id", ""))

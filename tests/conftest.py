@@ -1,0 +1,191 @@
+"""Personas, a real task worker and a real browser, shared by every test."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from django.contrib.auth.models import Permission, User
+from django.test import Client
+
+# Playwright's sync API runs an event loop in the main thread; Django's ORM refuses to run there unless told.
+os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+
+PASSWORD = "correct horse battery staple"
+
+
+def _user(username: str, *, staff: bool, superuser: bool = False, perms: tuple[str, ...] = ()) -> User:
+    user = User.objects.create_user(
+        username, f"{username}@example.com", PASSWORD, is_staff=staff, is_superuser=superuser
+    )
+    for perm in perms:
+        app_label, codename = perm.split(".")
+        user.user_permissions.add(Permission.objects.get(content_type__app_label=app_label, codename=codename))
+    return user
+
+
+@pytest.fixture
+def staff(db: None) -> User:
+    """Staff with no console permissions: may look, may not act."""
+    return _user("staff", staff=True)
+
+
+@pytest.fixture
+def operator(db: None) -> User:
+    """Staff who holds every permission of the console's apps."""
+    user = _user("operator", staff=True)
+    user.user_permissions.add(
+        *Permission.objects.filter(content_type__app_label__in=["core", "events", "jobs", "eventsourcing", "comms"])
+    )
+    return user
+
+
+@pytest.fixture
+def admin_user(db: None) -> User:
+    return _user("admin", staff=True, superuser=True)
+
+
+@pytest.fixture
+def outsider(db: None) -> User:
+    """An active, signed-in user who is not staff."""
+    return _user("outsider", staff=False)
+
+
+@pytest.fixture
+def login(client: Client) -> Callable[[User], Client]:
+    def _login(user: User) -> Client:
+        client.force_login(user)
+        return client
+
+    return _login
+
+
+@pytest.fixture
+def htmx_headers() -> dict[str, str]:
+    return {"HX-Request": "true"}
+
+
+# --- a real worker ------------------------------------------------------------------------------------------
+
+
+class Worker:
+    """A ``run_huey`` consumer in a child process, on the test database and the test queue."""
+
+    def __init__(self) -> None:
+        self.process: subprocess.Popen[bytes] | None = None
+        self.log = Path("var") / f"test-worker-{os.getpid()}.log"
+
+    def start(self) -> None:
+        from console.core.processes import child_env, manage_argv
+
+        self.log.parent.mkdir(exist_ok=True)
+        self.process = subprocess.Popen(
+            manage_argv("run_huey", "--flush-locks", "--workers", "2", "--worker-type", "thread", "--delay", "0.05"),
+            env=child_env(LOG_LEVEL="WARNING"),
+            stdin=subprocess.DEVNULL,
+            stdout=self.log.open("wb"),
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+    def kill(self, sig: int = signal.SIGKILL) -> None:
+        if self.process and self.process.poll() is None:
+            os.killpg(self.process.pid, sig)
+            self.process.wait(timeout=30)
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGINT)
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace") if self.log.exists() else ""
+
+
+@pytest.fixture
+def worker(transactional_db: None, settings: Any) -> Iterator[Worker]:
+    """A real Huey consumer; the test itself must use ``transactional_db`` so the worker sees its rows."""
+    if settings.CONSOLE_TASKS != "huey":
+        pytest.fail("the worker fixture needs the Huey backend")
+    from huey.contrib.djhuey import HUEY
+
+    HUEY.flush()
+    process = Worker()
+    process.start()
+    yield process
+    process.stop()
+    HUEY.flush()
+
+
+def wait_for(
+    predicate: Callable[[], Any], *, timeout: float = 20.0, interval: float = 0.05, what: str = "condition"
+) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+# --- a real browser -----------------------------------------------------------------------------------------
+
+
+def chromium_path() -> str:
+    for candidate in (os.environ.get("CHROMIUM"), "/usr/bin/chromium", shutil.which("chromium")):
+        if candidate and Path(candidate).exists():
+            return candidate
+    # Never skip: a browser test without a browser is a failure (make test installs one).
+    pytest.fail("No Chromium found: set CHROMIUM or install Debian's chromium package (make browser does).")
+
+
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-quic",
+    "--no-first-run",
+]
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Any]:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        instance = playwright.chromium.launch(executable_path=chromium_path(), headless=True, args=CHROMIUM_ARGS)
+        yield instance
+        instance.close()
+
+
+@pytest.fixture
+def page(browser: Any, live_server: Any) -> Iterator[Any]:
+    context = browser.new_context(base_url=live_server.url)
+    context.set_default_timeout(15_000)
+    page = context.new_page()
+    yield page
+    context.close()
+
+
+@pytest.fixture
+def signed_in_page(page: Any, admin_user: User) -> Any:
+    """A browser page signed in as a superuser through the real login form."""
+    page.goto("/accounts/login/")
+    page.get_by_label("Username").fill(admin_user.username)
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_url("**/")
+    return page

@@ -1,0 +1,70 @@
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from django.contrib.auth.models import User
+from django.test import Client
+from django.utils import timezone
+
+from console.core.models import WorkerHeartbeat
+from console.core.tasks import heartbeat
+
+
+def test_it_names_the_task_backend_and_a_worker_never_seen(client: Client, staff: User) -> None:
+    client.force_login(staff)
+    response = client.get("/")
+    assert response.status_code == 200
+    body = response.content.decode()
+    assert "huey.contrib.djhuey.tasks_backend.HueyBackend" in body
+    assert "never seen" in body
+    assert 'role="status"' in body
+    assert "X-CSRFToken" in body  # the CSRF header is set once, on <body>
+    assert response["X-Request-ID"]
+
+
+def test_it_shows_the_worker_heartbeat_age(client: Client, staff: User) -> None:
+    WorkerHeartbeat.objects.create(
+        worker="host:1", backend="HueyBackend", seen_at=timezone.now() - timedelta(seconds=7)
+    )
+    client.force_login(staff)
+    body = client.get("/").content.decode()
+    assert "running" in body
+    assert "last seen 7 s ago" in body
+
+
+def test_it_reports_a_stale_worker_as_missing(client: Client, staff: User) -> None:
+    WorkerHeartbeat.objects.create(
+        worker="host:1", backend="HueyBackend", seen_at=timezone.now() - timedelta(minutes=10)
+    )
+    client.force_login(staff)
+    fragment = client.get("/dashboard/worker", headers={"HX-Request": "true"}).content.decode()
+    assert "missing" in fragment
+    assert "<html" not in fragment
+
+
+def test_inline_mode_runs_the_heartbeat_in_the_request_and_says_so(
+    client: Client, staff: User, settings: Any, django_capture_on_commit_callbacks: Any
+) -> None:
+    settings.CONSOLE_TASKS = "immediate"
+    settings.TASKS = {"default": {"BACKEND": "django.tasks.backends.immediate.ImmediateBackend"}}
+    client.force_login(staff)
+    with django_capture_on_commit_callbacks(execute=True):
+        body = client.get("/").content.decode()
+    assert "django.tasks.backends.immediate.ImmediateBackend" in body
+    assert "Tasks run inline" in body  # the banner
+    assert WorkerHeartbeat.objects.exists()  # the heartbeat task ran inside the request
+
+
+def test_heartbeat_records_the_worker(db: None) -> None:
+    name = heartbeat.call()
+    assert WorkerHeartbeat.objects.get(worker=name).age_seconds < 5
+
+
+@pytest.mark.parametrize("section", ["/jobs/", "/messages/", "/events/", "/streams/", "/projections/", "/webhooks/"])
+def test_every_nav_section_answers(client: Client, staff: User, section: str) -> None:
+    client.force_login(staff)
+    response = client.get("/")
+    assert f'href="{section}"' in response.content.decode()
+    assert client.get(section).status_code == 200
