@@ -2,6 +2,8 @@
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 export UV_PROJECT_ENVIRONMENT := .venv
+# These targets are for development machines; a deployment sets DEBUG=0 and SECRET_KEY (see the Procfile).
+export DEBUG ?= 1
 UV := $(shell command -v uv 2>/dev/null || echo .tools/bin/uv)
 PY := .venv/bin/python
 HOST ?= 127.0.0.1
@@ -28,7 +30,6 @@ setup: .venv/.synced
 	$(PY) manage.py migrate --no-input -v0
 	$(PY) manage.py collectstatic --no-input -v0
 
-run: export DEBUG ?= 1
 run: setup
 	$(PY) manage.py console_demo
 	$(PY) manage.py console_admin

@@ -93,7 +93,8 @@ def configure_logging(*, debug: bool, level: str = "INFO") -> None:
                 "django": {"level": level, "propagate": True},
                 "django.server": {"level": "WARNING" if level != "DEBUG" else level},
                 "django_structlog": {"level": "WARNING"},
-                "huey": {"level": level},
+                # Huey's consumer adds a plain handler of its own unless "huey" already has one: give it ours.
+                "huey": {"level": level, "handlers": ["console"], "propagate": False},
             },
         }
     )
