@@ -7,7 +7,7 @@ import django_tables2 as tables
 import pytest
 from django.contrib.auth.models import User
 from django.db import connection
-from django.test import RequestFactory
+from django.test import Client, RequestFactory
 from django.test.utils import CaptureQueriesContext
 
 from console.core.tables import BadCursor, ConsoleTable, Ordering, filtered_table, keyset_page
@@ -104,3 +104,21 @@ def test_a_tampered_cursor_restarts_at_the_first_page(users: list[User]) -> None
     assert len(ft.page.rows) == 25  # type: ignore[attr-defined]
     with pytest.raises(BadCursor):
         keyset_page(User.objects.all(), ORDERINGS["newest"][1], after="WzEsMl0", before=None, per_page=5)
+
+
+@pytest.mark.urls("tests.core.table_urls")
+def test_the_page_and_its_htmx_fragment(client: Client, users: list[User]) -> None:
+    client.force_login(User.objects.create(username="zz-staff", is_staff=True))
+    page = client.get("/users/?is_staff=true").content.decode()
+    assert '<form class="filters"' in page and 'hx-push-url="true"' in page
+    assert "user117" in page and "user118" not in page  # newest first, staff only
+    assert 'rel="next"' in page and "?is_staff=true&amp;after=" in page
+
+    fragment = client.get("/users/?username=user00", headers={"HX-Request": "true"}).content.decode()
+    assert fragment.lstrip().startswith('<div id="table-region"')
+    assert "<form" not in fragment and "<html" not in fragment
+    assert "user009" in fragment and "user010" not in fragment
+
+    invalid = client.get("/users/?joined_after=31-31-2020").content.decode()
+    assert "Enter a valid date." in invalid
+    assert "Nothing matches these filters." in invalid
