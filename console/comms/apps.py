@@ -9,6 +9,17 @@ class CommsConfig(AppConfig):
     verbose_name = "Communications"
 
     def ready(self) -> None:
-        from console.core.registry import registry
+        from django.utils.module_loading import autodiscover_modules
+
+        from console.comms import conf, events, signals, views  # noqa: F401
+        from console.comms.services import expire, reconcile, retry_due
+        from console.core.registry import Panel, registry
 
         registry.add_nav("Messages", "comms:messages", 20)
+        registry.add_panel(Panel("comms/_panel.html", views.dashboard_panel, order=30))
+        registry.add_banner(views.alert_banner)
+        registry.add_duty("comms.reconcile", reconcile)
+        registry.add_duty("comms.retry_due", retry_due)
+        registry.add_duty("comms.expire", expire)
+        # Each installed app may define its message classes in a ``comms_messages`` module, like admin.py.
+        autodiscover_modules("comms_messages")

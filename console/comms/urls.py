@@ -2,10 +2,16 @@ from __future__ import annotations
 
 from django.urls import path
 
-from console.core.views import section_not_built
+from console.comms import views
 
 app_name = "comms"
 urlpatterns = [
-    path("messages/", section_not_built, {"section": "Messages"}, name="messages"),
-    path("contacts/", section_not_built, {"section": "Contacts"}, name="contacts"),
+    path("messages/", views.message_list, name="messages"),
+    path("messages/resend/", views.message_bulk, name="messages_resend"),
+    path("messages/previews/", views.previews, name="previews"),
+    path("messages/<int:pk>/", views.message_detail, name="message"),
+    path("messages/<int:pk>/resend/", views.message_resend_view, name="message_resend"),
+    path("contacts/", views.contact_list, name="contacts"),
+    path("contacts/reactivate/", views.contact_reactivate_view, name="contact_reactivate"),
+    path("comms/inbound/", views.inbound, name="inbound"),
 ]

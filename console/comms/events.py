@@ -1,0 +1,116 @@
+"""The comms app's event types: the message lifecycle, contact health and staff actions."""
+
+from __future__ import annotations
+
+from console.events import Metric, declare
+
+CHANNELS = ("email", "sms", "push")
+_FIELDS = {"message_id", "message_type", "channel"}
+
+MESSAGE_QUEUED = declare(
+    "message.queued",
+    description="A message was accepted for sending.",
+    required={"message_id", "message_type", "recipient"},
+    optional={"channel", "mandatory"},
+    metrics=[Metric("console_messages_queued_total", "counter", "Messages accepted for sending.")],
+)
+MESSAGE_SENT = declare(
+    "message.sent",
+    description="A channel accepted a message.",
+    required=_FIELDS | {"attempts"},
+    optional={"provider_id"},
+    metrics=[
+        Metric(
+            "console_messages_sent_total",
+            "counter",
+            "Messages accepted by a channel.",
+            labels=("channel",),
+            allowed={"channel": CHANNELS},
+        )
+    ],
+)
+MESSAGE_DELIVERED = declare(
+    "message.delivered",
+    description="A provider reported the message delivered.",
+    required=_FIELDS,
+    optional={"source"},
+)
+MESSAGE_DEFERRED = declare(
+    "message.deferred",
+    description="A temporary failure; the delivery will be retried.",
+    required=_FIELDS | {"attempts", "retry_at"},
+    optional={"code", "enhanced_code", "error"},
+    level="warning",
+)
+MESSAGE_FAILED = declare(
+    "message.failed",
+    description="A delivery failed for good on one channel.",
+    required=_FIELDS | {"failure_class"},
+    optional={"code", "enhanced_code", "error", "fallback"},
+    level="warning",
+    metrics=[
+        Metric(
+            "console_messages_failed_total",
+            "counter",
+            "Deliveries that failed for good.",
+            labels=("channel",),
+            allowed={"channel": CHANNELS},
+        )
+    ],
+)
+MESSAGE_MANDATORY_FAILED = declare(
+    "message.mandatory_failed",
+    description="A mandatory message could not be delivered on any allowed channel.",
+    required={"message_id", "message_type", "recipient"},
+    optional={"failure_class"},
+    level="error",
+    audit=True,
+)
+MESSAGE_POLICY_REJECTED = declare(
+    "message.policy_rejected",
+    description="A provider refused a message for policy reasons (our reputation or configuration).",
+    required=_FIELDS | {"code", "enhanced_code"},
+    optional={"error"},
+    level="error",
+)
+MESSAGE_RESENT = declare(
+    "message.resent",
+    description="Staff resent a message.",
+    required={"message_id", "message_type"},
+    optional={"forced", "bulk"},
+    audit=True,
+)
+MESSAGE_BULK_RESEND = declare(
+    "message.bulk_resend",
+    description="Staff resent a set of messages.",
+    required={"count", "skipped"},
+    optional={"filters", "forced"},
+    audit=True,
+)
+CONTACT_DEFUNCT = declare(
+    "contact.defunct",
+    description="A contact point was marked defunct after a permanent recipient failure.",
+    required={"channel", "address", "reason"},
+    optional={"message_id"},
+    level="warning",
+)
+CONTACT_SOFT_FAILING = declare(
+    "contact.soft_failing",
+    description="A contact point failed temporarily several times in a row.",
+    required={"channel", "address", "failures"},
+    level="warning",
+)
+CONTACT_REACTIVATED = declare(
+    "contact.reactivated",
+    description="Staff reactivated a contact point.",
+    required={"channel", "address"},
+    optional={"previous_state", "previous_reason"},
+    audit=True,
+)
+PROVIDER_EVENT_REJECTED = declare(
+    "comms.inbound_rejected",
+    description="A provider event did not verify and was ignored.",
+    required={"reason"},
+    level="warning",
+    persist=False,
+)

@@ -1,0 +1,261 @@
+"""Outbox, deliveries, attempts, contact points and preferences.
+
+A ``Message`` is what the application asked to send, rendered once at ``send()``. Each channel tried for it
+is a ``Delivery`` (the first one written with the message, the next one when a fallback is taken); each try
+of a delivery is an ``Attempt``. Deliveries are claimed by workers with a conditional update, so a row is
+sent by one worker even when the queue hands the same id to two.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+
+class Channel(models.TextChoices):
+    EMAIL = "email", "Email"
+    SMS = "sms", "SMS"
+    PUSH = "push", "Push"
+
+
+class Status(models.TextChoices):
+    PENDING = "pending", "Pending"
+    QUEUED = "queued", "Queued"
+    SENDING = "sending", "Sending"
+    SENT = "sent", "Sent"
+    DELIVERED = "delivered", "Delivered"
+    DEFERRED = "deferred", "Deferred (retrying)"
+    FAILED = "failed", "Failed"
+    SKIPPED = "skipped", "Skipped"
+    CANCELLED = "cancelled", "Cancelled"
+
+
+ACTIVE_STATUSES = (Status.PENDING, Status.QUEUED, Status.SENDING, Status.DEFERRED)
+DONE_OK = (Status.SENT, Status.DELIVERED)
+
+
+class FailureClass(models.TextChoices):
+    TEMPORARY = "temporary", "Temporary (retries exhausted)"
+    RECIPIENT = "recipient", "Permanent: recipient"
+    POLICY = "policy", "Policy rejection"
+    INFRASTRUCTURE = "infrastructure", "Permanent: infrastructure"
+    EXPIRED = "expired", "Expired"
+    NO_CONTACT = "no_contact", "No usable contact"
+    PREFERENCE = "preference", "Opted out"
+    COMPLAINED = "complained", "Complaint"
+
+
+class ContactState(models.TextChoices):
+    ACTIVE = "active", "Active"
+    SOFT_FAILING = "soft_failing", "Soft-failing"
+    DEFUNCT = "defunct", "Defunct"
+
+
+class ContactPointQuerySet(models.QuerySet["ContactPoint"]):
+    def usable(self) -> ContactPointQuerySet:
+        return self.exclude(state=ContactState.DEFUNCT)
+
+
+class ContactPoint(models.Model):
+    """An address we send to, and what we learned about it from providers."""
+
+    channel = models.CharField(max_length=10, choices=Channel.choices)
+    address = models.CharField(max_length=254)
+    state = models.CharField(max_length=15, choices=ContactState.choices, default=ContactState.ACTIVE)
+    reason = models.CharField(max_length=200, blank=True, default="")
+    evidence = models.JSONField(default=dict, blank=True)
+    soft_failures = models.PositiveIntegerField(default=0)
+    last_failure_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = ContactPointQuerySet.as_manager()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["channel", "address"], name="comms_contact_unique")]
+        indexes = [models.Index(fields=["state", "-updated_at"], name="comms_contact_state")]
+        permissions = [("reactivate_contactpoint", "Can reactivate a defunct contact point")]
+
+    def __str__(self) -> str:
+        return f"{self.channel}:{self.address}"
+
+
+class Preference(models.Model):
+    """A recipient's channel order for a category; channels left out are opted out (mandatory ignores it)."""
+
+    recipient = models.CharField(max_length=200)
+    category = models.CharField(max_length=50)
+    channels = models.JSONField(default=list)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["recipient", "category"], name="comms_preference_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.recipient} {self.category}: {', '.join(self.channels) or 'opted out'}"
+
+
+class MessageQuerySet(models.QuerySet["Message"]):
+    def failed(self) -> MessageQuerySet:
+        return self.filter(status=Status.FAILED)
+
+    def resendable(self, *, force: bool = False) -> MessageQuerySet:
+        """Messages a resend would act on: not in flight, and not already delivered unless forced."""
+        qs = self.exclude(status__in=ACTIVE_STATUSES)
+        return qs if force else qs.exclude(status__in=DONE_OK)
+
+
+class Message(models.Model):
+    message_type = models.CharField(max_length=100)
+    category = models.CharField(max_length=50)
+    mandatory = models.BooleanField(default=False)
+    recipient = models.CharField(max_length=200)
+    addresses = models.JSONField(default=dict)
+    channels = models.JSONField(default=list)
+    context = models.JSONField(default=dict)
+    subject = models.CharField(max_length=300, blank=True, default="")
+    text_body = models.TextField(blank=True, default="")
+    html_body = models.TextField(blank=True, default="")
+    sms_text = models.TextField(blank=True, default="")
+    push_title = models.CharField(max_length=200, blank=True, default="")
+    push_body = models.TextField(blank=True, default="")
+    mailer = models.CharField(max_length=50, default="default")
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)
+    failure_class = models.CharField(max_length=15, choices=FailureClass.choices, blank=True, default="")
+    channel = models.CharField(max_length=10, choices=Channel.choices, blank=True, default="")
+    idempotency_key = models.CharField(max_length=200, blank=True, default="")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    send_at = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField()
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = MessageQuerySet.as_manager()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["idempotency_key"], condition=~Q(idempotency_key=""), name="comms_message_idem"
+            )
+        ]
+        indexes = [
+            models.Index(fields=["-created_at", "-id"], name="comms_msg_created"),
+            models.Index(fields=["status", "-created_at", "-id"], name="comms_msg_status"),
+            models.Index(fields=["recipient", "-created_at"], name="comms_msg_recipient"),
+            models.Index(fields=["message_type", "-created_at"], name="comms_msg_type"),
+        ]
+        permissions = [("resend_message", "Can resend messages")]
+
+    def __str__(self) -> str:
+        return f"{self.message_type} to {self.recipient} (#{self.pk})"
+
+    @property
+    def expired(self) -> bool:
+        return self.expires_at <= timezone.now()
+
+
+class DeliveryQuerySet(models.QuerySet["Delivery"]):
+    def claimable(self, now: datetime) -> DeliveryQuerySet:
+        return self.filter(status__in=(Status.QUEUED, Status.DEFERRED), next_attempt_at__lte=now)
+
+
+class Delivery(models.Model):
+    message = models.ForeignKey(Message, on_delete=models.CASCADE, related_name="deliveries")
+    channel = models.CharField(max_length=10, choices=Channel.choices)
+    address = models.CharField(max_length=254)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)
+    failure_class = models.CharField(max_length=15, choices=FailureClass.choices, blank=True, default="")
+    reason = models.CharField(max_length=300, blank=True, default="")
+    attempts = models.PositiveIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(default=timezone.now)
+    claimed_at = models.DateTimeField(null=True, blank=True)
+    claim_token = models.CharField(max_length=32, blank=True, default="")
+    provider_id = models.CharField(max_length=200, blank=True, default="")
+    created_at = models.DateTimeField(default=timezone.now)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = DeliveryQuerySet.as_manager()
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["status", "next_attempt_at"], name="comms_delivery_due"),
+            models.Index(fields=["provider_id"], name="comms_delivery_provider"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.channel} to {self.address} ({self.status})"
+
+
+class Attempt(models.Model):
+    class Outcome(models.TextChoices):
+        SENT = "sent", "Accepted"
+        TEMPORARY = "temporary", "Temporary failure"
+        RECIPIENT = "recipient", "Recipient rejected"
+        POLICY = "policy", "Policy rejection"
+        INFRASTRUCTURE = "infrastructure", "Permanent infrastructure failure"
+
+    delivery = models.ForeignKey(Delivery, on_delete=models.CASCADE, related_name="attempt_set")
+    at = models.DateTimeField(default=timezone.now)
+    channel = models.CharField(max_length=10, choices=Channel.choices)
+    address = models.CharField(max_length=254)
+    outcome = models.CharField(max_length=15, choices=Outcome.choices)
+    code = models.PositiveIntegerField(null=True, blank=True)
+    enhanced_code = models.CharField(max_length=12, blank=True, default="")
+    provider_id = models.CharField(max_length=200, blank=True, default="")
+    error = models.TextField(blank=True, default="")
+
+    class Meta:
+        ordering = ["at", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.channel} to {self.address}: {self.outcome}"
+
+
+class ProviderEvent(models.Model):
+    """A provider's report (webhook or anymail signal) once, so a duplicate changes nothing."""
+
+    source = models.CharField(max_length=50)
+    event_id = models.CharField(max_length=200)
+    event_type = models.CharField(max_length=30)
+    delivery = models.ForeignKey(Delivery, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    payload = models.JSONField(default=dict)
+    received_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["source", "event_id"], name="comms_provider_event_once")]
+
+    def __str__(self) -> str:
+        return f"{self.source} {self.event_type} {self.event_id}"
+
+
+class Alert(models.Model):
+    """Something staff must look at: a policy rejection or a mandatory message that was not delivered."""
+
+    kind = models.CharField(max_length=30)
+    message = models.ForeignKey(Message, null=True, blank=True, on_delete=models.CASCADE, related_name="+")
+    text = models.CharField(max_length=300)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        indexes = [models.Index(fields=["-created_at"], name="comms_alert_recent")]
+
+    def __str__(self) -> str:
+        return self.text
+
+
+def as_json(value: Any) -> Any:
+    """Context values stored with a message: JSON-safe, so the detail page can show what was rendered."""
+    if isinstance(value, dict):
+        return {str(k): as_json(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [as_json(v) for v in value]
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    return str(value)

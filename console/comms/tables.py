@@ -1,0 +1,133 @@
+"""Filters and tables of the messages and contacts pages (the console's filterable-table pattern)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import django_filters
+import django_tables2 as tables
+from django.db.models import QuerySet
+from django.urls import reverse
+from django.utils.html import format_html
+
+from console.comms.classes import message_classes
+from console.comms.models import Channel, ContactPoint, ContactState, FailureClass, Message, Status
+from console.core.tables import ConsoleTable, Ordering
+
+
+def _type_choices() -> list[tuple[str, str]]:
+    return sorted((key, cls.label or key) for key, cls in message_classes.items())
+
+
+class MessageFilter(django_filters.FilterSet):
+    status = django_filters.ChoiceFilter(choices=Status.choices, empty_label="any")
+    failure_class = django_filters.ChoiceFilter(choices=FailureClass.choices, label="Failure", empty_label="any")
+    channel = django_filters.ChoiceFilter(choices=Channel.choices, empty_label="any")
+    type = django_filters.ChoiceFilter(field_name="message_type", choices=_type_choices, empty_label="any")
+    recipient = django_filters.CharFilter(lookup_expr="startswith", label="Recipient starts with")
+    mandatory = django_filters.BooleanFilter(
+        widget=django_filters.widgets.BooleanWidget(), label="Mandatory (true/false)"
+    )
+    since = django_filters.DateFilter(field_name="created_at", lookup_expr="date__gte", label="Since (YYYY-MM-DD)")
+    until = django_filters.DateFilter(field_name="created_at", lookup_expr="date__lte", label="Until (YYYY-MM-DD)")
+
+    class Meta:
+        model = Message
+        fields: list[str] = []
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.filters["mandatory"].field.widget = django_filters.widgets.BooleanWidget()
+        for field in self.form.fields.values():
+            field.required = False
+
+
+MESSAGE_ORDERINGS = {
+    "newest": ("Newest", Ordering("created_at", "id", descending=True)),
+    "oldest": ("Oldest", Ordering("created_at", "id", descending=False)),
+}
+
+
+class StatusColumn(tables.Column):
+    def render(self, record: Any, value: Any) -> str:
+        return format_html('<span class="badge {}">{}</span>', record.status, record.get_status_display())
+
+
+class MessageTable(ConsoleTable):
+    select = tables.Column(accessor="pk", verbose_name="Select", orderable=False)
+    id = tables.Column(verbose_name="#")
+    message_type = tables.Column(verbose_name="Type")
+    recipient = tables.Column()
+    channel = tables.Column()
+    status = StatusColumn()
+    failure_class = tables.Column(verbose_name="Failure")
+    mandatory = tables.BooleanColumn()
+    created_at = tables.DateTimeColumn(verbose_name="Created", format="Y-m-d H:i:s")
+
+    class Meta(ConsoleTable.Meta):
+        model = Message
+        fields = ["select", "id", "message_type", "recipient", "channel", "status", "failure_class", "mandatory"]
+        row_attrs = {"data-status": lambda record: record.status}
+
+    def render_select(self, value: int) -> str:
+        return format_html(
+            '<input type="checkbox" name="ids" value="{}" form="resend-form" aria-label="Select message {}">',
+            value,
+            value,
+        )
+
+    def render_id(self, value: int) -> str:
+        return format_html('<a href="{}">{}</a>', reverse("comms:message", args=[value]), value)
+
+    def render_failure_class(self, record: Message) -> str:
+        return record.get_failure_class_display() if record.failure_class else "—"
+
+
+class ContactFilter(django_filters.FilterSet):
+    state = django_filters.ChoiceFilter(choices=ContactState.choices, empty_label="any")
+    channel = django_filters.ChoiceFilter(choices=Channel.choices, empty_label="any")
+    q = django_filters.CharFilter(field_name="address", lookup_expr="startswith", label="Address starts with")
+
+    class Meta:
+        model = ContactPoint
+        fields: list[str] = []
+
+
+CONTACT_ORDERINGS = {
+    "recent": ("Recently changed", Ordering("updated_at", "id", descending=True)),
+    "address": ("Address", Ordering("address", "id", descending=False)),
+}
+
+
+class ContactTable(ConsoleTable):
+    channel = tables.Column()
+    address = tables.Column()
+    state = tables.Column()
+    reason = tables.Column()
+    soft_failures = tables.Column(verbose_name="Soft failures")
+    last_failure_at = tables.DateTimeColumn(verbose_name="Last failure", format="Y-m-d H:i")
+    action = tables.Column(accessor="pk", verbose_name="Action", orderable=False)
+
+    class Meta(ConsoleTable.Meta):
+        model = ContactPoint
+        fields = ["channel", "address", "state", "reason", "soft_failures", "last_failure_at"]
+        row_attrs = {"id": lambda record: f"contact-{record.pk}"}
+
+    def render_state(self, record: ContactPoint) -> str:
+        return format_html('<span class="badge {}">{}</span>', record.state, record.get_state_display())
+
+    def render_action(self, record: ContactPoint) -> str:
+        if record.state == ContactState.ACTIVE:
+            return "—"
+        # Submits the page's one reactivate form (which carries the CSRF token) with this contact's id.
+        return format_html(
+            '<button type="submit" form="reactivate-form" name="contact" value="{}">Reactivate {}</button>',
+            record.pk,
+            record.address,
+        )
+
+
+def messages_queryset() -> QuerySet[Message]:
+    return Message.objects.all().only(
+        "id", "message_type", "recipient", "channel", "status", "failure_class", "mandatory", "created_at"
+    )

@@ -1,0 +1,288 @@
+"""Console pages of comms: messages, one message, resend, contacts, previews, and the provider endpoint."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import time
+from datetime import timedelta
+from typing import Any
+
+from django.contrib import messages as flash
+from django.db.models import Count
+from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, JsonResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.utils import timezone
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_GET, require_POST
+
+from console.comms import events
+from console.comms.classes import MessageError, message_classes
+from console.comms.conf import comms_settings
+from console.comms.explain import explain
+from console.comms.models import Alert, Attempt, ContactPoint, Message, Status
+from console.comms.services import (
+    ResendRefused,
+    contact_reactivate,
+    message_bulk_resend,
+    message_resend,
+    provider_event,
+)
+from console.comms.tables import (
+    CONTACT_ORDERINGS,
+    MESSAGE_ORDERINGS,
+    ContactFilter,
+    ContactTable,
+    MessageFilter,
+    MessageTable,
+    messages_queryset,
+)
+from console.core.auth import require_perm, staff_required
+from console.core.http import ConsoleRequest, vary_on_htmx, wants_fragment
+from console.core.tables import filtered_table
+from console.events import emit
+
+RESEND_PERM = "comms.resend_message"
+REACTIVATE_PERM = "comms.reactivate_contactpoint"
+
+
+@staff_required
+@require_GET
+def message_list(request: ConsoleRequest) -> HttpResponse:
+    ft = filtered_table(
+        request,
+        queryset=messages_queryset(),
+        filterset_class=MessageFilter,
+        table_class=MessageTable,
+        orderings=MESSAGE_ORDERINGS,
+        default_sort="newest",
+    )
+    context = {"ft": ft, "target_url": reverse("comms:messages"), "query": ft.query.urlencode()}
+    if wants_fragment(request):
+        return vary_on_htmx(render(request, "comms/messages.html#results", context))
+    return vary_on_htmx(render(request, "comms/messages.html", context))
+
+
+@staff_required
+@require_POST
+def message_bulk(request: ConsoleRequest) -> HttpResponse:
+    """Resend the selected messages, or every message matching the filters after a dry-run count."""
+    require_perm(request, RESEND_PERM)
+    force = request.POST.get("force") == "1"
+    query = request.POST.get("query", "")
+    back = reverse("comms:messages") + (f"?{query}" if query else "")
+    if request.POST.get("scope") == "all":
+        from django.http import QueryDict
+
+        filterset = MessageFilter(QueryDict(query), queryset=Message.objects.all())
+        if not filterset.is_valid():
+            flash.error(request, "The filters are not valid; nothing was resent.")
+            return redirect(back)
+        matching = filterset.qs
+    else:
+        ids = [int(v) for v in request.POST.getlist("ids") if v.isdigit()]
+        if not ids:
+            flash.error(request, "Select at least one message to resend.")
+            return redirect(back)
+        matching = Message.objects.filter(pk__in=ids)
+    if request.POST.get("confirm") != "1" and request.POST.get("scope") == "all":
+        counts = {
+            "matching": matching.count(),
+            "resendable": matching.resendable(force=force).count(),
+        }
+        return render(request, "comms/resend_confirm.html", {"counts": counts, "query": query, "force": force})
+    result = message_bulk_resend(
+        messages=matching.resendable(force=force), actor=request.user, force=force, filters=query
+    )
+    skipped = matching.count() - matching.resendable(force=force).count() + result.skipped
+    text = f"{result.resent} message(s) queued for resending"
+    if skipped:
+        text += f"; {skipped} skipped (in flight, already delivered, expired or without a usable address)"
+    flash.success(request, text + ".")
+    if wants_fragment(request):
+        response = HttpResponse(status=204)
+        response["HX-Redirect"] = back
+        return response
+    return redirect(back)
+
+
+@staff_required
+@require_GET
+def message_detail(request: ConsoleRequest, pk: int) -> HttpResponse:
+    message = get_object_or_404(Message.objects.select_related("created_by"), pk=pk)
+    deliveries = list(message.deliveries.order_by("created_at", "pk"))
+    attempts = list(Attempt.objects.filter(delivery__message=message).order_by("at", "pk"))
+    context = {
+        "message": message,
+        "deliveries": deliveries,
+        "attempts": attempts,
+        "why": explain(message, deliveries, attempts),
+        "in_flight": message.status in (Status.QUEUED, Status.SENDING, Status.DEFERRED, Status.PENDING),
+        "can_resend": request.user.has_perm(RESEND_PERM),
+    }
+    if wants_fragment(request):
+        response = render(request, "comms/message_detail.html#state", context)
+        if not context["in_flight"]:
+            response.status_code = 286
+        return vary_on_htmx(response)
+    return vary_on_htmx(render(request, "comms/message_detail.html", context))
+
+
+@staff_required
+@require_POST
+def message_resend_view(request: ConsoleRequest, pk: int) -> HttpResponse:
+    require_perm(request, RESEND_PERM)
+    message = get_object_or_404(Message, pk=pk)
+    try:
+        message_resend(message=message, actor=request.user, force=request.POST.get("force") == "1")
+    except ResendRefused as exc:
+        flash.error(request, str(exc))
+    else:
+        flash.success(request, f"Message #{message.pk} queued for resending.")
+    return redirect("comms:message", pk=message.pk)
+
+
+@staff_required
+@require_GET
+def contact_list(request: ConsoleRequest) -> HttpResponse:
+    ft = filtered_table(
+        request,
+        queryset=ContactPoint.objects.all(),
+        filterset_class=ContactFilter,
+        table_class=ContactTable,
+        orderings=CONTACT_ORDERINGS,
+        default_sort="recent",
+    )
+    context = {"ft": ft, "target_url": reverse("comms:contacts")}
+    if wants_fragment(request):
+        return vary_on_htmx(render(request, "core/_filtered_table.html#table-region", context))
+    return vary_on_htmx(render(request, "comms/contacts.html", context))
+
+
+@staff_required
+@require_POST
+def contact_reactivate_view(request: ConsoleRequest) -> HttpResponse:
+    require_perm(request, REACTIVATE_PERM)
+    raw = request.POST.get("contact", "")
+    if not raw.isdigit():
+        flash.error(request, "Choose a contact point to reactivate.")
+        return redirect("comms:contacts")
+    contact = get_object_or_404(ContactPoint, pk=int(raw))
+    contact = contact_reactivate(contact=contact, actor=request.user)
+    flash.success(request, f"{contact.address} is active again.")
+    return redirect(reverse("comms:contacts") + "?" + request.POST.get("query", ""))
+
+
+@staff_required
+@require_GET
+def previews(request: ConsoleRequest) -> HttpResponse:
+    items: list[dict[str, Any]] = []
+    for key, cls in sorted(message_classes.items()):
+        item: dict[str, Any] = {"key": key, "cls": cls, "context": cls.sample_context}
+        try:
+            item["rendered"] = cls.sample().render()
+        except MessageError as exc:
+            item["error"] = str(exc)
+        items.append(item)
+    return render(request, "comms/previews.html", {"items": items})
+
+
+# --- provider events -------------------------------------------------------------------------------------
+
+
+def _verified(request: HttpRequest, secret: str) -> str | None:
+    """The problem with the request's signature, or None when it verifies.
+
+    Signed content is ``<timestamp>.<body>`` (HMAC-SHA256, hex) in ``X-Console-Signature: t=<ts>,v1=<hex>``;
+    a timestamp more than five minutes away is refused so a captured request cannot be replayed later.
+    """
+    header = request.headers.get("X-Console-Signature", "")
+    parts = dict(part.split("=", 1) for part in header.split(",") if "=" in part)
+    timestamp, signature = parts.get("t", ""), parts.get("v1", "")
+    if not timestamp.isdigit() or not signature:
+        return "missing or malformed signature"
+    if abs(time.time() - int(timestamp)) > 300:
+        return "timestamp too far from now"
+    expected = hmac.new(secret.encode(), timestamp.encode() + b"." + request.body, hashlib.sha256).hexdigest()
+    if not hmac.compare_digest(expected, signature):
+        return "signature does not match"
+    return None
+
+
+def sign(secret: str, body: bytes, timestamp: int | None = None) -> str:
+    """The ``X-Console-Signature`` value for ``body``: what providers (and tests) send."""
+    ts = str(int(time.time()) if timestamp is None else timestamp)
+    digest = hmac.new(secret.encode(), ts.encode() + b"." + body, hashlib.sha256).hexdigest()
+    return f"t={ts},v1={digest}"
+
+
+@csrf_exempt
+@require_POST
+def inbound(request: HttpRequest) -> HttpResponse:
+    """Provider delivery reports, authenticated by signature; anything that does not verify changes nothing."""
+    secret = comms_settings().INBOUND_SECRET
+    if not secret:
+        return HttpResponseBadRequest("inbound provider events are not configured")
+    problem = _verified(request, secret)
+    if problem:
+        emit(events.PROVIDER_EVENT_REJECTED, reason=problem)
+        return HttpResponseBadRequest(problem)
+    try:
+        payload = json.loads(request.body)
+    except ValueError:
+        return HttpResponseBadRequest("body is not JSON")
+    if not isinstance(payload, dict) or not isinstance(payload.get("event_id"), str):
+        return HttpResponseBadRequest("event_id is required")
+    event_type = payload.get("event")
+    if event_type not in ("delivered", "bounced", "rejected", "complained", "deferred"):
+        return HttpResponseBadRequest("event must be one of delivered, bounced, rejected, complained, deferred")
+    raw_metadata = payload.get("metadata")
+    metadata: dict[str, Any] = raw_metadata if isinstance(raw_metadata, dict) else {}
+    result = provider_event(
+        source=str(payload.get("source", "inbound"))[:50],
+        event_id=payload["event_id"],
+        event_type=event_type,
+        provider_id=str(payload.get("provider_id", ""))[:200],
+        message_id=metadata.get("console_message_id"),
+        delivery_id=metadata.get("console_delivery_id"),
+        description=str(payload.get("description", ""))[:500],
+        code=str(payload.get("code", ""))[:3],
+        payload=payload,
+    )
+    return JsonResponse({"result": result})
+
+
+# --- shell contributions -----------------------------------------------------------------------------------
+
+
+def alert_banner(request: HttpRequest) -> list[str]:
+    user = getattr(request, "user", None)
+    if user is None or not user.is_authenticated or not user.is_staff:
+        return []
+    since = timezone.now() - timedelta(hours=comms_settings().BANNER_HOURS)
+    counts = dict(
+        Alert.objects.filter(created_at__gte=since).values_list("kind").annotate(n=Count("id")).values_list("kind", "n")
+    )
+    banners = []
+    if counts.get("mandatory_failed"):
+        banners.append(
+            f"{counts['mandatory_failed']} mandatory message(s) could not be delivered in the last "
+            f"{comms_settings().BANNER_HOURS} h: see Messages, filter mandatory and failed."
+        )
+    if counts.get("policy"):
+        banners.append(
+            f"{counts['policy']} message(s) were refused by a provider for policy reasons (check sending setup)."
+        )
+    return banners
+
+
+def dashboard_panel(request: HttpRequest) -> dict[str, Any]:
+    since = timezone.now() - timedelta(hours=24)
+    recent = Message.objects.filter(created_at__gte=since)
+    by_status = dict(recent.values_list("status").annotate(n=Count("id")).values_list("status", "n"))
+    return {
+        "by_status": sorted(by_status.items()),
+        "failed_url": reverse("comms:messages") + "?status=failed",
+    }

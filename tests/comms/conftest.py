@@ -1,0 +1,32 @@
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from tests.comms.smtp import SMTPServer
+
+
+@pytest.fixture(scope="session")
+def smtp_server() -> Iterator[SMTPServer]:
+    server = SMTPServer()
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def smtp(smtp_server: SMTPServer, settings: Any) -> Iterator[SMTPServer]:
+    """The scripted SMTP server, with the default mailer pointed at it and alerts addressed to ops."""
+    smtp_server.handler.reset()
+    settings.MAILERS = smtp_server.mailers()
+    settings.CONSOLE_COMMS = {"ALERT_EMAILS": ["ops@example.com"], "BACKOFF_BASE_SECONDS": 0.001}
+    yield smtp_server
+    smtp_server.handler.reset()
+
+
+@pytest.fixture
+def inline_tasks(settings: Any) -> None:
+    """Tasks run where they are enqueued (after commit), so a test follows a message end to end."""
+    settings.TASKS = {"default": {"BACKEND": "django.tasks.backends.immediate.ImmediateBackend"}}
