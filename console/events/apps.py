@@ -11,9 +11,11 @@ class EventsConfig(AppConfig):
     def ready(self) -> None:
         from console.core.logconfig import register_sink
         from console.core.registry import registry
-        from console.events import declarations, pipeline  # noqa: F401  # declares the console's event types
+        from console.events import conf, declarations, pipeline, subscriptions  # noqa: F401  # checks, event types
 
         register_sink(pipeline.sink)
+        pipeline.register_emit_sink(subscriptions.notify_sink)
 
         registry.add_nav("Events", "events:list", 30)
         registry.add_nav("Webhooks", "events:webhooks", 60)
+        registry.add_duty("events.subscriptions", subscriptions.catch_up_all)

@@ -82,3 +82,55 @@ class Event(models.Model):
     @property
     def request_id(self) -> str:
         return str(self.metadata.get("request_id", ""))
+
+
+class CheckpointQuerySet(models.QuerySet["Checkpoint"]):
+    def active(self) -> CheckpointQuerySet:
+        return self.filter(status=Checkpoint.Status.ACTIVE)
+
+
+class Checkpoint(models.Model):
+    """How far one subscriber has read the log; moved only forward, in the transaction of its writes."""
+
+    class Status(models.TextChoices):
+        ACTIVE = "active", "active"
+        PAUSED = "paused", "paused"
+
+    name = models.CharField(max_length=100, unique=True)
+    tx = models.BigIntegerField(null=True, blank=True)
+    position = models.BigIntegerField(default=0)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.ACTIVE)
+    handled = models.BigIntegerField(default=0)
+    failures = models.PositiveIntegerField(default=0)
+    last_error = models.TextField(blank=True, default="")
+    retry_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = CheckpointQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return f"{self.name} at {self.position}"
+
+    @property
+    def cursor(self) -> tuple[int | None, int]:
+        return (self.tx, self.position)
+
+
+class ParkedEvent(models.Model):
+    """An event a subscriber failed on too often: set aside so the subscriber can move on."""
+
+    checkpoint = models.ForeignKey(Checkpoint, on_delete=models.CASCADE, related_name="parked")
+    event = models.ForeignKey(Event, on_delete=models.CASCADE, related_name="+")
+    error = models.TextField()
+    attempts = models.PositiveIntegerField()
+    parked_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-parked_at"]
+        constraints = [models.UniqueConstraint(fields=["checkpoint", "event"], name="parked_event_once")]
+
+    def __str__(self) -> str:
+        return f"{self.checkpoint.name}: #{self.event_id}"

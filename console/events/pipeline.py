@@ -129,7 +129,14 @@ def persist_sink(record: Emit, event_dict: EventDict) -> None:
     if pending is not None:
         pending.append(event)
     else:
-        event.save(force_insert=True)
+        from console.events.reader import lock_for_append, uses_table_lock
+
+        if uses_table_lock():
+            with transaction.atomic():
+                lock_for_append()
+                event.save(force_insert=True)
+        else:
+            event.save(force_insert=True)
     record.stored = event
 
 
@@ -167,6 +174,9 @@ def batch() -> Iterator[list[Event]]:
             yield pending
             _batch.set(None)
             if pending:
+                from console.events.reader import lock_for_append
+
+                lock_for_append()
                 Event.objects.bulk_create(pending, batch_size=1000)
     finally:
         _batch.reset(token)

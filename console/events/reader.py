@@ -1,0 +1,143 @@
+"""The gapless reader: the event log in commit order.
+
+A position is assigned at insert but becomes visible at commit, so tailing ``position > last`` misses rows
+of transactions that commit out of order. On PostgreSQL each row stores its writing transaction id; the
+reader only returns rows of transactions older than the oldest one still running (all of which have
+committed or aborted) in ``(tx, position)`` order, so nothing can appear behind a cursor later. The
+``table_lock`` setting instead serializes writers (``LOCK TABLE ... IN EXCLUSIVE MODE`` in the append
+path), after which position order is commit order. SQLite serializes writers by itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+
+from django.db import connection
+from django.db.models import QuerySet
+
+from console.events.conf import events_settings
+from console.events.models import Event
+
+Cursor = tuple[int | None, int]
+START: Cursor = (None, 0)
+
+
+def uses_xid() -> bool:
+    return connection.vendor == "postgresql" and events_settings().READER == "xid"
+
+
+def uses_table_lock() -> bool:
+    return connection.vendor == "postgresql" and events_settings().READER == "table_lock"
+
+
+def lock_for_append() -> None:
+    """Serialize writers under the ``table_lock`` strategy; call in the transaction that appends events."""
+    if uses_table_lock():
+        with connection.cursor() as cursor:
+            cursor.execute(f"LOCK TABLE {Event._meta.db_table} IN EXCLUSIVE MODE")
+
+
+# The oldest transaction that may still commit rows into this database's log. Candidates are the running
+# xids of the statement's snapshot (cluster-wide, never our own) plus, when our transaction has an xid, every
+# xid between the snapshot's xmax and ours (assigned, not completed, so possibly running). Candidates proven
+# to belong to a backend of another database are dropped: they cannot write our table and must not stall
+# readers; an xid whose owner cannot be identified counts, which can only make a reader wait, never skip.
+# Without candidates everything older than the snapshot's xmax has completed, and so has everything older
+# than our own xid, so our own rows (visible only to us) are readable in their place in the order.
+HORIZON_SQL = """(
+    WITH snap AS (
+        SELECT pg_current_snapshot() AS s, pg_current_xact_id_if_assigned()::text::bigint AS own
+    ),
+    candidates AS (
+        SELECT running.xid::text::bigint AS xid FROM snap, pg_snapshot_xip(snap.s) AS running(xid)
+        UNION ALL
+        SELECT generate_series(pg_snapshot_xmax(snap.s)::text::bigint, snap.own - 1) FROM snap
+        WHERE snap.own IS NOT NULL
+    )
+    SELECT COALESCE(
+        (
+            SELECT MIN(candidates.xid) FROM candidates
+            WHERE NOT EXISTS (
+                SELECT 1 FROM pg_locks AS lock JOIN pg_stat_activity AS backend ON backend.pid = lock.pid
+                WHERE lock.locktype = 'transactionid' AND lock.mode = 'ExclusiveLock' AND lock.granted
+                  AND lock.transactionid::text::bigint = mod(candidates.xid, 4294967296)
+                  AND backend.datname IS DISTINCT FROM current_database()
+            )
+        ),
+        (SELECT GREATEST(pg_snapshot_xmax(snap.s)::text::bigint, snap.own + 1) FROM snap)
+    )
+)"""
+
+
+def _fresh_activity() -> None:
+    # pg_stat_activity is cached for the rest of a transaction; a stale copy could misattribute a reused pid.
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_stat_clear_snapshot()")
+
+
+def read_batch(after: Cursor, *, limit: int, types: Collection[str] | None = None) -> list[Event]:
+    """Up to ``limit`` events after ``after`` in commit order, optionally only of ``types``."""
+    queryset: QuerySet[Event] = Event.objects.all()
+    if types is not None:
+        if not types:
+            return []
+        queryset = queryset.filter(type__in=list(types))
+    if uses_xid():
+        tx = -1 if after[0] is None else after[0]
+        _fresh_activity()
+        queryset = queryset.extra(  # row comparison and snapshot horizon have no ORM spelling
+            where=["(tx, position) > (%s, %s)", f"tx < {HORIZON_SQL}"],
+            params=[tx, after[1]],
+        ).order_by("tx", "position")
+    else:
+        queryset = queryset.filter(position__gt=after[1]).order_by("position")
+    return list(queryset[:limit])
+
+
+def cursor_of(event: Event) -> Cursor:
+    return (event.tx if uses_xid() else None, event.position)
+
+
+def head() -> Cursor:
+    """The cursor of the newest event a reader can see now; ``START`` for an empty log."""
+    if uses_xid():
+        _fresh_activity()
+        newest = (
+            Event.objects.extra(where=[f"tx < {HORIZON_SQL}"])  # see read_batch
+            .order_by("-tx", "-position")
+            .values_list("tx", "position")
+            .first()
+        )
+    else:
+        newest = Event.objects.order_by("-position").values_list("tx", "position").first()
+    if newest is None:
+        return START
+    return (newest[0] if uses_xid() else None, newest[1])
+
+
+def oldest_open_transaction() -> tuple[int, float] | None:
+    """PostgreSQL: the oldest running transaction that holds readers back (its xid and age in seconds).
+
+    That is the reader's horizon when a transaction of this database (other than the caller's) is running;
+    ``None`` when nothing holds readers back, and on other databases.
+    """
+    if connection.vendor != "postgresql":
+        return None
+    _fresh_activity()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""
+            WITH horizon AS (SELECT {HORIZON_SQL} AS xid)
+            SELECT horizon.xid, EXTRACT(EPOCH FROM clock_timestamp() - backend.xact_start)::float8
+            FROM horizon
+            JOIN pg_locks AS lock
+              ON lock.locktype = 'transactionid' AND lock.mode = 'ExclusiveLock' AND lock.granted
+             AND lock.transactionid::text::bigint = mod(horizon.xid, 4294967296)
+            LEFT JOIN pg_stat_activity AS backend ON backend.pid = lock.pid
+            LIMIT 1
+            """
+        )
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    return int(row[0]), float(row[1] or 0.0)

@@ -1,0 +1,199 @@
+"""Subscriptions: named checkpoints over the log, each moved by its subscriber in the same transaction.
+
+A subscriber handles a batch of events inside the transaction that moves its checkpoint, so its writes and
+its position commit together or not at all. A batch that raises is rolled back and replayed one event at a
+time to find the failing event; the events before it are kept, the failure is recorded with a backoff, and
+after ``max_attempts`` the event is parked and the subscriber moves on.
+"""
+
+from __future__ import annotations
+
+import traceback
+from collections.abc import Sequence
+from datetime import timedelta
+from typing import ClassVar
+
+import structlog
+from django.db import DEFAULT_DB_ALIAS, connections, transaction
+from django.utils import timezone
+
+from console.events.conf import events_settings
+from console.events.models import Checkpoint, Event, ParkedEvent
+from console.events.reader import Cursor, cursor_of, read_batch
+
+log = structlog.get_logger(__name__)
+
+
+class Subscriber:
+    """Subclass, give it a stable ``name``, implement ``handle``, then ``register(instance)``."""
+
+    name: ClassVar[str]
+    types: ClassVar[frozenset[str] | None] = None
+    batch_size: ClassVar[int] = 500
+    max_attempts: ClassVar[int] = 5
+
+    def handle(self, events: Sequence[Event]) -> None:
+        raise NotImplementedError
+
+
+_subscribers: dict[str, Subscriber] = {}
+
+
+def register(subscriber: Subscriber) -> None:
+    existing = _subscribers.get(subscriber.name)
+    if existing is not None and type(existing) is not type(subscriber):
+        raise ValueError(f"subscriber {subscriber.name!r} is already registered by {type(existing).__name__}")
+    _subscribers[subscriber.name] = subscriber
+
+
+def unregister(name: str) -> None:
+    _subscribers.pop(name, None)
+
+
+def get(name: str) -> Subscriber:
+    try:
+        return _subscribers[name]
+    except KeyError:
+        raise LookupError(f"no subscriber named {name!r} is registered") from None
+
+
+def registered() -> list[Subscriber]:
+    return sorted(_subscribers.values(), key=lambda subscriber: subscriber.name)
+
+
+def backoff(failures: int) -> timedelta:
+    conf = events_settings()
+    return timedelta(seconds=min(conf.RETRY_BASE_SECONDS * 2 ** max(failures - 1, 0), conf.RETRY_MAX_SECONDS))
+
+
+def _error_text(exc: BaseException) -> str:
+    return "".join(traceback.format_exception_only(exc)).strip()[:4000]
+
+
+def _advance(checkpoint: Checkpoint, cursor: Cursor, handled: int) -> None:
+    new = (-1 if cursor[0] is None else cursor[0], cursor[1])
+    old = (-1 if checkpoint.tx is None else checkpoint.tx, checkpoint.position)
+    if new <= old:
+        raise RuntimeError(f"checkpoint {checkpoint.name!r} may only move forward")
+    checkpoint.tx, checkpoint.position = cursor
+    checkpoint.handled += handled
+
+
+def _step(subscriber: Subscriber) -> tuple[int, bool]:
+    """Handle one batch; returns (events handled, whether more may be waiting)."""
+    Checkpoint.objects.get_or_create(name=subscriber.name)
+    with transaction.atomic():
+        checkpoint = Checkpoint.objects.select_for_update().get(name=subscriber.name)
+        if checkpoint.status != Checkpoint.Status.ACTIVE:
+            return 0, False
+        if checkpoint.retry_at is not None and checkpoint.retry_at > timezone.now():
+            return 0, False
+        events = read_batch(checkpoint.cursor, limit=subscriber.batch_size, types=subscriber.types)
+        if not events:
+            return 0, False
+        try:
+            with transaction.atomic():
+                subscriber.handle(events)
+        except Exception as exc:
+            log.warning("subscription.batch_failed", subscriber=subscriber.name, error=_error_text(exc))
+            return _step_one_by_one(subscriber, checkpoint, events)
+        _advance(checkpoint, cursor_of(events[-1]), len(events))
+        checkpoint.failures = 0
+        checkpoint.last_error = ""
+        checkpoint.retry_at = None
+        checkpoint.save()
+        return len(events), len(events) == subscriber.batch_size
+
+
+def _step_one_by_one(subscriber: Subscriber, checkpoint: Checkpoint, events: list[Event]) -> tuple[int, bool]:
+    handled = 0
+    for event in events:
+        try:
+            with transaction.atomic():
+                subscriber.handle([event])
+        except Exception as exc:
+            error = _error_text(exc)
+            attempts = checkpoint.failures + 1
+            checkpoint.last_error = f"event #{event.position}: {error}"
+            if attempts < subscriber.max_attempts:
+                checkpoint.failures = attempts
+                checkpoint.retry_at = timezone.now() + backoff(attempts)
+                checkpoint.save()
+                log.warning(
+                    "subscription.event_failed",
+                    subscriber=subscriber.name,
+                    position=event.position,
+                    attempts=attempts,
+                    error=error,
+                )
+                return handled, False
+            ParkedEvent.objects.create(checkpoint=checkpoint, event=event, error=error, attempts=attempts)
+            log.error("subscription.event_parked", subscriber=subscriber.name, position=event.position, error=error)
+            _advance(checkpoint, cursor_of(event), 0)
+        else:
+            _advance(checkpoint, cursor_of(event), 1)
+            handled += 1
+        checkpoint.failures = 0
+        checkpoint.retry_at = None
+    checkpoint.save()
+    return handled, len(events) == subscriber.batch_size
+
+
+def catch_up(name: str, *, max_batches: int | None = None) -> int:
+    """Handle what is available to subscriber ``name``, batch by batch; returns how many events it handled."""
+    subscriber = get(name)
+    total = 0
+    batches = 0
+    while max_batches is None or batches < max_batches:
+        handled, more = _step(subscriber)
+        total += handled
+        batches += 1
+        if not more:
+            break
+    return total
+
+
+def catch_up_all() -> dict[str, int]:
+    """Catch up every registered subscriber; one that fails unexpectedly never stops the others."""
+    results: dict[str, int] = {}
+    for subscriber in registered():
+        try:
+            results[subscriber.name] = catch_up(subscriber.name)
+        except Exception:
+            log.exception("subscription.catch_up_failed", subscriber=subscriber.name)
+            results[subscriber.name] = -1
+    return results
+
+
+def pause(name: str) -> None:
+    Checkpoint.objects.update_or_create(name=name, defaults={"status": Checkpoint.Status.PAUSED})
+
+
+def resume(name: str) -> None:
+    Checkpoint.objects.update_or_create(name=name, defaults={"status": Checkpoint.Status.ACTIVE, "retry_at": None})
+
+
+def _dispatch() -> None:
+    from console.events.tasks import catch_up_subscriptions
+
+    catch_up_subscriptions.enqueue()
+
+
+def notify_appended(using: str = DEFAULT_DB_ALIAS) -> None:
+    """Say that events were appended: subscribers catch up once the surrounding transaction commits.
+
+    The emit pipeline calls this; so must code that inserts events itself (bulk appends). One task is
+    enqueued per transaction however many events it appends.
+    """
+    if not _subscribers:
+        return
+    conn = connections[using]
+    if conn.in_atomic_block and any(entry[1] is _dispatch for entry in conn.run_on_commit):
+        return
+    transaction.on_commit(_dispatch, using=using)
+
+
+def notify_sink(record: object, event_dict: object) -> None:
+    """Emit sink: a persisted event wakes the subscribers after commit."""
+    if getattr(record, "stored", None) is not None:
+        notify_appended()

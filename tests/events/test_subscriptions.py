@@ -1,0 +1,165 @@
+"""Subscribers move their checkpoint with their writes; failures are isolated, retried, then parked."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from datetime import timedelta
+from typing import Any, ClassVar
+
+import pytest
+from django.db import transaction
+from django.utils import timezone
+
+from console.core.tick import run_tick
+from console.events import subscriptions
+from console.events.models import Checkpoint, Event, ParkedEvent
+from console.events.pipeline import batch, emit
+from console.events.subscriptions import Subscriber, catch_up, notify_appended, register
+from tests.events.conftest import PING, SEEN
+
+
+class Recorder(Subscriber):
+    """Writes one ``test.seen`` event per ping, in the transaction that moves its checkpoint."""
+
+    name: ClassVar[str] = "test.recorder"
+    types: ClassVar[frozenset[str] | None] = frozenset({"test.ping"})
+    batch_size: ClassVar[int] = 4
+    max_attempts: ClassVar[int] = 3
+
+    def __init__(self, fail: Callable[[int], bool] = lambda n: False) -> None:
+        self.fail = fail
+        self.calls: list[list[int]] = []
+
+    def handle(self, events: Sequence[Event]) -> None:
+        self.calls.append([e.data["n"] for e in events])
+        for event in events:
+            emit(SEEN, n=event.data["n"])
+            if self.fail(event.data["n"]):
+                raise RuntimeError(f"cannot handle {event.data['n']}")
+
+
+@pytest.fixture(autouse=True)
+def fast_retries(settings: Any, no_subscribers: None) -> None:
+    settings.CONSOLE_EVENTS = {"RETRY_BASE_SECONDS": 0}
+
+
+def _pings(count: int) -> None:
+    with batch():
+        for n in range(count):
+            emit(PING, n=n)
+
+
+def _seen() -> list[int]:
+    return sorted(Event.objects.filter(type="test.seen").values_list("data__n", flat=True))
+
+
+def test_it_handles_every_event_once_in_batches_and_moves_the_checkpoint(db: None) -> None:
+    recorder = Recorder()
+    register(recorder)
+    _pings(10)
+    assert catch_up("test.recorder") == 10
+    assert recorder.calls == [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9]]
+    checkpoint = Checkpoint.objects.get(name="test.recorder")
+    assert checkpoint.handled == 10
+    assert checkpoint.position == Event.objects.filter(type="test.ping").latest("position").position
+    assert catch_up("test.recorder") == 0
+    assert _seen() == list(range(10))
+
+
+def test_max_batches_bounds_one_call(db: None) -> None:
+    register(Recorder())
+    _pings(10)
+    assert catch_up("test.recorder", max_batches=1) == 4
+    assert catch_up("test.recorder") == 6
+
+
+def test_a_subscriber_failing_mid_batch_resumes_with_nothing_lost_or_doubled(db: None) -> None:
+    failures_left = {"count": 2}
+
+    def fail(n: int) -> bool:
+        if n == 5 and failures_left["count"] > 0:
+            failures_left["count"] -= 1
+            return True
+        return False
+
+    recorder = Recorder(fail)
+    register(recorder)
+    _pings(10)
+
+    # The batch 4..7 fails; retried one by one, 4 is kept and 5 fails again: the checkpoint stops before 5.
+    assert catch_up("test.recorder") == 5
+    checkpoint = Checkpoint.objects.get(name="test.recorder")
+    assert checkpoint.failures == 1
+    assert "cannot handle 5" in checkpoint.last_error
+    assert checkpoint.retry_at is not None
+    assert _seen() == [0, 1, 2, 3, 4]
+
+    assert catch_up("test.recorder") == 5
+    checkpoint = Checkpoint.objects.get(name="test.recorder")
+    assert checkpoint.failures == 0 and checkpoint.last_error == "" and checkpoint.retry_at is None
+    assert checkpoint.handled == 10
+    assert _seen() == list(range(10))
+    assert not ParkedEvent.objects.exists()
+
+
+def test_an_event_failing_max_attempts_times_is_parked_and_the_rest_go_on(db: None) -> None:
+    recorder = Recorder(lambda n: n == 5)
+    register(recorder)
+    _pings(10)
+    for _ in range(Recorder.max_attempts):
+        catch_up("test.recorder")
+    parked = ParkedEvent.objects.get()
+    assert parked.event.data["n"] == 5
+    assert parked.attempts == Recorder.max_attempts
+    assert "cannot handle 5" in parked.error
+    assert _seen() == [0, 1, 2, 3, 4, 6, 7, 8, 9]
+    checkpoint = Checkpoint.objects.get(name="test.recorder")
+    assert checkpoint.position == Event.objects.filter(type="test.ping").latest("position").position
+    assert checkpoint.failures == 0
+
+
+def test_it_waits_for_the_backoff_before_retrying(db: None, settings: Any) -> None:
+    settings.CONSOLE_EVENTS = {"RETRY_BASE_SECONDS": 60}
+    register(Recorder(lambda n: n == 1))
+    _pings(3)
+    assert catch_up("test.recorder") == 1
+    checkpoint = Checkpoint.objects.get(name="test.recorder")
+    assert checkpoint.retry_at is not None
+    assert checkpoint.retry_at > timezone.now() + timedelta(seconds=50)
+    assert catch_up("test.recorder") == 0
+
+
+def test_backoff_doubles_up_to_the_cap(settings: Any) -> None:
+    settings.CONSOLE_EVENTS = {"RETRY_BASE_SECONDS": 2, "RETRY_MAX_SECONDS": 10}
+    assert [subscriptions.backoff(n).total_seconds() for n in (1, 2, 3, 4)] == [2, 4, 8, 10]
+
+
+def test_a_paused_subscription_does_nothing(db: None) -> None:
+    recorder = Recorder()
+    register(recorder)
+    _pings(3)
+    subscriptions.pause("test.recorder")
+    assert catch_up("test.recorder") == 0
+    assert recorder.calls == []
+    subscriptions.resume("test.recorder")
+    assert catch_up("test.recorder") == 3
+
+
+def test_the_tick_catches_up_every_subscriber(db: None) -> None:
+    register(Recorder())
+    _pings(2)
+    assert run_tick()["events.subscriptions"] == {"test.recorder": 2}
+
+
+def test_appending_in_one_transaction_enqueues_one_catch_up(db: None, django_capture_on_commit_callbacks: Any) -> None:
+    register(Recorder())
+    with django_capture_on_commit_callbacks() as callbacks, transaction.atomic():
+        emit(PING, n=1)
+        emit(PING, n=2)
+        notify_appended()
+    assert [c for c in callbacks if c is subscriptions._dispatch] == [subscriptions._dispatch]
+
+
+def test_unknown_subscriber_names_are_an_error() -> None:
+    with pytest.raises(LookupError):
+        catch_up("nobody")
