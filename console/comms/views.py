@@ -180,7 +180,16 @@ def contact_reactivate_view(request: ConsoleRequest) -> HttpResponse:
 def previews(request: ConsoleRequest) -> HttpResponse:
     items: list[dict[str, Any]] = []
     for key, cls in sorted(message_classes.items()):
-        item: dict[str, Any] = {"key": key, "cls": cls, "context": cls.sample_context}
+        # Plain values: the template engine would call a class it is handed.
+        item: dict[str, Any] = {
+            "key": key,
+            "label": cls.label or key,
+            "channels": cls.channels,
+            "fallback": cls.fallback,
+            "mandatory": cls.mandatory,
+            "category": cls.category,
+            "ttl": cls.ttl,
+        }
         try:
             item["rendered"] = cls.sample().render()
         except MessageError as exc:

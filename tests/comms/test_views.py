@@ -1,0 +1,178 @@
+"""The console pages: messages table, bulk resend with a dry run, detail, contacts, previews, banner."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from django.contrib.auth.models import User
+from django.test import Client
+from django.urls import reverse
+
+from console.comms import services
+from console.comms.classes import lookup
+from console.comms.models import Alert, ContactPoint, ContactState, Delivery, FailureClass, Message, Status
+from console.comms.services import Recipient, send
+from console.events.models import Event
+
+Capture = Callable[..., Any]
+
+
+@pytest.fixture
+def dispatched(monkeypatch: pytest.MonkeyPatch) -> list[list[int]]:
+    calls: list[list[int]] = []
+    monkeypatch.setattr(services, "_dispatch", lambda ids, run_after=None: calls.append(list(ids)))
+    return calls
+
+
+def make(status: str, *, recipient: str = "ada@example.com", failure: str = "", **context: Any) -> Message:
+    cls = lookup("order_confirmation")
+    assert cls is not None
+    message = send(cls(**{**cls.sample_context, **context}), to=Recipient(recipient, email=recipient))
+    Message.objects.filter(pk=message.pk).update(status=status, failure_class=failure)
+    Delivery.objects.filter(message=message).update(status=status, failure_class=failure)
+    message.refresh_from_db()
+    return message
+
+
+def test_the_messages_page_filters_and_answers_htmx_with_the_table_only(client: Client, staff: User) -> None:
+    failed = make(Status.FAILED, recipient="failed@example.com", failure=FailureClass.RECIPIENT)
+    make(Status.SENT, recipient="sent@example.com")
+    client.force_login(staff)
+    page = client.get(reverse("comms:messages"), {"status": "failed"}).content.decode()
+    assert "failed@example.com" in page and "sent@example.com" not in page
+    assert f'name="ids" value="{failed.pk}"' in page and '<form class="filters"' in page
+    fragment = client.get(
+        reverse("comms:messages"), {"failure_class": "recipient"}, headers={"HX-Request": "true"}
+    ).content.decode()
+    assert fragment.lstrip().startswith('<div id="table-region"') and "<html" not in fragment
+    assert "failed@example.com" in fragment
+    bad = client.get(reverse("comms:messages"), {"since": "yesterday", "status": "nope"})
+    assert bad.status_code == 200 and "Enter a valid date." in bad.content.decode()
+
+
+def test_user_text_is_escaped_everywhere(client: Client, staff: User) -> None:
+    message = make(Status.FAILED, name="<script>alert(1)</script>")
+    client.force_login(staff)
+    detail = client.get(reverse("comms:message", args=[message.pk])).content.decode()
+    assert "<script>alert(1)</script>" not in detail
+    assert 'sandbox=""' in detail and "srcdoc=" in detail
+
+
+def test_staff_without_the_permission_cannot_resend(client: Client, staff: User, dispatched: list[list[int]]) -> None:
+    message = make(Status.FAILED)
+    client.force_login(staff)
+    assert client.post(reverse("comms:messages_resend"), {"ids": [message.pk]}).status_code == 403
+    assert client.post(reverse("comms:message_resend", args=[message.pk])).status_code == 403
+    assert dispatched == []
+
+
+def test_resending_selected_messages_goes_through_the_queue_and_skips_sent_ones(
+    client: Client, operator: User, dispatched: list[list[int]], django_capture_on_commit_callbacks: Capture
+) -> None:
+    with django_capture_on_commit_callbacks(execute=True):
+        failed = [make(Status.FAILED, failure=FailureClass.TEMPORARY) for _ in range(2)]
+        sent = make(Status.SENT)
+    dispatched.clear()
+    client.force_login(operator)
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(
+            reverse("comms:messages_resend"), {"ids": [m.pk for m in [*failed, sent]], "query": "status=failed"}
+        )
+    assert response.status_code == 302 and response["Location"] == "/messages/?status=failed"
+    assert len(dispatched) == 1 and len(dispatched[0]) == 2
+    for message in failed:
+        message.refresh_from_db()
+        assert message.status == Status.QUEUED
+    sent.refresh_from_db()
+    assert sent.status == Status.SENT
+    resent = Event.objects.filter(type="message.resent")
+    assert resent.count() == 2 and {e.actor_id for e in resent} == {operator.pk}
+    assert Event.objects.get(type="message.bulk_resend").data["count"] == 2
+
+
+def test_resend_all_matching_shows_a_dry_run_count_first(
+    client: Client, operator: User, dispatched: list[list[int]]
+) -> None:
+    for _ in range(3):
+        make(Status.FAILED, failure=FailureClass.POLICY)
+    make(Status.SENT)
+    dispatched.clear()
+    client.force_login(operator)
+    dry = client.post(reverse("comms:messages_resend"), {"scope": "all", "query": "failure_class=policy"})
+    assert dry.status_code == 200
+    html = dry.content.decode()
+    assert 'data-testid="matching">3<' in html and "Resend 3 messages" in html
+    assert dispatched == [] and not Event.objects.filter(type="message.resent").exists()
+    done = client.post(
+        reverse("comms:messages_resend"), {"scope": "all", "query": "failure_class=policy", "confirm": "1"}
+    )
+    assert done.status_code == 302
+    assert Message.objects.filter(status=Status.QUEUED).count() == 3
+    invalid = client.post(reverse("comms:messages_resend"), {"scope": "all", "query": "since=bad"})
+    assert invalid.status_code == 302
+    nothing = client.post(reverse("comms:messages_resend"), {"ids": ["x"]})
+    assert nothing.status_code == 302
+
+
+def test_an_expired_message_is_not_resent_and_the_page_says_so(
+    client: Client, operator: User, dispatched: list[list[int]]
+) -> None:
+    message = make(Status.FAILED, failure=FailureClass.TEMPORARY)
+    Message.objects.filter(pk=message.pk).update(expires_at=message.created_at - timedelta(seconds=1))
+    dispatched.clear()
+    client.force_login(operator)
+    response = client.post(reverse("comms:message_resend", args=[message.pk]), follow=True)
+    assert "expired" in response.content.decode() and "nothing was sent" in response.content.decode()
+    assert dispatched == []
+    message.refresh_from_db()
+    assert message.status == Status.FAILED
+
+
+def test_the_detail_page_explains_and_polls_only_while_in_flight(client: Client, staff: User) -> None:
+    message = make(Status.FAILED, failure=FailureClass.RECIPIENT)
+    Delivery.objects.filter(message=message).update(reason="550 5.1.1 user unknown")
+    client.force_login(staff)
+    page = client.get(reverse("comms:message", args=[message.pk])).content.decode()
+    assert "Why it was not delivered" in page and "does not exist or cannot receive mail" in page
+    final = client.get(reverse("comms:message", args=[message.pk]), headers={"HX-Request": "true"})
+    assert final.status_code == 286 and "hx-trigger" not in final.content.decode()
+    queued = make(Status.QUEUED)
+    live = client.get(reverse("comms:message", args=[queued.pk]), headers={"HX-Request": "true"})
+    assert live.status_code == 200 and "every 1s [document.visibilityState === 'visible']" in live.content.decode()
+    assert client.get(reverse("comms:message", args=[999999])).status_code == 404
+
+
+def test_contacts_can_be_reactivated_by_operators_only(client: Client, staff: User, operator: User) -> None:
+    contact = ContactPoint.objects.create(
+        channel="email", address="gone@example.com", state=ContactState.DEFUNCT, reason="550 5.1.1"
+    )
+    client.force_login(staff)
+    page = client.get(reverse("comms:contacts"), {"state": "defunct"}).content.decode()
+    assert "gone@example.com" in page and 'form="reactivate-form"' in page
+    assert client.post(reverse("comms:contact_reactivate"), {"contact": contact.pk}).status_code == 403
+    client.force_login(operator)
+    response = client.post(reverse("comms:contact_reactivate"), {"contact": contact.pk})
+    assert response.status_code == 302
+    contact.refresh_from_db()
+    assert contact.state == ContactState.ACTIVE and contact.evidence["previous_reason"] == "550 5.1.1"
+    assert Event.objects.get(type="contact.reactivated").actor_id == operator.pk
+    assert client.post(reverse("comms:contact_reactivate"), {"contact": "nope"}).status_code == 302
+
+
+def test_previews_render_every_class_with_sample_context(client: Client, staff: User) -> None:
+    client.force_login(staff)
+    page = client.get(reverse("comms:previews")).content.decode()
+    assert "Your order A-1042 is confirmed" in page and "Reset your password" in page
+    assert "Parcelway has it" in page and "(never re-routed)" in page
+
+
+def test_alerts_show_as_a_banner_for_staff(client: Client, staff: User) -> None:
+    message = make(Status.FAILED)
+    Alert.objects.create(kind="mandatory_failed", message=message, text="x")
+    client.force_login(staff)
+    page = client.get(reverse("core:dashboard")).content.decode()
+    assert "1 mandatory message(s) could not be delivered" in page
+    assert "Messages (last 24 h)" in page
