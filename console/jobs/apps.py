@@ -10,5 +10,8 @@ class JobsConfig(AppConfig):
 
     def ready(self) -> None:
         from console.core.registry import registry
+        from console.jobs import conf, events  # noqa: F401  # system checks and event declarations
+        from console.jobs.services import reap_lost_runs
 
         registry.add_nav("Jobs", "jobs:catalog", 10)
+        registry.add_duty("jobs.reap_lost_runs", reap_lost_runs)

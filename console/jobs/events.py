@@ -1,0 +1,63 @@
+"""The job lifecycle in the event log: who queued, stopped or was refused which command, and how runs ended."""
+
+from __future__ import annotations
+
+from console.events.catalog import Metric, declare
+
+STATUSES = ("succeeded", "failed", "cancelled", "lost")
+
+JOB_QUEUED = declare(
+    "job.queued",
+    description="A user queued a management command as a job.",
+    required={"run_id", "command", "argv"},
+    optional={"reason", "rerun_of"},
+    audit=True,
+    metrics=[Metric("console_jobs_queued_total", "counter", "Jobs queued.")],
+)
+JOB_STARTED = declare(
+    "job.started",
+    description="A worker claimed a queued job and started its process.",
+    required={"run_id", "command", "worker_host", "worker_pid", "child_pid"},
+)
+JOB_FINISHED = declare(
+    "job.finished",
+    description="A job's process exited on its own (successfully or not).",
+    required={"run_id", "command", "status", "exit_code", "seconds"},
+    optional={"note", "lines"},
+    metrics=[
+        Metric(
+            "console_jobs_finished_total",
+            "counter",
+            "Jobs that ended, by final status.",
+            labels=("status",),
+            allowed={"status": STATUSES},
+        ),
+        Metric("console_job_seconds", "histogram", "How long jobs ran.", value_field="seconds"),
+    ],
+)
+JOB_STOP_REQUESTED = declare(
+    "job.stop_requested",
+    description="A user asked to stop a job.",
+    required={"run_id", "command", "status"},
+    audit=True,
+)
+JOB_STOPPED = declare(
+    "job.stopped",
+    description="A job was stopped at a user's request.",
+    required={"run_id", "command", "exit_code"},
+    optional={"seconds", "lines"},
+)
+JOB_LOST = declare(
+    "job.lost",
+    description="A running job stopped heartbeating (its worker died) and was marked lost.",
+    required={"run_id", "command", "worker_host", "heartbeat_at"},
+    optional={"child_killed"},
+    level="warning",
+)
+JOB_DENIED = declare(
+    "job.denied",
+    description="A user tried to run a command they may not run, or that never runs from the console.",
+    required={"command", "why"},
+    level="warning",
+    audit=True,
+)

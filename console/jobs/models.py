@@ -1,0 +1,139 @@
+from __future__ import annotations
+
+from datetime import timedelta
+from django.conf import settings
+from django.db import models
+from django.utils import timezone
+
+
+class Status(models.TextChoices):
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLING = "cancelling"
+    CANCELLED = "cancelled"
+    LOST = "lost"
+
+
+ACTIVE = (Status.QUEUED, Status.RUNNING, Status.CANCELLING)
+LIVE = (Status.RUNNING, Status.CANCELLING)
+FINAL = (Status.SUCCEEDED, Status.FAILED, Status.CANCELLED, Status.LOST)
+
+
+class JobRunQuerySet(models.QuerySet["JobRun"]):
+    def active(self) -> JobRunQuerySet:
+        return self.filter(status__in=ACTIVE)
+
+    def stale(self, *, older_than: timedelta) -> JobRunQuerySet:
+        """Runs that claim to be running but have not heartbeated for ``older_than``."""
+        return self.filter(status__in=LIVE, heartbeat_at__lt=timezone.now() - older_than)
+
+    def unclaimed(self, *, older_than: timedelta) -> JobRunQuerySet:
+        return self.filter(status=Status.QUEUED, queued_at__lt=timezone.now() - older_than)
+
+
+class JobRun(models.Model):
+    """One execution of a management command, from the request that queued it to its exit."""
+
+    command = models.CharField(max_length=100)
+    app = models.CharField(max_length=200, blank=True, default="")
+    argv = models.JSONField(default=list, help_text="Arguments after the command name, exactly as run.")
+    argv_display = models.TextField(
+        blank=True, default="", help_text="The command line with secret values masked: what is shown and searched."
+    )
+    secret_indexes = models.JSONField(default=list, blank=True, help_text="Positions in argv holding secrets.")
+    form_data = models.JSONField(
+        default=dict, blank=True, help_text="The form as submitted, secrets left out: prefills an edited re-run."
+    )
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="job_runs"
+    )
+    reason = models.CharField(max_length=500, blank=True, default="")
+    rerun_of = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="reruns")
+    status = models.CharField(max_length=12, choices=Status.choices, default=Status.QUEUED)
+    exclusive = models.BooleanField(default=False)
+    timeout_seconds = models.FloatField(default=3600)
+    queued_at = models.DateTimeField(default=timezone.now)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    exit_code = models.IntegerField(null=True, blank=True)
+    note = models.CharField(max_length=500, blank=True, default="", help_text="Why the run ended as it did.")
+    worker_host = models.CharField(max_length=255, blank=True, default="")
+    worker_pid = models.IntegerField(null=True, blank=True)
+    child_pid = models.IntegerField(null=True, blank=True, help_text="Also the child's process group id.")
+    stop_requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    last_seq = models.IntegerField(default=0, help_text="Number of the last output chunk written.")
+    line_count = models.BigIntegerField(default=0)
+    partial_line = models.TextField(
+        blank=True, default="", help_text="The line being written now (a progress bar), not yet ended by a newline."
+    )
+
+    objects = JobRunQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-id"]
+        permissions = [("run_command", "Can run management commands as jobs")]
+        indexes = [
+            models.Index(fields=["command", "-id"], name="jobrun_command_id"),
+            models.Index(fields=["status", "-id"], name="jobrun_status_id"),
+            models.Index(fields=["requested_by", "-id"], name="jobrun_user_id"),
+            models.Index(fields=["queued_at"], name="jobrun_queued_at"),
+        ]
+        constraints = [
+            # The per-command lock: a crash cannot leave it stuck, because the reaper moves the run on.
+            models.UniqueConstraint(
+                fields=["command"],
+                condition=models.Q(exclusive=True, status__in=["running", "cancelling"]),
+                name="jobrun_one_live_exclusive_run",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"#{self.pk} {self.command}"
+
+    @property
+    def is_final(self) -> bool:
+        return self.status in FINAL
+
+    @property
+    def can_stop(self) -> bool:
+        return self.status in (Status.QUEUED, Status.RUNNING)
+
+    @property
+    def duration(self) -> timedelta | None:
+        if self.started_at is None:
+            return None
+        return (self.finished_at or timezone.now()) - self.started_at
+
+
+class Stream(models.TextChoices):
+    STDOUT = "out", "stdout"
+    STDERR = "err", "stderr"
+
+
+class OutputChunkQuerySet(models.QuerySet["OutputChunk"]):
+    def after(self, seq: int) -> OutputChunkQuerySet:
+        return self.filter(seq__gt=seq).order_by("seq")
+
+
+class OutputChunk(models.Model):
+    """A batch of complete output lines from one stream, numbered so a browser asks only for what is new."""
+
+    run = models.ForeignKey(JobRun, on_delete=models.CASCADE, related_name="chunks")
+    seq = models.IntegerField()
+    stream = models.CharField(max_length=3, choices=Stream.choices, default=Stream.STDOUT)
+    text = models.TextField()
+    lines = models.IntegerField(default=0)
+
+    objects = OutputChunkQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["run", "seq"]
+        constraints = [models.UniqueConstraint(fields=["run", "seq"], name="outputchunk_run_seq")]
+
+    def __str__(self) -> str:
+        return f"{self.run_id}:{self.seq}"
