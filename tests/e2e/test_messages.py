@@ -1,0 +1,70 @@
+"""Staff filter failed messages, select two, resend them, and watch them go out (real worker, real SMTP)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from console.comms.classes import lookup
+from console.comms.models import Message, Status
+from console.comms.services import send
+from tests.comms.smtp import SMTPServer
+from tests.conftest import Worker, wait_for
+
+pytestmark = pytest.mark.browser
+
+
+@pytest.fixture
+def smtp_for_worker(monkeypatch: pytest.MonkeyPatch, settings: Any) -> Iterator[SMTPServer]:
+    """A scripted SMTP server that the worker process (started after this fixture) sends to."""
+    server = SMTPServer()
+    server.start()
+    monkeypatch.setenv("DJANGO_SETTINGS_MODULE", "tests.comms.worker_settings")
+    monkeypatch.setenv("COMMS_TEST_SMTP_PORT", str(server.port))
+    settings.MAILERS = server.mailers()
+    yield server
+    server.stop()
+
+
+def test_staff_resend_two_failed_messages_and_see_them_sent(
+    smtp_for_worker: SMTPServer, worker: Worker, signed_in_page: Any
+) -> None:
+    page = signed_in_page
+    cls = lookup("order_confirmation")
+    assert cls is not None
+    addresses = ["one@example.com", "two@example.com", "three@example.com"]
+    for address in addresses:
+        smtp_for_worker.handler.script(address, "550 5.7.1 Rejected by policy")
+    messages = [send(cls.sample(), to=address) for address in addresses]
+    wait_for(
+        lambda: Message.objects.filter(pk__in=[m.pk for m in messages], status=Status.FAILED).count() == 3,
+        timeout=30,
+        what=f"three failed messages (worker log: {worker.output()[-2000:]})",
+    )
+    sent_elsewhere = send(cls.sample(), to="fine@example.com")
+    wait_for(lambda: Message.objects.get(pk=sent_elsewhere.pk).status == Status.SENT, what="a sent message")
+
+    page.goto("/messages/")
+    page.get_by_label("Status").select_option("failed")
+    page.wait_for_url("**/messages/?*status=failed*")
+    page.locator("#table-region tbody tr[data-status='sent']").first.wait_for(state="detached")
+    assert page.locator("#table-region tbody tr").count() == 3
+
+    first, second = messages[0], messages[1]
+    page.get_by_label(f"Select message {first.pk}", exact=True).check()
+    page.get_by_label(f"Select message {second.pk}", exact=True).check()
+    page.get_by_role("button", name="Resend selected").click()
+    page.wait_for_url("**/messages/?*status=failed*")
+    assert "2 message(s) queued for resending" in page.content()
+
+    for message in (first, second):
+        page.goto(f"/messages/{message.pk}/")
+        # The detail page polls while the message is in flight and stops when it is final.
+        page.get_by_test_id("message-status").filter(has_text="Sent").wait_for(timeout=30_000)
+        assert page.locator("#message-state").get_attribute("hx-trigger") is None
+    assert len(smtp_for_worker.handler.to("one@example.com")) == 1
+    assert len(smtp_for_worker.handler.to("two@example.com")) == 1
+    assert smtp_for_worker.handler.to("three@example.com") == []
+    assert Message.objects.get(pk=messages[2].pk).status == Status.FAILED
