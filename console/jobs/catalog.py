@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from functools import cached_property
 
 from django.apps import apps
-from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.contrib.auth.models import AnonymousUser, User
 from django.core.management import get_commands, load_command_class
 from django.core.management.base import BaseCommand
 
@@ -75,11 +75,11 @@ def refusal(info: CommandInfo, conf: JobsSettings | None = None) -> str | None:
     return None
 
 
-def may_run(user: AbstractBaseUser | AnonymousUser, info: CommandInfo) -> bool:
+def may_run(user: User | AnonymousUser, info: CommandInfo) -> bool:
     return refusal(info) is None and user.has_perm(info.permission)
 
 
-def commands_for(user: AbstractBaseUser | AnonymousUser, *, query: str = "") -> list[CommandInfo]:
+def commands_for(user: User | AnonymousUser, *, query: str = "") -> list[CommandInfo]:
     """The commands ``user`` may run, sorted by app then name, optionally narrowed by a search."""
     conf = jobs_settings()
     found = []
@@ -88,8 +88,7 @@ def commands_for(user: AbstractBaseUser | AnonymousUser, *, query: str = "") -> 
         info = lookup(name, conf)
         if refusal(info, conf) is not None or not user.has_perm(info.permission):
             continue
-        if needle and needle not in name.lower() and needle not in info.app_label.lower():
-            if needle not in info.help.lower():
-                continue
+        if needle and not any(needle in text.lower() for text in (name, info.app_label, info.help)):
+            continue
         found.append(info)
     return sorted(found, key=lambda info: (info.app_verbose_name.lower(), info.name))

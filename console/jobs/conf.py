@@ -145,7 +145,11 @@ def check_jobs_settings(app_configs: Any, **kwargs: Any) -> list[CheckMessage]:
     errors: list[CheckMessage] = []
     for key in sorted(set(raw) - _KNOWN):
         errors.append(
-            Error(f"CONSOLE_JOBS has an unknown key {key!r}.", hint=f"Known: {', '.join(sorted(_KNOWN))}.", id="console.jobs.E002")
+            Error(
+                f"CONSOLE_JOBS has an unknown key {key!r}.",
+                hint=f"Known: {', '.join(sorted(_KNOWN))}.",
+                id="console.jobs.E002",
+            )
         )
     for key in _LISTS:
         value = raw.get(key, ())

@@ -8,9 +8,10 @@ accept what ``python manage.py <command> ...`` would refuse.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import re
 import shlex
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
@@ -144,14 +145,17 @@ class Arg:
                 label=label,
                 help_text=_join(help_text, f"{_nargs_words(action.nargs)}, separated by spaces (quote as in a shell)."),
                 initial=initial,
+                validators=[_words_validator(action.nargs)],
             )
         # A single value.
         initial = _initial(self.default)
         if action.choices is not None:
             choices = [(str(c), str(c)) for c in action.choices]
             if not required:
-                choices = [("", "—")] + choices
-            return forms.ChoiceField(choices=choices, required=required, label=label, help_text=help_text, initial=initial)
+                choices = [("", "—"), *choices]
+            return forms.ChoiceField(
+                choices=choices, required=required, label=label, help_text=help_text, initial=initial
+            )
         if self.secret:
             return forms.CharField(
                 required=required, label=label, help_text=help_text, widget=forms.PasswordInput(render_value=False)
@@ -203,9 +207,8 @@ class Arg:
         if self.kind == "multi":
             values = [str(v) for v in value] if isinstance(value, list) else shlex.split(str(value or ""))
             default = self.default
-            if (
-                not values
-                or option
+            if not values or (
+                option
                 and isinstance(default, list | tuple)
                 and values == [str(v) for v in default]
                 and not self.action.required
@@ -216,8 +219,10 @@ class Arg:
             return []
         text = value.isoformat() if isinstance(value, date) else str(value)
         if option:
-            if not self.action.required and _initial(self.default) not in (None, "") and text == str(
-                _initial(self.default)
+            if (
+                not self.action.required
+                and _initial(self.default) not in (None, "")
+                and text == str(_initial(self.default))
             ):
                 return []
             if option.startswith("--"):
@@ -231,15 +236,27 @@ def _help(action: argparse.Action) -> str:
     if text == argparse.SUPPRESS:
         return ""
     if "%(" in text:
-        try:
+        with contextlib.suppress(KeyError, TypeError, ValueError):
             text = text % {**vars(action), "prog": "manage.py", "default": action.default}
-        except (KeyError, TypeError, ValueError):
-            pass
     return text
 
 
 def _join(*parts: str) -> str:
     return " ".join(part for part in parts if part)
+
+
+def _words_validator(nargs: Any) -> Callable[[str], None]:
+    """Check a space-separated value the way argparse will count it, so the message sits next to the field."""
+
+    def validate(value: str) -> None:
+        try:
+            words = shlex.split(value)
+        except ValueError as exc:
+            raise forms.ValidationError(f"Unbalanced quotes: {exc}.") from exc
+        if isinstance(nargs, int) and len(words) != nargs:
+            raise forms.ValidationError(f"Give exactly {nargs} values, not {len(words)}.")
+
+    return validate
 
 
 def _nargs_words(nargs: Any) -> str:
@@ -317,7 +334,7 @@ def inspect_parser(parser: argparse.ArgumentParser, prefix: str = "", top: bool 
             continue
         if top and any(o in NO_INPUT_OPTIONS for o in action.option_strings):
             # stdin is closed under the runner: a command that can be told not to ask always is.
-            spec.no_input = next(o for o in action.option_strings if o in NO_INPUT_OPTIONS)
+            spec.no_input = next(o for o in NO_INPUT_OPTIONS if o in action.option_strings)
             continue
         if top and action.dest in NOT_OFFERED:
             continue
@@ -357,18 +374,18 @@ def inspect_parser(parser: argparse.ArgumentParser, prefix: str = "", top: bool 
             )
         )
     advanced = [arg for arg in spec.args if arg.advanced and id(arg.action) not in in_exclusive]
-    for group in parser._action_groups:
+    for action_group in parser._action_groups:
         members = [
             by_action[id(a)]
-            for a in group._group_actions
+            for a in action_group._group_actions
             if id(a) in by_action and id(a) not in in_exclusive and not by_action[id(a)].advanced
         ]
         if not members:
             continue
         title = {"positional arguments": "Arguments", "options": "Options", "optional arguments": "Options"}.get(
-            str(group.title), str(group.title)
+            str(action_group.title), str(action_group.title)
         )
-        spec.sections.append(Section(title=title, description=str(group.description or ""), args=members))
+        spec.sections.append(Section(title=title, description=str(action_group.description or ""), args=members))
     spec.sections.sort(key=lambda s: 0 if s.title == "Arguments" else 1)
     for name, sub in spec.subparsers.items():
         for section in sub.sections:
@@ -452,15 +469,25 @@ class CommandForm(forms.Form):
     def _tokens(self, spec: ParserSpec, cleaned: dict[str, Any], *, top: bool) -> list[Token]:
         positional: list[Token] = []
         optional: list[Token] = []
+        greedy: list[Token] = []
         given: dict[int, bool] = {}
         for arg in spec.args:
             value = cleaned.get(arg.name)
             if not top and _required(arg.action) and value in (None, "", [], False):
                 self.add_error(arg.name, "This field is required for this subcommand.")
                 continue
-            tokens = arg.tokens(value)
+            try:
+                tokens = arg.tokens(value)
+            except ValueError as exc:  # unbalanced quotes in a line of an appended multi-value option
+                self.add_error(arg.name, f"Cannot split this into values: {exc}.")
+                continue
             given[id(arg.action)] = bool(tokens)
-            (optional if arg.option else positional).extend(tokens)
+            if not arg.option:
+                positional.extend(tokens)
+            elif arg.action.nargs in ("?", "*", "+", argparse.REMAINDER):
+                greedy.extend(tokens)
+            else:
+                optional.extend(tokens)
         for required, members in spec.exclusive:
             chosen = [arg for arg in members if given.get(id(arg.action))]
             names = ", ".join(arg.label for arg in members)
@@ -469,8 +496,13 @@ class CommandForm(forms.Form):
                     self.add_error(arg.name, f"Give only one of: {names}.")
             elif required and not chosen:
                 self.add_error(members[0].name, f"Give one of: {names}.")
-        # Positionals first: after an option taking nargs="*" values, a positional would be swallowed by it.
-        out = positional + optional
+        # Positionals go last, together, so argparse matches them (and a subcommand) as one run; an option
+        # taking a variable number of values would swallow them, so a fixed-arity option must end its run.
+        if greedy and positional and not optional:
+            verbosity = next((a for a in spec.args if a.action.dest == "verbosity"), None)
+            if verbosity is not None:
+                optional = [Token(f"--verbosity={cleaned.get(verbosity.name) or verbosity.default}")]
+        out = positional + greedy if greedy and positional and not optional else greedy + optional + positional
         if top and spec.no_input:
             out.insert(0, Token(spec.no_input))
         if spec.sub_action is not None:
@@ -491,7 +523,9 @@ class CommandForm(forms.Form):
             values = getlist(name) if getlist else [self.data.get(name)]
             values = [v for v in values if v is not None]
             if values:
-                data[name] = values if len(values) > 1 or isinstance(self.fields[name], forms.MultipleChoiceField) else values[0]
+                data[name] = (
+                    values if len(values) > 1 or isinstance(self.fields[name], forms.MultipleChoiceField) else values[0]
+                )
         return data
 
 

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+
 from django.conf import settings
 from django.db import models
 from django.utils import timezone

@@ -102,4 +102,4 @@ def render_chunks(chunks: list[OutputChunk]) -> SafeString:
             parts.append(f'<span class="stderr" data-stream="stderr">{text}</span>')
         else:
             parts.append(text)
-    return mark_safe("".join(parts))  # noqa: S308  # every piece of output above went through escape()
+    return mark_safe("".join(parts))  # every piece of output above went through escape()

@@ -149,7 +149,7 @@ def test_a_run_whose_worker_is_killed_becomes_lost_and_its_group_dies(
     time.sleep(1.5)
     assert JobRun.objects.get(pk=run.pk).status == Status.RUNNING
     results = run_tick()
-    assert results["jobs.reap_lost_runs"].startswith("1 lost (1 process groups killed)")
+    assert str(results["jobs.reap_lost_runs"]).startswith("1 lost (1 process groups killed)")
     run.refresh_from_db()
     assert run.status == Status.LOST and "No heartbeat since" in run.note
     wait_for(lambda: not group_alive(run.child_pid or 0), timeout=10, what="the child's group to die")
