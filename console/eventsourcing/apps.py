@@ -10,6 +10,11 @@ class EventsourcingConfig(AppConfig):
 
     def ready(self) -> None:
         from console.core.registry import registry
+        from console.eventsourcing import accounts, conf, events, projections, rebuild  # noqa: F401  # checks, types
+
+        projections.register(accounts.BalanceProjector())
+        projections.register(accounts.ActivityProjector())
 
         registry.add_nav("Streams", "eventsourcing:streams", 40)
         registry.add_nav("Projections", "eventsourcing:projections", 50)
+        registry.add_duty("eventsourcing.rebuilds", rebuild.redispatch_stale)

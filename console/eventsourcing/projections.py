@@ -1,0 +1,298 @@
+"""Projectors: handlers per domain event that write ordinary Django models, inline or through a subscription.
+
+An inline projector runs in the transaction that appends the events (read-your-writes). An asynchronous one
+is a subscriber of the log: its writes and its checkpoint commit together. Either way it writes the rows of
+one *generation*: the live one normally, a fresh one during a rebuild, which becomes live when it is done.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from typing import Any, ClassVar, Literal
+
+from django.db import connection, models, transaction
+
+from console.events.models import Checkpoint, Event
+from console.events.reader import Cursor, cursor_of, head
+from console.events.subscriptions import Subscriber
+from console.events.subscriptions import register as register_subscriber
+from console.eventsourcing.domain import DomainEvent, UnknownEventType, registered_event_names, to_domain
+from console.eventsourcing.models import ProjectionState, ReadModel
+
+Mode = Literal["inline", "async"]
+
+
+class Projector:
+    """A named projection: which events it reads and how they change its read models.
+
+    ``replaying`` is true while a rebuild replays history: anything that reaches outside the read models
+    (mail, webhooks, alerts) goes through ``side_effect`` and is skipped then.
+    """
+
+    name: ClassVar[str]
+    mode: ClassVar[Mode] = "inline"
+    description: ClassVar[str] = ""
+    read_models: ClassVar[tuple[type[ReadModel], ...]] = ()
+    # Events of these stream types whose type no code registers are errors (parked), not silently skipped.
+    stream_types: ClassVar[frozenset[str]] = frozenset()
+
+    def __init__(self, *, replaying: bool = False) -> None:
+        self.replaying = replaying
+
+    @property
+    def types(self) -> frozenset[str]:
+        raise NotImplementedError
+
+    def accepts(self, event: Event) -> bool:
+        return event.type in self.types or event.stream_type in self.stream_types
+
+    def project(self, events: Sequence[Event], *, generation: int) -> None:
+        raise NotImplementedError
+
+    def side_effect(self, action: Callable[[], None]) -> None:
+        if not self.replaying:
+            transaction.on_commit(action)
+
+    def clear(self, generation: int) -> None:
+        for model in self.read_models:
+            model.generations.filter(generation=generation).delete()
+
+
+RowHandler = Callable[[Any, Any, Any, Event], None]
+
+
+def handles(event_cls: type[DomainEvent]) -> Callable[[RowHandler], RowHandler]:
+    """Mark a ``RowProjector`` method as the handler of ``event_cls``: ``(self, row, event, stored)``."""
+
+    def mark(func: RowHandler) -> RowHandler:
+        func.handles = event_cls  # type: ignore[attr-defined]  # read by RowProjector.__init_subclass__
+        return func
+
+    return mark
+
+
+class RowProjector(Projector):
+    """One row of ``model`` per key (the stream id by default); a batch is one read and one bulk upsert."""
+
+    model: ClassVar[type[ReadModel]]
+    key_field: ClassVar[str] = "account_id"
+    _row_handlers: ClassVar[dict[type[DomainEvent], RowHandler]] = {}
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        handlers = dict(cls._row_handlers)
+        for value in vars(cls).values():
+            target = getattr(value, "handles", None)
+            if target is not None:
+                handlers[target] = value
+        cls._row_handlers = handlers
+        if getattr(cls, "model", None) is not None:
+            cls.read_models = (cls.model,)
+
+    @property
+    def types(self) -> frozenset[str]:
+        return frozenset(cls.event_name for cls in self._row_handlers)
+
+    def key(self, event: Event) -> str:
+        return event.stream_id
+
+    def project(self, events: Sequence[Event], *, generation: int) -> None:
+        wanted = [event for event in events if self.accepts(event)]
+        if not wanted:
+            return
+        model = self.model
+        keys = {self.key(event) for event in wanted}
+        rows: dict[str, ReadModel] = {
+            getattr(row, self.key_field): row
+            for row in model.generations.filter(generation=generation, **{f"{self.key_field}__in": keys})
+        }
+        for event in wanted:
+            domain = to_domain(event)
+            handler = self._row_handlers.get(type(domain))
+            if handler is None:
+                continue
+            key = self.key(event)
+            row = rows.get(key)
+            if row is None:
+                row = rows[key] = model(generation=generation, **{self.key_field: key})
+            handler(self, row, domain, event)
+        if rows:
+            fields = [
+                f.name
+                for f in model._meta.concrete_fields
+                if not f.primary_key and f.name not in ("generation", self.key_field)
+            ]
+            for row in rows.values():
+                row.pk = None
+            model.generations.bulk_create(
+                list(rows.values()),
+                update_conflicts=True,
+                unique_fields=["generation", self.key_field],
+                update_fields=fields,
+            )
+
+
+_projectors: dict[str, Projector] = {}
+
+
+class ProjectionSubscriber(Subscriber):
+    """The subscription of an asynchronous projector: handles batches into the live generation."""
+
+    batch_size: ClassVar[int] = 500
+
+    def __init__(self, projector: Projector) -> None:
+        self.projector = projector
+        self.name = projector.name  # type: ignore[misc]  # one subscriber instance per projector name
+        self.types = None if projector.stream_types else projector.types  # type: ignore[misc]  # see name
+
+    def handle(self, events: Sequence[Event]) -> None:
+        wanted = [event for event in events if self.projector.accepts(event)]
+        if wanted:
+            self.projector.project(wanted, generation=live_generation(self.projector.name))
+
+
+def register(projector: Projector) -> Projector:
+    existing = _projectors.get(projector.name)
+    if existing is not None and type(existing) is not type(projector):
+        raise ValueError(f"projection {projector.name!r} is already registered by {type(existing).__name__}")
+    _projectors[projector.name] = projector
+    if projector.mode == "async":
+        register_subscriber(ProjectionSubscriber(projector))
+    return projector
+
+
+def get(name: str) -> Projector:
+    try:
+        return _projectors[name]
+    except KeyError:
+        raise LookupError(f"no projection named {name!r}") from None
+
+
+def registered() -> list[Projector]:
+    return sorted(_projectors.values(), key=lambda projector: projector.name)
+
+
+def live_generation(name: str, *, share_lock: bool = False) -> int:
+    """The live generation of projection ``name``; ``share_lock`` holds off a swap until this transaction ends."""
+    table = ProjectionState._meta.db_table
+    lock = " FOR SHARE" if share_lock and connection.vendor == "postgresql" else ""
+    for _ in range(2):
+        with connection.cursor() as cursor:
+            sql = f"SELECT live_generation FROM {table} WHERE name = %s{lock}"
+            cursor.execute(sql, [name])
+            row = cursor.fetchone()
+        if row is not None:
+            return int(row[0])
+        ProjectionState.objects.get_or_create(name=name)
+    raise RuntimeError(f"projection state {name!r} vanished")
+
+
+def apply_inline(events: Sequence[Event]) -> None:
+    """Project freshly appended ``events`` into every inline projection, in the appending transaction."""
+    for projector in _projectors.values():
+        if projector.mode != "inline":
+            continue
+        if not any(projector.accepts(event) for event in events):
+            continue
+        projector.project(events, generation=live_generation(projector.name, share_lock=True))
+
+
+def unknown_types(events: Sequence[Event]) -> list[Event]:
+    known = registered_event_names()
+    return [event for event in events if event.type not in known]
+
+
+def check_known(events: Sequence[Event]) -> None:
+    unknown = unknown_types(events)
+    if unknown:
+        first = unknown[0]
+        raise UnknownEventType(f"event #{first.position} has type {first.type!r}, which no code registers")
+
+
+# --- status --------------------------------------------------------------------------------------------
+
+
+class Status:
+    """What the projections table shows for one projection."""
+
+    def __init__(self, projector: Projector) -> None:
+        self.projector = projector
+        self.name = projector.name
+        self.mode = projector.mode
+        self.checkpoint: Checkpoint | None = None
+        self.position = 0
+        self.lag_events = 0
+        self.lag_seconds = 0.0
+        self.state = "live"
+        self.parked = 0
+        self.last_error = ""
+
+    @classmethod
+    def of(cls, projector: Projector) -> Status:
+        status = cls(projector)
+        newest: Cursor = head()
+        if projector.mode == "inline":
+            status.position = newest[1]
+            return status
+        checkpoint = Checkpoint.objects.filter(name=projector.name).first()
+        status.checkpoint = checkpoint
+        cursor: Cursor = checkpoint.cursor if checkpoint else (None, 0)
+        status.position = cursor[1]
+        status.state = checkpoint.status if checkpoint else "active"
+        if checkpoint is not None:
+            status.parked = checkpoint.parked.count()
+            status.last_error = checkpoint.last_error
+            if checkpoint.retry_at is not None and status.state == "active":
+                status.state = "retrying"
+        behind = _behind(cursor, projector)
+        status.lag_events = behind.count() if newest != cursor else 0
+        oldest = behind.order_by("position").values_list("recorded_at", flat=True).first()
+        if oldest is not None:
+            from django.utils import timezone
+
+            status.lag_seconds = max(0.0, (timezone.now() - oldest).total_seconds())
+        return status
+
+
+def _behind(cursor: Cursor, projector: Projector) -> models.QuerySet[Event]:
+    queryset: models.QuerySet[Event] = Event.objects.all()
+    if cursor[0] is not None:
+        queryset = queryset.extra(where=["(tx, position) > (%s, %s)"], params=[cursor[0], cursor[1]])  # row comparison
+    else:
+        queryset = queryset.filter(position__gt=cursor[1])
+    if projector.stream_types:
+        return queryset.filter(models.Q(type__in=projector.types) | models.Q(stream_type__in=projector.stream_types))
+    return queryset.filter(type__in=projector.types)
+
+
+def wait_until(name: str, position: int, *, timeout: float = 5.0, interval: float = 0.05) -> bool:
+    """Read-your-writes for an async projection: wait until it has handled the event at ``position``.
+
+    True once the projection's checkpoint is at or past ``position`` (inline projections always are);
+    False after ``timeout`` seconds, so a view can say "still updating" instead of hanging.
+    """
+    if get(name).mode == "inline":
+        return True
+    deadline = time.monotonic() + timeout
+    while True:
+        checkpoint = Checkpoint.objects.filter(name=name).values_list("tx", "position").first()
+        if checkpoint is not None and _reached(checkpoint, position):
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(interval)
+
+
+def _reached(checkpoint: tuple[int | None, int], position: int) -> bool:
+    if checkpoint[1] >= position:
+        return True
+    if checkpoint[0] is None:
+        return False
+    # In commit order the checkpoint may sit on a lower position of a later transaction.
+    event = Event.objects.filter(position=position).values_list("tx", flat=True).first()
+    return event is not None and (event, position) <= (checkpoint[0], checkpoint[1])
+
+
+def cursor_after(events: Sequence[Event]) -> Cursor:
+    return cursor_of(events[-1])
