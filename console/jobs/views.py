@@ -200,6 +200,8 @@ def run_output(request: ConsoleRequest, pk: int) -> HttpResponse:
         "after": cursor,
         "done": done,
         "announce": True,
+        # The summary (status, stop button) is sent again only when the status moved since the last poll.
+        "refresh_summary": done or run.status != request.GET.get("seen", ""),
         "may_act": _may_act(request, run),
     }
     response = render(request, "jobs/run.html#poll", context)

@@ -171,7 +171,7 @@ def test_the_detail_page_polls_while_the_run_is_live(client: Client, operator: U
     assert '<span class="stderr" data-stream="stderr">warning: careful\n</span>' in page
     poll = re.search(r'<span id="output-poll"[^>]*>', page)
     assert poll is not None
-    assert f'hx-get="/jobs/runs/{run.pk}/output?after=2"' in poll.group(0)
+    assert f'hx-get="/jobs/runs/{run.pk}/output?after=2&amp;seen=running"' in poll.group(0)
     assert "hx-trigger=\"every 1s [document.visibilityState === 'visible']\"" in poll.group(0)
     assert '<span class="badge running" data-testid="run-status">running</span>' in page
     assert "Stop</button>" in page
@@ -180,11 +180,15 @@ def test_the_detail_page_polls_while_the_run_is_live(client: Client, operator: U
 def test_a_poll_returns_only_new_output_then_stops_with_286(client: Client, operator: User) -> None:
     client.force_login(operator)
     run = make_run(operator, chunks=[("out", "one"), ("out", "two")])
-    fragment = client.get(f"/jobs/runs/{run.pk}/output?after=1", headers={"HX-Request": "true"})
+    fragment = client.get(f"/jobs/runs/{run.pk}/output?after=1&seen=running", headers={"HX-Request": "true"})
     assert fragment.status_code == 200
     text = fragment.content.decode()
     assert text.startswith('two\n<span id="output-poll"') and "one" not in text
-    assert "after=2" in text and "hx-swap-oob" not in text
+    assert "after=2&amp;seen=running" in text and "hx-swap-oob" not in text
+    # A page that last saw the run queued gets the summary again, now saying running, but no announcement.
+    moved = client.get(f"/jobs/runs/{run.pk}/output?after=2&seen=queued").content.decode()
+    assert 'hx-swap-oob="true"' in moved and '<span class="badge running"' in moved
+    assert "#status" not in moved
 
     JobRun.objects.filter(pk=run.pk).update(status=Status.SUCCEEDED, exit_code=0)
     OutputChunk.objects.create(run=run, seq=3, text="three", lines=1)

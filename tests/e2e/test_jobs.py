@@ -1,0 +1,55 @@
+"""Run a command from its generated form in Chromium and watch it: live output, final status, stop."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from playwright.sync_api import expect
+
+from console.jobs.models import JobRun, Status
+from tests.conftest import Worker
+
+pytestmark = pytest.mark.browser
+
+
+def test_a_run_shows_output_while_running_then_its_final_status(signed_in_page: Any, worker: Worker) -> None:
+    page = signed_in_page
+    page.goto("/jobs/")
+    page.get_by_role("searchbox", name="Search commands").fill("demo_imp")
+    page.get_by_role("link", name="demo_import").click()
+    page.locator("#id_batches").fill("4")
+    page.locator("#id_seconds").fill("8")
+    page.locator("#id_source").select_option("billing")
+    preview = page.get_by_test_id("cli-preview")
+    expect(preview).to_have_text("python manage.py demo_import --batches=4 --seconds=8.0 --source=billing")
+    page.get_by_label("Reason").fill("browser test")
+    page.get_by_role("button", name="Run demo_import").click()
+    page.wait_for_url("**/jobs/runs/*/")
+
+    output = page.get_by_test_id("output")
+    status = page.get_by_test_id("run-status")
+    expect(output).to_contain_text("batch 1/4 imported", timeout=20_000)
+    # The first lines arrived while the command was still running.
+    assert status.inner_text() == "running"
+    assert "batch 4/4 imported" not in output.inner_text()
+    assert "\x1b" not in output.inner_text()
+
+    expect(status).to_have_text("succeeded", timeout=30_000)
+    expect(output).to_contain_text("Imported 400 records from billing")
+    expect(page.locator("#status")).to_have_text("Run #{} demo_import: succeeded.".format(JobRun.objects.get().pk))
+    expect(page.get_by_role("button", name="Re-run with the same arguments")).to_be_visible()
+
+
+def test_stopping_a_long_run_ends_cancelled(signed_in_page: Any, worker: Worker) -> None:
+    page = signed_in_page
+    page.goto("/jobs/demo_import/")
+    page.locator("#id_seconds").fill("120")
+    page.get_by_role("button", name="Run demo_import").click()
+    page.wait_for_url("**/jobs/runs/*/")
+    expect(page.get_by_test_id("output")).to_contain_text("Importing 12 batches", timeout=20_000)
+    page.get_by_role("button", name="Stop").click()
+    expect(page.get_by_test_id("run-status")).to_have_text("cancelled", timeout=30_000)
+    expect(page.locator("#status")).to_contain_text("cancelled")
+    run = JobRun.objects.get()
+    assert run.status == Status.CANCELLED and run.stop_requested_by is not None
