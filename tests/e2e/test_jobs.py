@@ -37,7 +37,7 @@ def test_a_run_shows_output_while_running_then_its_final_status(signed_in_page: 
 
     expect(status).to_have_text("succeeded", timeout=30_000)
     expect(output).to_contain_text("Imported 400 records from billing")
-    expect(page.locator("#status")).to_have_text("Run #{} demo_import: succeeded.".format(JobRun.objects.get().pk))
+    expect(page.locator("#status")).to_have_text(f"Run #{JobRun.objects.get().pk} demo_import: succeeded.")
     expect(page.get_by_role("button", name="Re-run with the same arguments")).to_be_visible()
 
 
