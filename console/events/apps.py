@@ -9,13 +9,24 @@ class EventsConfig(AppConfig):
     verbose_name = "Events"
 
     def ready(self) -> None:
+        from console.events import metrics
+
+        # Before anything imports prometheus_client: its multiprocess mode is fixed at import.
+        metrics.enable_multiprocess()
+
         from console.core.logconfig import register_sink
-        from console.core.registry import registry
-        from console.events import conf, declarations, pipeline, subscriptions  # noqa: F401  # checks, event types
+        from console.core.registry import Panel, registry
+        from console.events import conf, declarations, pipeline, retention, subscriptions, webhooks  # noqa: F401
+        from console.events.panels import event_log_panel
 
         register_sink(pipeline.sink)
+        pipeline.register_emit_sink(metrics.metrics_sink)
         pipeline.register_emit_sink(subscriptions.notify_sink)
+        subscriptions.register(webhooks.WebhookPublisher())
 
         registry.add_nav("Events", "events:list", 30)
         registry.add_nav("Webhooks", "events:webhooks", 60)
+        registry.add_panel(Panel("events/_panel.html", event_log_panel, order=30))
         registry.add_duty("events.subscriptions", subscriptions.catch_up_all)
+        registry.add_duty("events.webhooks", webhooks.deliver_due)
+        registry.add_duty("events.retention", retention.prune)

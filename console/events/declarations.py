@@ -43,3 +43,31 @@ def _logged_out(sender: Any, request: HttpRequest, user: Any, **kwargs: Any) -> 
 @receiver(user_login_failed, dispatch_uid="console.events.login_failed")
 def _login_failed(sender: Any, credentials: dict[str, Any], request: HttpRequest | None = None, **kwargs: Any) -> None:
     emit(USER_LOGIN_FAILED, username=str(credentials.get("username", ""))[:150])
+
+
+WEBHOOK_CREATED = declare(
+    "webhook.created",
+    description="A user added a webhook endpoint.",
+    required={"endpoint_id", "name", "url", "event_types"},
+    audit=True,
+)
+WEBHOOK_UPDATED = declare(
+    "webhook.updated",
+    description="A user changed a webhook endpoint.",
+    required={"endpoint_id", "changed"},
+    audit=True,
+)
+WEBHOOK_DISABLED = declare(
+    "webhook.disabled",
+    description="A webhook endpoint was switched off after a 410 Gone or a long failure streak.",
+    required={"endpoint_id", "reason"},
+    level="warning",
+    audit=True,
+    metrics=[Metric("console_webhooks_disabled_total", "counter", "Webhook endpoints switched off.")],
+)
+WEBHOOK_DELIVERY_RESENT = declare(
+    "webhook.delivery_resent",
+    description="A user queued a webhook delivery again.",
+    required={"endpoint_id", "delivery_id", "resent_from", "position"},
+    audit=True,
+)

@@ -4,7 +4,9 @@ from typing import Any
 
 from django.conf import settings
 from django.db import models
+from django.db.models.fields.json import KeyTransform
 from django.db.models.functions import Now
+from django.utils import timezone
 
 from console.events.db import CurrentTransactionId
 
@@ -20,7 +22,11 @@ class EventQuerySet(models.QuerySet["Event"]):
         return self.filter(position__gt=position).order_by("position")
 
     def with_request(self, request_id: str) -> EventQuerySet:
+        # The same expression as the index "event_request_id", so the database can use it.
         return self.filter(metadata__request_id=request_id)
+
+    def caused_by(self, position: int) -> EventQuerySet:
+        return self.filter(metadata__causation_id=str(position))
 
     def update(self, **kwargs: Any) -> int:
         raise TypeError("The event log is append-only: events are never updated.")
@@ -69,6 +75,8 @@ class Event(models.Model):
             models.Index(fields=["stream_id", "-position"], name="event_stream_pos"),
             models.Index(fields=["recorded_at"], name="event_recorded_at"),
             models.Index(fields=["tx", "position"], name="event_tx_pos"),
+            models.Index(KeyTransform("request_id", "metadata"), name="event_request_id"),
+            models.Index(KeyTransform("causation_id", "metadata"), name="event_causation_id"),
         ]
 
     def __str__(self) -> str:
@@ -134,3 +142,82 @@ class ParkedEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.checkpoint.name}: #{self.event_id}"
+
+
+def generate_webhook_secret() -> str:
+    import base64
+    import secrets
+
+    return "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode()
+
+
+class WebhookEndpoint(models.Model):
+    """A URL that receives published events, signed with its own secret (Standard Webhooks)."""
+
+    name = models.CharField(max_length=100)
+    url = models.URLField(max_length=500)
+    secret = models.CharField(max_length=100, default=generate_webhook_secret)
+    event_types = models.JSONField(default=list, blank=True, help_text="Published event types; empty means all.")
+    active = models.BooleanField(default=True)
+    disabled_reason = models.CharField(max_length=300, blank=True, default="")
+    failure_streak = models.PositiveIntegerField(default=0)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name", "pk"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def wants(self, event_type: str) -> bool:
+        return self.active and (not self.event_types or event_type in self.event_types)
+
+
+class WebhookDeliveryQuerySet(models.QuerySet["WebhookDelivery"]):
+    def due(self, now: Any) -> WebhookDeliveryQuerySet:
+        return self.filter(
+            status__in=[WebhookDelivery.Status.PENDING, WebhookDelivery.Status.RETRYING], next_attempt_at__lte=now
+        )
+
+
+class WebhookDelivery(models.Model):
+    """One event to send to one endpoint: an outbox row written with the subscriber's checkpoint."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "pending"
+        SENDING = "sending", "sending"
+        RETRYING = "retrying", "retrying"
+        SUCCEEDED = "succeeded", "succeeded"
+        FAILED = "failed", "failed"
+
+    endpoint = models.ForeignKey(WebhookEndpoint, on_delete=models.CASCADE, related_name="deliveries")
+    event = models.ForeignKey(Event, null=True, on_delete=models.SET_NULL, related_name="+")
+    event_position = models.BigIntegerField()
+    event_type = models.CharField(max_length=100)
+    message_id = models.CharField(max_length=100)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
+    attempts = models.PositiveIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(default=timezone.now)
+    claimed_at = models.DateTimeField(null=True, blank=True)
+    last_status_code = models.PositiveSmallIntegerField(null=True, blank=True)
+    last_error = models.TextField(blank=True, default="")
+    last_response = models.TextField(blank=True, default="")
+    duration_ms = models.PositiveIntegerField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+
+    objects = WebhookDeliveryQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-pk"]
+        indexes = [
+            models.Index(fields=["status", "next_attempt_at"], name="webhook_delivery_due"),
+            models.Index(fields=["endpoint", "-id"], name="webhook_delivery_endpoint"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.event_type} #{self.event_position} to {self.endpoint_id}"

@@ -2,10 +2,18 @@ from __future__ import annotations
 
 from django.urls import path
 
-from console.core.views import section_not_built
+from console.events import views
 
 app_name = "events"
 urlpatterns = [
-    path("events/", section_not_built, {"section": "Events"}, name="list"),
-    path("webhooks/", section_not_built, {"section": "Webhooks"}, name="webhooks"),
+    path("events/", views.event_list, name="list"),
+    path("events/feed", views.feed, name="feed"),
+    path("events/catalog/", views.event_catalog, name="catalog"),
+    path("events/<int:position>/", views.event_detail, name="detail"),
+    path("metrics", views.metrics, name="metrics"),
+    path("webhooks/", views.webhook_list, name="webhooks"),
+    path("webhooks/new/", views.webhook_new, name="webhook_new"),
+    path("webhooks/<int:pk>/", views.webhook_detail, name="webhook"),
+    path("webhooks/<int:pk>/edit/", views.webhook_edit, name="webhook_edit"),
+    path("webhooks/deliveries/<int:pk>/resend/", views.webhook_resend, name="webhook_resend"),
 ]

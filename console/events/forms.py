@@ -1,0 +1,33 @@
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
+
+from console.events.webhooks import UnsafeURL, check_url, published_types
+
+
+class WebhookForm(forms.Form):
+    name = forms.CharField(max_length=100)
+    url = forms.URLField(label="URL", max_length=500, assume_scheme="https")
+    event_types = forms.MultipleChoiceField(
+        label="Event types",
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+        help_text="Leave all unticked to receive every published event type.",
+    )
+    active = forms.BooleanField(required=False, initial=True)
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        field = self.fields["event_types"]
+        assert isinstance(field, forms.MultipleChoiceField)
+        field.choices = [(name, name) for name in sorted(published_types())]
+
+    def clean_url(self) -> str:
+        url = str(self.cleaned_data["url"])
+        try:
+            check_url(url)
+        except UnsafeURL as exc:
+            raise forms.ValidationError(str(exc)) from exc
+        return url

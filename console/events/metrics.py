@@ -1,0 +1,145 @@
+"""Prometheus metrics derived from declared events, correct across every web and worker process.
+
+prometheus_client's multiprocess mode keeps each process's values in memory-mapped files under one
+directory and sums them at scrape time. The mode is chosen once, when prometheus_client is first imported,
+from ``PROMETHEUS_MULTIPROC_DIR``: this module sets it (to ``CONSOLE_EVENTS["METRICS_DIR"]``, by default
+under ``var/``) before that import unless the environment already names one. Child processes inherit the
+variable, so a worker started by this site writes where the web process scrapes.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import shutil
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from django.conf import settings
+
+from console.events.conf import events_settings
+
+if TYPE_CHECKING:
+    from structlog.typing import EventDict
+
+    from console.events.catalog import Metric
+    from console.events.pipeline import Emit
+
+OTHER = "other"
+
+
+def metrics_dir() -> Path:
+    configured = os.environ.get("PROMETHEUS_MULTIPROC_DIR") or events_settings().METRICS_DIR
+    if configured:
+        return Path(configured)
+    suffix = f"-test-{os.getpid()}" if getattr(settings, "TESTING", False) else ""
+    return Path(settings.VAR_DIR) / f"prometheus{suffix}"
+
+
+def enable_multiprocess() -> Path:
+    """Point prometheus_client at the shared directory; must run before prometheus_client is imported."""
+    if "PROMETHEUS_MULTIPROC_DIR" not in os.environ:
+        directory = metrics_dir()
+        directory.mkdir(parents=True, exist_ok=True)
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(directory)
+        if getattr(settings, "TESTING", False):
+            # A test run's counters die with it; its worker children inherit the variable, not the cleanup.
+            atexit.register(shutil.rmtree, directory, ignore_errors=True)
+    return Path(os.environ["PROMETHEUS_MULTIPROC_DIR"])
+
+
+def multiprocess_active() -> bool:
+    from prometheus_client import values
+
+    return values.ValueClass is not values.MutexValue
+
+
+_instruments: dict[str, Any] = {}
+_local_registry: Any = None
+
+
+def _registry() -> Any:
+    """Where instruments register: nowhere in multiprocess mode (files are collected), else one registry."""
+    global _local_registry
+    if multiprocess_active():
+        return None
+    if _local_registry is None:
+        from prometheus_client import CollectorRegistry
+
+        _local_registry = CollectorRegistry()
+    return _local_registry
+
+
+def _instrument(metric: Metric) -> Any:
+    instrument = _instruments.get(metric.name)
+    if instrument is None:
+        from prometheus_client import Counter, Histogram
+
+        if metric.kind == "counter":
+            instrument = Counter(metric.name, metric.description, metric.labels, registry=_registry())
+        else:
+            instrument = Histogram(
+                metric.name, metric.description, metric.labels, buckets=metric.buckets, registry=_registry()
+            )
+        _instruments[metric.name] = instrument
+    return instrument
+
+
+EVENTS_TOTAL_NAME = "console_events_total"
+
+
+def _events_total() -> Any:
+    instrument = _instruments.get(EVENTS_TOTAL_NAME)
+    if instrument is None:
+        from prometheus_client import Counter
+
+        instrument = Counter(EVENTS_TOTAL_NAME, "Declared events emitted, by type.", ("type",), registry=_registry())
+        _instruments[EVENTS_TOTAL_NAME] = instrument
+    return instrument
+
+
+def label_values(metric: Metric, fields: dict[str, Any]) -> list[str]:
+    """Label values from the event's fields; anything outside a label's allowed set becomes ``other``."""
+    values = []
+    for label in metric.labels:
+        raw = fields.get(label)
+        value = "" if raw is None else str(raw)
+        allowed = metric.allowed.get(label)
+        values.append(value if allowed is None or value in allowed else OTHER)
+    return values
+
+
+def record(emitted: Emit) -> None:
+    fields = emitted.fields
+    undeclared = "undeclared event type" in emitted.problems
+    _events_total().labels("undeclared" if undeclared else emitted.event_type.name).inc()
+    for metric in emitted.event_type.metrics:
+        instrument = _instrument(metric)
+        if metric.labels:
+            instrument = instrument.labels(*label_values(metric, fields))
+        if metric.kind == "counter":
+            amount = fields.get(metric.value_field, 1) if metric.value_field else 1
+            if isinstance(amount, int | float) and amount >= 0:
+                instrument.inc(amount)
+        else:
+            value = fields.get(metric.value_field or "", None)
+            if isinstance(value, int | float) and not isinstance(value, bool):
+                instrument.observe(value)
+
+
+def metrics_sink(emitted: Emit, event_dict: EventDict) -> None:
+    """Emit sink: count every declared event, and feed the metrics its declaration derives from it."""
+    record(emitted)
+
+
+def exposition() -> tuple[bytes, str]:
+    """The Prometheus text exposition of every process's values."""
+    from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+    from prometheus_client.multiprocess import MultiProcessCollector
+
+    if multiprocess_active():
+        registry = CollectorRegistry()
+        MultiProcessCollector(registry)  # type: ignore[no-untyped-call]  # prometheus_client ships it untyped
+    else:
+        registry = _registry()
+    return generate_latest(registry), CONTENT_TYPE_LATEST

@@ -1,0 +1,287 @@
+from __future__ import annotations
+
+import json
+
+import django_filters
+import django_tables2 as tables
+from django.contrib import messages
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.utils.html import format_html
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from console.core.auth import require_perm, staff_required
+from console.core.http import ConsoleRequest, vary_on_htmx, wants_fragment
+from console.core.tables import ConsoleTable, Ordering, filtered_table
+from console.events import metrics as event_metrics
+from console.events.access import token_or_staff
+from console.events.browse import ORDERINGS, EventFilter, EventTable
+from console.events.catalog import catalog
+from console.events.conf import events_settings
+from console.events.forms import WebhookForm
+from console.events.models import Event, WebhookDelivery, WebhookEndpoint
+from console.events.reader import START, Cursor, cursor_of, read_batch, uses_xid
+from console.events.webhooks import delivery_resend, webhook_create, webhook_update
+
+# How far the detail page follows a causation chain, and how many related events it lists.
+CHAIN_LIMIT = 20
+RELATED_LIMIT = 50
+
+
+@staff_required
+@require_GET
+def event_list(request: ConsoleRequest) -> HttpResponse:
+    ft = filtered_table(
+        request,
+        queryset=Event.objects.select_related("actor"),
+        filterset_class=EventFilter,
+        table_class=EventTable,
+        orderings=ORDERINGS,
+        default_sort="newest",
+    )
+    context = {"ft": ft, "target_url": reverse("events:list"), "types": sorted(catalog)}
+    if wants_fragment(request):
+        return vary_on_htmx(render(request, "core/_filtered_table.html#table-region", context))
+    return vary_on_htmx(render(request, "events/event_list.html", context))
+
+
+def _json(value: object) -> str:
+    return json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False, default=str)
+
+
+def _causes(event: Event) -> list[Event]:
+    """The events that caused this one, nearest first, following ``causation_id`` positions."""
+    chain: list[Event] = []
+    current = event
+    while len(chain) < CHAIN_LIMIT:
+        cause = str(current.metadata.get("causation_id", ""))
+        if not cause.isdigit():
+            break
+        parent = Event.objects.select_related("actor").filter(position=int(cause)).first()
+        if parent is None or parent.position == current.position:
+            break
+        chain.append(parent)
+        current = parent
+    return chain
+
+
+@staff_required
+@require_GET
+def event_detail(request: ConsoleRequest, position: int) -> HttpResponse:
+    event = get_object_or_404(Event.objects.select_related("actor"), position=position)
+    same_request: list[Event] = []
+    if event.request_id:
+        same_request = list(
+            Event.objects.with_request(event.request_id)
+            .exclude(position=event.position)
+            .order_by("position")[:RELATED_LIMIT]
+        )
+    context = {
+        "event": event,
+        "data_json": _json(event.data),
+        "metadata_json": _json(event.metadata),
+        "declared": catalog.get(event.type),
+        "causes": _causes(event),
+        "effects": list(Event.objects.caused_by(event.position).order_by("position")[:RELATED_LIMIT]),
+        "same_request": same_request,
+    }
+    return render(request, "events/event_detail.html", context)
+
+
+@staff_required
+@require_GET
+def event_catalog(request: ConsoleRequest) -> HttpResponse:
+    conf = events_settings()
+    types = [
+        (event_type, conf.RETENTION_DAYS.get(event_type.name, event_type.retention_days))
+        for _, event_type in sorted(catalog.items())
+    ]
+    return render(request, "events/catalog.html", {"types": types})
+
+
+def _event_json(event: Event) -> dict[str, object]:
+    return {
+        "position": event.position,
+        "type": event.type,
+        "schema_version": event.schema_version,
+        "stream_type": event.stream_type,
+        "stream_id": event.stream_id,
+        "version": event.version,
+        "recorded_at": event.recorded_at.isoformat(),
+        "actor_id": event.actor_id,
+        "data": event.data,
+        "metadata": event.metadata,
+    }
+
+
+def _feed_cursor(after: int) -> Cursor | None:
+    """The reader's cursor just past the event at ``after``; ``None`` when that cannot be known.
+
+    Clients only see positions. In position order any position will do; in transaction order the event
+    itself says where it sits, so a position that is not in the log (pruned, never written) is refused.
+    """
+    if after <= 0:
+        return START
+    if not uses_xid():
+        return (None, after)
+    event = Event.objects.filter(position=after).only("position", "tx").first()
+    return None if event is None else cursor_of(event)
+
+
+@never_cache
+@require_GET
+@token_or_staff(lambda: events_settings().FEED_TOKEN)
+def feed(request: HttpRequest) -> JsonResponse:
+    """Events after ``?after=<position>`` in commit order; pass the answer's ``next`` back to continue."""
+    conf = events_settings()
+    try:
+        after = int(request.GET.get("after", "0") or 0)
+        limit = int(request.GET.get("limit", conf.FEED_LIMIT))
+    except ValueError:
+        return JsonResponse({"error": "after and limit must be whole numbers"}, status=400)
+    if after < 0 or not 1 <= limit <= conf.FEED_LIMIT:
+        return JsonResponse({"error": f"after must be >= 0 and limit between 1 and {conf.FEED_LIMIT}"}, status=400)
+    types = [t for t in request.GET.getlist("type") if t] or None
+    cursor = _feed_cursor(after)
+    if cursor is None:
+        return JsonResponse(
+            {"error": f"position {after} is not in the log (pruned?): start again from after=0"}, status=410
+        )
+    events = read_batch(cursor, limit=limit, types=types)
+    return JsonResponse(
+        {"events": [_event_json(event) for event in events], "next": events[-1].position if events else after}
+    )
+
+
+@never_cache
+@require_GET
+@token_or_staff(lambda: events_settings().METRICS_TOKEN)
+def metrics(request: HttpRequest) -> HttpResponse:
+    body, content_type = event_metrics.exposition()
+    return HttpResponse(body, content_type=content_type)
+
+
+# --- webhooks ---------------------------------------------------------------------------------------------------
+
+
+@staff_required
+@require_GET
+def webhook_list(request: ConsoleRequest) -> HttpResponse:
+    endpoints = WebhookEndpoint.objects.all()
+    return render(request, "events/webhook_list.html", {"endpoints": endpoints})
+
+
+@staff_required
+@require_http_methods(["GET", "POST"])
+def webhook_new(request: ConsoleRequest) -> HttpResponse:
+    require_perm(request, "events.add_webhookendpoint")
+    form = WebhookForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        endpoint = webhook_create(
+            actor=request.user,
+            name=form.cleaned_data["name"],
+            url=form.cleaned_data["url"],
+            event_types=list(form.cleaned_data["event_types"]),
+            active=form.cleaned_data["active"],
+        )
+        messages.success(request, f"Webhook “{endpoint.name}” created. Its signing secret is shown below.")
+        return redirect("events:webhook", pk=endpoint.pk)
+    return render(request, "events/webhook_form.html", {"form": form, "endpoint": None})
+
+
+@staff_required
+@require_http_methods(["GET", "POST"])
+def webhook_edit(request: ConsoleRequest, pk: int) -> HttpResponse:
+    require_perm(request, "events.change_webhookendpoint")
+    endpoint = get_object_or_404(WebhookEndpoint, pk=pk)
+    initial = {
+        "name": endpoint.name,
+        "url": endpoint.url,
+        "event_types": endpoint.event_types,
+        "active": endpoint.active,
+    }
+    form = WebhookForm(request.POST or None, initial=initial)
+    if request.method == "POST" and form.is_valid():
+        webhook_update(
+            actor=request.user,
+            endpoint=endpoint,
+            name=form.cleaned_data["name"],
+            url=form.cleaned_data["url"],
+            event_types=list(form.cleaned_data["event_types"]),
+            active=form.cleaned_data["active"],
+        )
+        messages.success(request, "Webhook saved.")
+        return redirect("events:webhook", pk=endpoint.pk)
+    return render(request, "events/webhook_form.html", {"form": form, "endpoint": endpoint})
+
+
+class DeliveryFilter(django_filters.FilterSet):
+    status = django_filters.ChoiceFilter(choices=WebhookDelivery.Status.choices, empty_label="any")
+
+    class Meta:
+        model = WebhookDelivery
+        fields: list[str] = []
+
+
+class DeliveryTable(ConsoleTable):
+    id = tables.Column(verbose_name="Delivery")
+    event_position = tables.Column(verbose_name="Event")
+    event_type = tables.Column(verbose_name="Type")
+    status = tables.Column()
+    attempts = tables.Column()
+    last_status_code = tables.Column(verbose_name="HTTP", default="—")
+    last_error = tables.Column(verbose_name="Error", default="")
+    next_attempt_at = tables.DateTimeColumn(verbose_name="Next attempt", format="Y-m-d H:i:s")
+    resend = tables.Column(accessor="pk", verbose_name="", orderable=False)
+
+    class Meta(ConsoleTable.Meta):
+        model = WebhookDelivery
+        fields = ["id", "event_position", "event_type", "status", "attempts"]
+        empty_text = "Nothing delivered to this endpoint yet."
+
+    def render_event_position(self, value: int) -> str:
+        return format_html('<a href="{}">#{}</a>', reverse("events:detail", args=[value]), value)
+
+    def render_status(self, value: str) -> str:
+        return format_html('<span class="badge {}">{}</span>', value, value)
+
+    def render_resend(self, value: int) -> str:
+        return format_html(
+            '<form method="post" action="{}"><button type="submit" class="secondary">Resend</button></form>',
+            reverse("events:webhook_resend", args=[value]),
+        )
+
+
+DELIVERY_ORDERINGS = {"newest": ("Newest", Ordering("id", "id", descending=True))}
+
+
+@staff_required
+@require_GET
+def webhook_detail(request: ConsoleRequest, pk: int) -> HttpResponse:
+    endpoint = get_object_or_404(WebhookEndpoint, pk=pk)
+    ft = filtered_table(
+        request,
+        queryset=endpoint.deliveries.all(),
+        filterset_class=DeliveryFilter,
+        table_class=DeliveryTable,
+        orderings=DELIVERY_ORDERINGS,
+        default_sort="newest",
+    )
+    context = {"endpoint": endpoint, "ft": ft, "target_url": reverse("events:webhook", args=[pk])}
+    if wants_fragment(request):
+        return vary_on_htmx(render(request, "core/_filtered_table.html#table-region", context))
+    return vary_on_htmx(render(request, "events/webhook_detail.html", context))
+
+
+@staff_required
+@require_POST
+def webhook_resend(request: ConsoleRequest, pk: int) -> HttpResponse:
+    require_perm(request, "events.change_webhookendpoint")
+    delivery = get_object_or_404(WebhookDelivery.objects.select_related("endpoint"), pk=pk)
+    if delivery.event_id is None:
+        raise Http404("That event was pruned; it cannot be sent again.")
+    again = delivery_resend(actor=request.user, delivery=delivery)
+    messages.success(request, f"Event #{again.event_position} queued again as delivery {again.pk}.")
+    return redirect("events:webhook", pk=delivery.endpoint_id)

@@ -1,0 +1,356 @@
+"""Publishing the log to webhook endpoints.
+
+The ``events.webhooks`` subscriber turns each published event into one delivery row per interested endpoint,
+in the transaction that moves its checkpoint: the log is the outbox, so a rolled-back change is never sent
+and a committed one is never forgotten. Sending happens later, outside any transaction, in a task: CloudEvents
+1.0 JSON bodies signed the Standard Webhooks way, retried with exponential backoff and full jitter, and the
+endpoint switched off after a 410 or a long failure streak.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import ipaddress
+import json
+import random
+import socket
+import time
+from collections.abc import Sequence
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any, ClassVar
+from urllib.parse import urlsplit
+
+import httpx
+import structlog
+from django.db import transaction
+from django.db.models import F, Q
+from django.utils import timezone
+
+from console.events.catalog import catalog
+from console.events.conf import events_settings
+from console.events.declarations import (
+    WEBHOOK_CREATED,
+    WEBHOOK_DELIVERY_RESENT,
+    WEBHOOK_DISABLED,
+    WEBHOOK_UPDATED,
+)
+from console.events.models import Event, WebhookDelivery, WebhookEndpoint
+from console.events.pipeline import emit
+from console.events.subscriptions import Subscriber
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import AbstractBaseUser
+
+log = structlog.get_logger(__name__)
+
+SOURCE = "/console/events"
+# A claimed delivery whose sender died is handed out again after this long.
+CLAIM_TIMEOUT = timedelta(minutes=5)
+
+
+class UnsafeURL(ValueError):
+    """A webhook URL that is not http(s) or resolves to an address we must not call."""
+
+
+def check_url(url: str, *, resolve: bool = True) -> None:
+    """Refuse non-http(s) URLs and, unless the setting allows them, private, loopback and link-local hosts."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise UnsafeURL("Use an http:// or https:// URL with a host name.")
+    if events_settings().WEBHOOK_ALLOW_PRIVATE:
+        return
+    host = parts.hostname
+    try:
+        addresses = [ipaddress.ip_address(host)]
+    except ValueError:
+        if not resolve:
+            return
+        try:
+            infos = socket.getaddrinfo(host, parts.port or (443 if parts.scheme == "https" else 80))
+        except (socket.gaierror, UnicodeError) as exc:
+            raise UnsafeURL(f"The host {host!r} does not resolve.") from exc
+        addresses = [ipaddress.ip_address(info[4][0]) for info in infos]
+    for address in addresses:
+        if not address.is_global or address.is_multicast:
+            raise UnsafeURL(f"{host} resolves to a private or reserved address ({address}); that is not allowed.")
+
+
+def sign(secret: str, message_id: str, timestamp: int, body: bytes) -> str:
+    """The Standard Webhooks signature: ``v1,`` + base64 HMAC-SHA256 of ``id.timestamp.body``."""
+    key = base64.b64decode(secret.removeprefix("whsec_"))
+    signed = f"{message_id}.{timestamp}.".encode() + body
+    return "v1," + base64.b64encode(hmac.new(key, signed, hashlib.sha256).digest()).decode()
+
+
+def cloudevent(event: Event) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "specversion": "1.0",
+        "id": str(event.position),
+        "source": SOURCE,
+        "type": event.type,
+        "time": event.recorded_at.isoformat(),
+        "datacontenttype": "application/json",
+        "dataschemaversion": event.schema_version,
+        "data": event.data,
+    }
+    if event.stream_id:
+        body["subject"] = event.stream_id
+    return body
+
+
+def published_types() -> frozenset[str]:
+    return frozenset(name for name, event_type in catalog.items() if event_type.publish)
+
+
+class WebhookPublisher(Subscriber):
+    """Queues a delivery per interested active endpoint for every published event."""
+
+    name: ClassVar[str] = "events.webhooks"
+    batch_size: ClassVar[int] = 500
+
+    def handle(self, events: Sequence[Event]) -> None:
+        published = published_types()
+        wanted = [event for event in events if event.type in published]
+        if not wanted:
+            return
+        endpoints = list(WebhookEndpoint.objects.filter(active=True))
+        deliveries = [
+            WebhookDelivery(
+                endpoint=endpoint,
+                event=event,
+                event_position=event.position,
+                event_type=event.type,
+                message_id=f"evt_{event.position}",
+            )
+            for event in wanted
+            for endpoint in endpoints
+            if endpoint.wants(event.type)
+        ]
+        if deliveries:
+            WebhookDelivery.objects.bulk_create(deliveries)
+            dispatch_on_commit()
+
+
+def _send_due() -> None:
+    from console.events.tasks import deliver_webhooks
+
+    deliver_webhooks.enqueue()
+
+
+def dispatch_on_commit() -> None:
+    transaction.on_commit(_send_due)
+
+
+def retry_delay(attempts: int) -> timedelta:
+    """Exponential backoff with full jitter: spreads retries of many failing deliveries over hours."""
+    conf = events_settings()
+    ceiling = min(conf.WEBHOOK_RETRY_BASE_SECONDS * 2 ** max(attempts - 1, 0), conf.WEBHOOK_RETRY_MAX_SECONDS)
+    return timedelta(seconds=random.uniform(ceiling / 2, ceiling))
+
+
+def claim_due(limit: int = 50) -> list[WebhookDelivery]:
+    """Claim due deliveries with a conditional UPDATE each, so two senders never send the same one."""
+    now = timezone.now()
+    stale = now - CLAIM_TIMEOUT
+    candidates = list(
+        WebhookDelivery.objects.filter(
+            Q(status__in=[WebhookDelivery.Status.PENDING, WebhookDelivery.Status.RETRYING], next_attempt_at__lte=now)
+            | Q(status=WebhookDelivery.Status.SENDING, claimed_at__lt=stale)
+        )
+        .order_by("next_attempt_at", "pk")
+        .values_list("pk", "status", "claimed_at")[:limit]
+    )
+    claimed = []
+    for pk, status, claimed_at in candidates:
+        won = WebhookDelivery.objects.filter(pk=pk, status=status, claimed_at=claimed_at).update(
+            status=WebhookDelivery.Status.SENDING, claimed_at=now
+        )
+        if won:
+            claimed.append(pk)
+    return list(WebhookDelivery.objects.filter(pk__in=claimed).select_related("endpoint", "event"))
+
+
+def _record(delivery: WebhookDelivery, *, ok: bool, status_code: int | None, error: str, response: str) -> None:
+    conf = events_settings()
+    endpoint = delivery.endpoint
+    delivery.attempts += 1
+    delivery.last_status_code = status_code
+    delivery.last_error = error[:2000]
+    delivery.last_response = response[:2000]
+    delivery.claimed_at = None
+    with transaction.atomic():
+        if ok:
+            delivery.status = WebhookDelivery.Status.SUCCEEDED
+            delivery.delivered_at = timezone.now()
+            delivery.save()
+            WebhookEndpoint.objects.filter(pk=endpoint.pk).update(failure_streak=0)
+            return
+        gone = status_code == 410
+        if gone or delivery.attempts >= conf.WEBHOOK_MAX_ATTEMPTS:
+            delivery.status = WebhookDelivery.Status.FAILED
+        else:
+            delivery.status = WebhookDelivery.Status.RETRYING
+            delivery.next_attempt_at = timezone.now() + retry_delay(delivery.attempts)
+        delivery.save()
+        WebhookEndpoint.objects.filter(pk=endpoint.pk).update(failure_streak=F("failure_streak") + 1)
+        endpoint.refresh_from_db(fields=["failure_streak", "active"])
+        reason = ""
+        if gone:
+            reason = "The receiver answered 410 Gone."
+        elif endpoint.failure_streak >= conf.WEBHOOK_DISABLE_AFTER_FAILURES:
+            reason = f"{endpoint.failure_streak} failed attempts in a row."
+        if reason and endpoint.active:
+            endpoint_disable(endpoint=endpoint, reason=reason)
+
+
+def send(delivery: WebhookDelivery, client: httpx.Client) -> bool:
+    """One attempt; returns whether the receiver accepted it. Never raises for the receiver's faults."""
+    endpoint = delivery.endpoint
+    if delivery.event is None:
+        _record(
+            delivery, ok=False, status_code=None, error="The event was pruned before it could be sent.", response=""
+        )
+        return False
+    body = json.dumps(cloudevent(delivery.event), separators=(",", ":"), default=str).encode()
+    timestamp = int(time.time())
+    headers = {
+        "content-type": "application/cloudevents+json; charset=utf-8",
+        "webhook-id": delivery.message_id,
+        "webhook-timestamp": str(timestamp),
+        "webhook-signature": sign(endpoint.secret, delivery.message_id, timestamp, body),
+        "user-agent": "ops-console-webhooks/1",
+    }
+    started = time.perf_counter()
+    status_code: int | None = None
+    error = response_text = ""
+    try:
+        check_url(endpoint.url)
+        response = client.post(endpoint.url, content=body, headers=headers)
+        status_code = response.status_code
+        response_text = response.text[:2000]
+        ok = 200 <= status_code < 300
+        if not ok:
+            error = f"HTTP {status_code}"
+    except UnsafeURL as exc:
+        ok, error = False, str(exc)
+    except httpx.HTTPError as exc:
+        ok, error = False, f"{exc.__class__.__name__}: {exc}"
+    delivery.duration_ms = int((time.perf_counter() - started) * 1000)
+    _record(delivery, ok=ok, status_code=status_code, error=error, response=response_text)
+    log.info(
+        "webhook.attempt",
+        endpoint=endpoint.pk,
+        position=delivery.event_position,
+        ok=ok,
+        status_code=status_code,
+        error=error or None,
+    )
+    return ok
+
+
+def deliver_due(limit: int = 50) -> dict[str, int]:
+    """Send what is due (claimed first); returns how many were sent and how many failed."""
+    conf = events_settings()
+    sent = failed = 0
+    with httpx.Client(timeout=conf.WEBHOOK_TIMEOUT_SECONDS, follow_redirects=False) as client:
+        while True:
+            batch = claim_due(limit)
+            if not batch:
+                break
+            for delivery in batch:
+                if send(delivery, client):
+                    sent += 1
+                else:
+                    failed += 1
+            if len(batch) < limit:
+                break
+    return {"sent": sent, "failed": failed}
+
+
+# --- write functions (views and forms call these) -------------------------------------------------------------
+
+
+def webhook_create(
+    *, actor: AbstractBaseUser, name: str, url: str, event_types: list[str], active: bool = True
+) -> WebhookEndpoint:
+    with transaction.atomic():
+        endpoint = WebhookEndpoint.objects.create(
+            name=name, url=url, event_types=sorted(event_types), active=active, created_by_id=actor.pk
+        )
+        emit(
+            WEBHOOK_CREATED,
+            actor=actor,
+            stream_type="webhook",
+            stream_id=f"webhook-{endpoint.pk}",
+            endpoint_id=endpoint.pk,
+            name=name,
+            url=url,
+            event_types=endpoint.event_types,
+        )
+    return endpoint
+
+
+def webhook_update(
+    *, actor: AbstractBaseUser, endpoint: WebhookEndpoint, name: str, url: str, event_types: list[str], active: bool
+) -> WebhookEndpoint:
+    with transaction.atomic():
+        endpoint = WebhookEndpoint.objects.select_for_update().get(pk=endpoint.pk)
+        changed = sorted(
+            key
+            for key, value in (("name", name), ("url", url), ("event_types", sorted(event_types)), ("active", active))
+            if getattr(endpoint, key) != value
+        )
+        endpoint.name, endpoint.url, endpoint.event_types = name, url, sorted(event_types)
+        if active and not endpoint.active:
+            endpoint.disabled_reason = ""
+            endpoint.failure_streak = 0
+        endpoint.active = active
+        endpoint.save()
+        emit(
+            WEBHOOK_UPDATED,
+            actor=actor,
+            stream_type="webhook",
+            stream_id=f"webhook-{endpoint.pk}",
+            endpoint_id=endpoint.pk,
+            changed=changed,
+        )
+    return endpoint
+
+
+def endpoint_disable(*, endpoint: WebhookEndpoint, reason: str) -> None:
+    with transaction.atomic():
+        WebhookEndpoint.objects.filter(pk=endpoint.pk).update(active=False, disabled_reason=reason[:300])
+        endpoint.active, endpoint.disabled_reason = False, reason[:300]
+        emit(
+            WEBHOOK_DISABLED,
+            stream_type="webhook",
+            stream_id=f"webhook-{endpoint.pk}",
+            endpoint_id=endpoint.pk,
+            reason=reason,
+        )
+
+
+def delivery_resend(*, actor: AbstractBaseUser, delivery: WebhookDelivery) -> WebhookDelivery:
+    """Queue the same event to the same endpoint again, as a new delivery with the same message id."""
+    with transaction.atomic():
+        again = WebhookDelivery.objects.create(
+            endpoint=delivery.endpoint,
+            event=delivery.event,
+            event_position=delivery.event_position,
+            event_type=delivery.event_type,
+            message_id=delivery.message_id,
+        )
+        emit(
+            WEBHOOK_DELIVERY_RESENT,
+            actor=actor,
+            stream_type="webhook",
+            stream_id=f"webhook-{delivery.endpoint_id}",
+            endpoint_id=delivery.endpoint_id,
+            delivery_id=again.pk,
+            resent_from=delivery.pk,
+            position=delivery.event_position,
+        )
+        dispatch_on_commit()
+    return again
