@@ -1,0 +1,192 @@
+"""Jobs benchmarks: POST-to-first-line latency against a bare ``manage.py`` start, and output capture speed.
+
+Everything runs in a child process on a throwaway SQLite database and SqliteHuey queue under a temporary
+directory, with a real ``run_huey`` consumer (thread workers), so no development data is touched.
+
+1. Latency: a logged-in POST to ``/jobs/demo_report/`` until its first output line is stored, and until a
+   browser that loaded the run page right after the POST and polls every second would show it; the floor is
+   ``python manage.py demo_report`` started bare, timed to its first line on stdout.
+2. Capture: ``demo_flood`` printing 100,000 and 1,000,000 short lines through the runner (its own process,
+   so its peak RSS is the runner's) against the same command writing to /dev/null.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROUNDS = int(os.environ.get("BENCH_JOBS_ROUNDS", "7"))
+LINES = (100_000, 1_000_000)
+
+
+def _first_line_seconds(argv: list[str], env: dict[str, str]) -> float:
+    started = time.perf_counter()
+    process = subprocess.Popen(
+        argv, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL
+    )
+    assert process.stdout is not None
+    process.stdout.readline()
+    elapsed = time.perf_counter() - started
+    process.wait()
+    return elapsed
+
+
+def _child() -> None:
+    import django
+
+    django.setup()
+    from django.contrib.auth.models import User
+    from django.core.management import call_command
+    from django.db.models import Sum
+    from django.test import Client
+    from django.test.utils import setup_test_environment
+
+    from console.core.processes import child_env, manage_argv
+    from console.jobs.catalog import lookup
+    from console.jobs.introspect import Token
+    from console.jobs.models import JobRun, OutputChunk
+    from console.jobs.services import job_start
+
+    call_command("migrate", verbosity=0)
+    setup_test_environment()
+    user = User.objects.create_superuser("bench", "bench@example.com", "x")
+    client = Client()
+    client.force_login(user)
+    env = child_env()
+    results: dict[str, Any] = {}
+
+    bare = [_first_line_seconds(manage_argv("demo_report", "Q1", "build"), env) for _ in range(ROUNDS)]
+    results["bare"] = statistics.median(bare)
+
+    worker = subprocess.Popen(
+        manage_argv("run_huey", "--workers", "2", "--worker-type", "thread", "--delay", "0.05", "--max-delay", "0.25"),
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        stored: list[float] = []
+        visible: list[float] = []
+        for round_ in range(ROUNDS + 1):
+            started = time.perf_counter()
+            response = client.post("/jobs/demo_report/", {"name": "Q1", "subcommand": "build"})
+            page_loaded = time.perf_counter()
+            client.get(response["Location"])
+            run_id = int(response["Location"].rstrip("/").rsplit("/", 1)[1])
+            while not OutputChunk.objects.filter(run_id=run_id, stream="out").exists():
+                time.sleep(0.005)
+            first = time.perf_counter()
+            # htmx polls every second from page load: the line shows on the first poll after it was stored.
+            shown = page_loaded + max(1, math.ceil(first - page_loaded)) * 1.0
+            while not JobRun.objects.get(pk=run_id).is_final:
+                time.sleep(0.02)
+            if round_:  # the first round warms the worker up
+                stored.append(first - started)
+                visible.append(shown - started)
+        results["stored"] = statistics.median(stored)
+        results["visible"] = statistics.median(visible)
+    finally:
+        worker.terminate()
+        worker.wait(timeout=30)
+
+    for lines in LINES:
+        started = time.perf_counter()
+        subprocess.run(manage_argv("demo_flood", "--lines", str(lines)), env=env, stdout=subprocess.DEVNULL, check=True)
+        devnull = time.perf_counter() - started
+        run = job_start(actor=user, info=lookup("demo_flood"), tokens=[Token("--lines"), Token(str(lines))])
+        runner = subprocess.run(
+            [sys.executable, "-m", "bench.bench_jobs", "runner", str(run.pk)],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        measured = json.loads(runner.stdout.strip().splitlines()[-1])
+        kept = OutputChunk.objects.filter(run_id=run.pk, stream="out").aggregate(total=Sum("lines"))["total"]
+        results[f"capture_{lines}"] = {
+            "devnull": devnull,
+            "captured": measured["seconds"],
+            "rss_mb": measured["rss_mb"],
+            "kept": kept,
+            "chunks": OutputChunk.objects.filter(run_id=run.pk).count(),
+            "status": measured["status"],
+        }
+    print(json.dumps(results))
+
+
+def _runner(run_id: int) -> None:
+    import django
+
+    django.setup()
+    from console.jobs.tasks import execute
+
+    started = time.perf_counter()
+    status = execute(run_id)
+    seconds = time.perf_counter() - started
+    rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps({"seconds": seconds, "rss_mb": rss_mb, "status": status}))
+
+
+def main() -> None:
+    root = Path(__file__).resolve().parent.parent
+    with tempfile.TemporaryDirectory(prefix="bench-jobs-") as tmp:
+        env = {
+            **os.environ,
+            "CONSOLE_VAR_DIR": tmp,
+            "CONSOLE_TESTING": "1",
+            "CONSOLE_TASKS": "huey",
+            "CONSOLE_HUEY_NAME": "bench-jobs",
+            "DJANGO_SETTINGS_MODULE": "console.settings",
+            "DEBUG": "0",
+            "LOG_LEVEL": "ERROR",
+        }
+        env.pop("DATABASE_URL", None)
+        env.pop("REDIS_URL", None)
+        done = subprocess.run(
+            [sys.executable, "-m", "bench.bench_jobs", "child"], env=env, cwd=root, capture_output=True, text=True
+        )
+        if done.returncode:
+            print(done.stderr[-3000:])
+            raise SystemExit("bench_jobs child failed")
+        r = json.loads(done.stdout.strip().splitlines()[-1])
+
+    print(f"SQLite + SqliteHuey (2 thread workers, poll delay 0.05-0.25 s), median of {ROUNDS} rounds.\n")
+    print("| measure | console | peer | ratio |")
+    print("|---|---:|---:|---:|")
+    print(
+        f"| POST -> first line stored | {r['stored']:.3f} s | bare `manage.py demo_report` first line "
+        f"{r['bare']:.3f} s | {r['stored'] / r['bare']:.2f}x |"
+    )
+    print(
+        f"| POST -> first line visible (1 s polling) | {r['visible']:.3f} s | bare start {r['bare']:.3f} s | "
+        f"{r['visible'] / r['bare']:.2f}x |"
+    )
+    for lines in LINES:
+        c = r[f"capture_{lines}"]
+        speed = c["devnull"] / c["captured"]
+        print(
+            f"| {lines:,} lines captured ({c['kept']:,} kept, {c['chunks']} chunks, {c['status']}) | "
+            f"{c['captured']:.2f} s | same command > /dev/null {c['devnull']:.2f} s | {speed:.2f}x speed |"
+        )
+    for lines in LINES:
+        print(f"| runner peak RSS, {lines:,} lines | {r[f'capture_{lines}']['rss_mb']:.0f} MB | | |")
+
+
+if __name__ == "__main__":
+    if sys.argv[1:2] == ["child"]:
+        _child()
+    elif sys.argv[1:2] == ["runner"]:
+        _runner(int(sys.argv[2]))
+    else:
+        main()
