@@ -73,7 +73,9 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]
             errors.append(
                 Error(f"CONSOLE_COMMS[{key!r}] must be a dict with a CLASS dotted path.", id="console.comms.E004")
             )
-    if conf.ALERT_MAILER not in getattr(settings, "MAILERS", {}):
+    # Without MAILERS, Django 6.1 still builds the "default" mailer from the older EMAIL_* settings.
+    known = getattr(settings, "MAILERS", None) or {"default": {}}
+    if conf.ALERT_MAILER not in known:
         errors.append(
             Error(f"CONSOLE_COMMS['ALERT_MAILER'] {conf.ALERT_MAILER!r} is not in MAILERS.", id="console.comms.E005")
         )

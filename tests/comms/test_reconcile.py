@@ -11,7 +11,8 @@ from django.utils import timezone
 
 from console.comms import services
 from console.comms.classes import lookup
-from console.comms.models import Delivery, Message, Status
+from console.comms.models import Attempt, Delivery, Message, Status
+from console.events.models import Event
 from console.comms.services import reconcile, send
 from tests.comms.smtp import ACCEPT_DROP, SMTPServer
 
@@ -70,21 +71,27 @@ def test_a_worker_killed_between_claim_and_send_loses_nothing_and_duplicates_at_
 
     # The third message's SMTP transaction is cut: the server keeps it, the worker dies before the reply.
     smtp.handler.script_data("r2@example.com", ACCEPT_DROP)
-    real_record = services.record_outcome
-    recorded: list[int] = []
+    real_record, real_mark = services.record_outcome, services._mark_sent
+    marked: list[int] = []
 
-    def record_then_die(delivery: Delivery, outcome: Any) -> None:
-        if delivery.address == "r2@example.com":
-            raise WorkerKilled
-        recorded.append(delivery.pk)
-        real_record(delivery, outcome)
+    def die_at_r2(real: Callable[..., None]) -> Callable[..., None]:
+        def wrapper(delivery: Delivery, outcome: Any, **kwargs: Any) -> None:
+            if delivery.address == "r2@example.com":
+                raise WorkerKilled
+            marked.append(delivery.pk)
+            real(delivery, outcome, **kwargs)
 
-    monkeypatch.setattr(services, "record_outcome", record_then_die)
+        return wrapper
+
+    monkeypatch.setattr(services, "record_outcome", die_at_r2(real_record))
+    monkeypatch.setattr(services, "_mark_sent", die_at_r2(real_mark))
     with pytest.raises(WorkerKilled):
         services.deliver_batch(dispatched[0])
     monkeypatch.undo()
-    assert len(recorded) == 2
+    assert len(marked) == 2
     assert Delivery.objects.filter(status=Status.SENDING).count() == 3  # claimed, never finished
+    # Sent and durable, but the worker died before writing their attempts and events.
+    assert Message.objects.filter(status=Status.SENDING).count() == 5
 
     # A second worker given the same ids sends nothing: the rows are claimed.
     assert services.deliver_batch(dispatched[0]) == {}
@@ -92,9 +99,13 @@ def test_a_worker_killed_between_claim_and_send_loses_nothing_and_duplicates_at_
     with django_capture_on_commit_callbacks(execute=True):
         assert reconcile().startswith("0 re-dispatched")  # the lease has not run out yet
     Delivery.objects.filter(status=Status.SENDING).update(claimed_at=timezone.now() - timedelta(hours=1))
+    Delivery.objects.filter(status=Status.SENT).update(sent_at=timezone.now() - timedelta(minutes=5))
     with django_capture_on_commit_callbacks(execute=True):
-        assert reconcile().startswith("3 re-dispatched, 3 stale claim(s) released")
+        summary = reconcile()
+    assert summary == "3 re-dispatched, 3 stale claim(s) released, 2 sent delivery(ies) recorded"
     assert set(Message.objects.values_list("status", flat=True)) == {Status.SENT}
+    assert Event.objects.filter(type="message.sent").count() == 5
+    assert Attempt.objects.filter(outcome="sent").count() == 5
     copies = {address: len(smtp.handler.to(address)) for address in addresses(5)}
     assert copies == {
         "r0@example.com": 1,
