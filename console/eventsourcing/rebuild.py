@@ -272,6 +272,10 @@ def run_rebuild(run_id: int) -> str:
     """Replay the log into the run's generation batch by batch; resumable from the stored cursor."""
     with transaction.atomic():
         run = RebuildRun.objects.select_for_update().get(pk=run_id)
+        if run.status == Status.CANCELLING:
+            run.status = Status.CANCELLED
+            run.finished_at = timezone.now()
+            run.save()
         if run.status not in (Status.QUEUED, Status.RUNNING):
             return run.status
         projector = type(_projector(run.projection))(replaying=True)
