@@ -5,11 +5,13 @@ from __future__ import annotations
 import os
 import signal
 import time
+from datetime import timedelta
 from typing import Any
 
 import pytest
 from django.contrib.auth.models import User
 from django.db.models import Sum
+from django.utils import timezone
 
 from console.core.tick import run_tick
 from console.events.models import Event
@@ -154,3 +156,27 @@ def test_a_run_whose_worker_is_killed_becomes_lost_and_its_group_dies(
     assert run.status == Status.LOST and "No heartbeat since" in run.note
     wait_for(lambda: not group_alive(run.child_pid or 0), timeout=10, what="the child's group to die")
     assert Event.objects.get(type="job.lost", stream_id=f"job-{run.pk}").data["child_killed"] is True
+
+
+def test_an_exclusive_run_is_not_started_while_another_is_live(operator: User) -> None:
+    first = start(operator, "demo_report", "Q1", "build")
+    second = start(operator, "demo_report", "Q2", "build")
+    JobRun.objects.filter(pk__in=[first.pk, second.pk]).update(exclusive=True)
+    JobRun.objects.filter(pk=first.pk).update(status=Status.RUNNING)
+    assert execute(second.pk) == "not claimed"
+    second.refresh_from_db()
+    assert second.status == Status.FAILED and "another run of this command" in second.note
+
+
+def test_the_reaper_redispatches_runs_that_were_never_claimed(operator: User, settings: Any) -> None:
+    settings.TASKS = {"default": {"BACKEND": "django.tasks.backends.immediate.ImmediateBackend"}}
+    settings.CONSOLE_JOBS = {"lost_after_seconds": 1, "heartbeat_seconds": 0.2}
+    run = JobRun.objects.create(
+        command="demo_report",
+        argv=["Q1", "build"],
+        requested_by=operator,
+        queued_at=timezone.now() - timedelta(minutes=5),
+    )
+    assert str(run_tick()["jobs.reap_lost_runs"]).endswith("1 re-dispatched")
+    run.refresh_from_db()
+    assert run.status == Status.SUCCEEDED
