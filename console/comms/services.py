@@ -347,6 +347,8 @@ def claim(delivery_ids: list[int] | None, *, now: datetime | None = None, limit:
     workers take different rows instead of queueing on the same ones.
     """
     now = now or timezone.now()
+    if delivery_ids is None and limit is None:
+        limit = comms_settings().BATCH_SIZE
     token = uuid.uuid4().hex
     with transaction.atomic():
         candidates = Delivery.objects.claimable(now)

@@ -137,8 +137,8 @@ def test_a_dropped_connection_is_temporary(
 def test_retries_stop_at_the_attempt_limit_and_the_message_fails(
     smtp: SMTPServer, db: None, django_capture_on_commit_callbacks: Capture, settings: Any
 ) -> None:
-    settings.CONSOLE_COMMS = {**settings.CONSOLE_COMMS, "MAX_ATTEMPTS": 2}
-    smtp.handler.script("busy@example.com", *["451 4.3.0 busy"] * 3)
+    settings.CONSOLE_COMMS = {**settings.CONSOLE_COMMS, "MAX_ATTEMPTS": 2, "SOFT_FAIL_AFTER": 2}
+    smtp.handler.script("busy@example.com", *["451 4.3.0 busy"] * 2)
     with django_capture_on_commit_callbacks(execute=True):
         message = send(order(), to="busy@example.com")
     with django_capture_on_commit_callbacks(execute=True):
@@ -146,3 +146,13 @@ def test_retries_stop_at_the_attempt_limit_and_the_message_fails(
     message.refresh_from_db()
     assert message.status == Status.FAILED and message.failure_class == FailureClass.TEMPORARY
     assert Message.objects.get(pk=message.pk).deliveries.get(channel="email").attempts == 2
+    contact = ContactPoint.objects.get(address="busy@example.com")
+    assert contact.state == ContactState.SOFT_FAILING and contact.soft_failures == 2
+
+    # The next success clears the soft failures.
+    with django_capture_on_commit_callbacks(execute=True):
+        later = send(order(), to="busy@example.com")
+    later.refresh_from_db()
+    contact.refresh_from_db()
+    assert later.status == Status.SENT
+    assert contact.state == ContactState.ACTIVE and contact.soft_failures == 0

@@ -1,0 +1,32 @@
+"""CONSOLE_COMMS is validated by system checks that name the bad key."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from console.comms.conf import alert_recipients, check_settings
+
+
+def ids(settings: Any, value: Any) -> list[str]:
+    settings.CONSOLE_COMMS = value
+    return [error.id for error in check_settings()]
+
+
+def test_the_defaults_pass(settings: Any) -> None:
+    assert ids(settings, {}) == []
+
+
+def test_bad_settings_are_reported(settings: Any) -> None:
+    assert ids(settings, []) == ["console.comms.E001"]
+    assert ids(settings, {"MAX_ATEMPTS": 3}) == ["console.comms.E002"]
+    assert ids(settings, {"MAX_ATTEMPTS": 0}) == ["console.comms.E003"]
+    assert ids(settings, {"SMS_PROVIDER": "console.comms.providers.LogProvider"}) == ["console.comms.E004"]
+    assert ids(settings, {"ALERT_MAILER": "bulk"}) == ["console.comms.E005"]
+
+
+def test_alerts_go_to_admins_unless_configured(settings: Any) -> None:
+    settings.ADMINS = [("Ops", "ops@example.com")]
+    settings.CONSOLE_COMMS = {}
+    assert alert_recipients() == ["ops@example.com"]
+    settings.CONSOLE_COMMS = {"ALERT_EMAILS": ["oncall@example.com"]}
+    assert alert_recipients() == ["oncall@example.com"]
