@@ -46,11 +46,12 @@ browser:
 	fi; \
 	.venv/bin/playwright install chromium
 
-test: setup browser
-	$(PY) -m pytest --cov --cov-branch --cov-report=term:skip-covered $(PYTEST_ARGS)
+# Tests run as production does (DEBUG off, JSON logs); pytest-django makes its own test databases.
+test: .venv/.synced browser
+	DEBUG=0 $(PY) -m pytest --cov --cov-branch --cov-report=term:skip-covered $(PYTEST_ARGS)
 
 test-fast: .venv/.synced
-	$(PY) -m pytest -m "not browser" -x $(PYTEST_ARGS)
+	DEBUG=0 $(PY) -m pytest -m "not browser" -x $(PYTEST_ARGS)
 
 lint: .venv/.synced
 	.venv/bin/ruff check .
