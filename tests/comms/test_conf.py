@@ -7,7 +7,7 @@ from typing import Any
 from console.comms.conf import alert_recipients, check_settings
 
 
-def ids(settings: Any, value: Any) -> list[str]:
+def ids(settings: Any, value: Any) -> list[str | None]:
     settings.CONSOLE_COMMS = value
     return [error.id for error in check_settings()]
 

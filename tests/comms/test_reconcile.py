@@ -12,8 +12,8 @@ from django.utils import timezone
 from console.comms import services
 from console.comms.classes import lookup
 from console.comms.models import Attempt, Delivery, Message, Status
-from console.events.models import Event
 from console.comms.services import reconcile, send
+from console.events.models import Event
 from tests.comms.smtp import ACCEPT_DROP, SMTPServer
 
 pytestmark = pytest.mark.usefixtures("inline_tasks")
