@@ -9,9 +9,11 @@ class JobsConfig(AppConfig):
     verbose_name = "Jobs"
 
     def ready(self) -> None:
-        from console.core.registry import registry
+        from console.core.registry import Panel, registry
         from console.jobs import conf, events  # noqa: F401  # system checks and event declarations
         from console.jobs.services import reap_lost_runs
+        from console.jobs.views import dashboard_panel
 
         registry.add_nav("Jobs", "jobs:catalog", 10)
         registry.add_duty("jobs.reap_lost_runs", reap_lost_runs)
+        registry.add_panel(Panel(template="jobs/_panel.html", context=dashboard_panel, order=10))

@@ -512,6 +512,20 @@ class CommandForm(forms.Form):
                 out.extend(self._tokens(spec.subparsers[chosen_sub], cleaned, top=False))
         return out
 
+    def initial_data(self) -> dict[str, Any]:
+        """The untouched form as a browser would submit it: used to preview the command line before any edit."""
+        data: dict[str, Any] = {}
+        for name, form_field in self.fields.items():
+            initial = self.get_initial_for_field(form_field, name)
+            if isinstance(form_field, forms.BooleanField):
+                if initial:
+                    data[name] = "on"
+            elif isinstance(initial, date):
+                data[name] = initial.isoformat()
+            elif initial not in (None, "", []):
+                data[name] = initial
+        return data
+
     def submitted_data(self) -> dict[str, Any]:
         """What the user typed, secrets left out: prefills the form for an edited re-run."""
         secrets = {arg.name for spec in self.spec.all_specs() for arg in spec.args if arg.secret}

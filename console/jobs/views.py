@@ -1,15 +1,18 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import timedelta
 from itertools import groupby
 from typing import Any
 
 from django import forms
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
-from django.http import Http404, HttpResponse, StreamingHttpResponse
+from django.db.models import Count, Q
+from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
+from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from console.core.auth import require_perm, staff_required
@@ -19,7 +22,7 @@ from console.jobs import catalog
 from console.jobs.catalog import CommandInfo, UnknownCommand
 from console.jobs.filters import JobRunFilter, JobRunTable
 from console.jobs.introspect import CommandForm, cli_preview
-from console.jobs.models import JobRun
+from console.jobs.models import ACTIVE, LIVE, JobRun, Status
 from console.jobs.output import render_chunks, tail
 from console.jobs.services import JobConflict, job_deny, job_rerun, job_start, job_stop
 
@@ -115,7 +118,11 @@ def command_form(request: ConsoleRequest, command: str) -> HttpResponse:
                 initial = dict(previous.form_data)
         form = CommandForm(initial=initial, command=loaded, name=info.name)
         meta = RunMetaForm(info=info)
-    preview = cli_preview(info.name, form.tokens) if form.is_bound and form.tokens else None
+    if form.is_bound:
+        preview = cli_preview(info.name, form.tokens) if form.tokens else None
+    else:
+        probe = CommandForm(form.initial_data(), command=loaded, name=info.name)
+        preview = cli_preview(info.name, probe.tokens) if probe.is_valid() else None
     return render(
         request,
         "jobs/command.html",
@@ -135,6 +142,16 @@ def command_preview(request: ConsoleRequest, command: str) -> HttpResponse:
         "jobs/command.html#preview",
         {"preview": preview or f"python manage.py {info.name} …", "preview_error": not form.is_valid()},
     )
+
+
+def dashboard_panel(request: HttpRequest) -> dict[str, Any]:
+    since = timezone.now() - timedelta(hours=24)
+    counts = JobRun.objects.filter(Q(status__in=ACTIVE) | Q(finished_at__gte=since)).aggregate(
+        live=Count("pk", filter=Q(status__in=LIVE)),
+        queued=Count("pk", filter=Q(status=Status.QUEUED)),
+        failed=Count("pk", filter=Q(status__in=[Status.FAILED, Status.LOST], finished_at__gte=since)),
+    )
+    return counts
 
 
 ORDERINGS = {"newest": ("Newest", Ordering("id", "id", descending=True))}

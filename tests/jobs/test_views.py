@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 from django.contrib.auth.models import User
 from django.test import Client
+from django.utils import timezone
 
 from console.events.models import Event
 from console.jobs.models import JobRun, OutputChunk, Status
@@ -151,6 +152,14 @@ def test_the_cli_preview_follows_the_form_and_masks_secrets(client: Client, oper
     assert "python manage.py demo_report --format=json --api-token •••••• Q1 build" in fragment
     invalid = client.post("/jobs/demo_report/preview", {"subcommand": "build"}).content.decode()
     assert 'class="error"' in invalid
+
+
+def test_the_untouched_form_previews_its_default_command_line(client: Client, operator: User) -> None:
+    client.force_login(operator)
+    page = client.get("/jobs/demo_import/").content.decode()
+    assert '<code id="cli-preview" data-testid="cli-preview">python manage.py demo_import</code>' in page
+    incomplete = client.get("/jobs/demo_report/").content.decode()
+    assert "python manage.py demo_report …</code>" in incomplete
 
 
 def test_an_edited_rerun_starts_from_the_previous_form(client: Client, operator: User) -> None:
@@ -311,3 +320,13 @@ def test_inline_mode_runs_the_job_inside_the_request(client: Client, operator: U
     page = response.content.decode()
     assert '<span class="badge succeeded" data-testid="run-status">succeeded</span>' in page
     assert "name: Inline" in page and "Report ready." in page
+
+
+def test_the_dashboard_shows_live_and_failed_runs(client: Client, staff: User) -> None:
+    make_run(staff, status=Status.RUNNING)
+    make_run(staff, status=Status.FAILED, finished_at=timezone.now())
+    client.force_login(staff)
+    page = client.get("/").content.decode()
+    assert '<h2 id="jobs-panel-heading">Jobs</h2>' in page
+    assert "<dt>Running now</dt><dd>1</dd>" in page
+    assert '<a href="/jobs/runs/?status=failed">1</a>' in page
