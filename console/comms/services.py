@@ -280,7 +280,11 @@ def _next_delivery(
         )
         Message.objects.filter(pk=msg.pk).update(status=Status.QUEUED, channel=channel, failure_class="")
         msg.status, msg.channel, msg.failure_class = Status.QUEUED, channel, ""
-        dispatch_on_commit(delivery.pk)
+        if start > timezone.now():
+            delivery_id = delivery.pk
+            transaction.on_commit(lambda: _dispatch([delivery_id], run_after=start))
+        else:
+            dispatch_on_commit(delivery.pk)
         return delivery
     _finish(msg, Status.FAILED, failure_class)
     return None

@@ -137,3 +137,17 @@ def test_backoff_has_full_jitter_within_the_cap_and_honours_retry_after(settings
     assert min(backoff_seconds(1, retry_after=120) for _ in range(20)) >= 120
     assert parse_retry_after("30") == 30.0
     assert parse_retry_after("garbage") is None
+
+
+def test_a_message_for_later_is_dispatched_to_run_then(
+    db: None, django_capture_on_commit_callbacks: Capture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from django.utils import timezone
+
+    dispatched: list[tuple[list[int], Any]] = []
+    monkeypatch.setattr(services, "_dispatch", lambda ids, run_after=None: dispatched.append((ids, run_after)))
+    when = timezone.now() + timedelta(hours=2)
+    with django_capture_on_commit_callbacks(execute=True):
+        message = send(cls_of("order_confirmation").sample(), to="ada@example.com", send_at=when)
+    assert dispatched == [([message.deliveries.get().pk], when)]
+    assert message.expires_at == when + cls_of("order_confirmation").ttl
