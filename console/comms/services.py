@@ -281,8 +281,7 @@ def _next_delivery(
         Message.objects.filter(pk=msg.pk).update(status=Status.QUEUED, channel=channel, failure_class="")
         msg.status, msg.channel, msg.failure_class = Status.QUEUED, channel, ""
         if start > timezone.now():
-            delivery_id = delivery.pk
-            transaction.on_commit(lambda: _dispatch([delivery_id], run_after=start))
+            transaction.on_commit(functools.partial(_dispatch, [delivery.pk], run_after=start))
         else:
             dispatch_on_commit(delivery.pk)
         return delivery
