@@ -7,6 +7,7 @@ Every function here changes rows inside ``transaction.atomic()``, emits the even
 from __future__ import annotations
 
 import base64
+import functools
 import contextlib
 import random
 import smtplib
