@@ -7,8 +7,8 @@ Every function here changes rows inside ``transaction.atomic()``, emits the even
 from __future__ import annotations
 
 import base64
-import functools
 import contextlib
+import functools
 import random
 import smtplib
 import uuid
