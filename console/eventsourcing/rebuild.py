@@ -84,6 +84,9 @@ def _bound(as_of_position: int | None, as_of_time: datetime | None) -> tuple[int
         return None, None
     if as_of_position < 1:
         raise RebuildError("The “as of” position must be a positive event position.")
+    newest = Event.objects.order_by("-position").values_list("position", flat=True).first() or 0
+    if as_of_position > newest:
+        raise RebuildError(f"Position {as_of_position} is beyond the end of the log ({newest}).")
     event = (
         Event.objects.filter(position__lte=as_of_position).order_by("-position").values_list("position", "tx").first()
     )

@@ -1,11 +1,38 @@
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any, cast
+
+from django.http import HttpResponse
 from django.urls import path
 
-from console.core.views import section_not_built
+from console.core.auth import staff_required
+from console.eventsourcing import views
+
+
+def generic(view: type[Any]) -> Callable[..., HttpResponse]:
+    """A plain generic class-based view behind the staff guard, like every console page."""
+    return staff_required(cast("Callable[..., HttpResponse]", view.as_view()))
+
 
 app_name = "eventsourcing"
 urlpatterns = [
-    path("streams/", section_not_built, {"section": "Streams"}, name="streams"),
-    path("projections/", section_not_built, {"section": "Projections"}, name="projections"),
+    path("streams/", views.streams, name="streams"),
+    path("streams/<str:stream_id>/", views.stream_detail, name="stream"),
+    path("projections/", views.projections_view, name="projections"),
+    path("projections/<str:name>/rebuild/", views.projection_rebuild, name="rebuild"),
+    path("projections/<str:name>/pause/", views.projection_pause_view, name="pause"),
+    path("projections/<str:name>/resume/", views.projection_resume_view, name="resume"),
+    path("projections/rebuilds/<int:run_id>/cancel/", views.rebuild_cancel_view, name="rebuild-cancel"),
+    path("projections/rebuilds/<int:run_id>/resume/", views.rebuild_resume_view, name="rebuild-resume"),
+    path("projections/rebuilds/<int:run_id>/promote/", views.rebuild_promote_view, name="rebuild-promote"),
+    path("projections/rebuilds/<int:run_id>/compare/", views.rebuild_compare, name="rebuild-compare"),
+    path("read-models/accounts/", generic(views.AccountListView), name="accounts"),
+    path(
+        "read-models/accounts/<str:account_id>/",
+        generic(views.AccountDetailView),
+        name="account",
+    ),
+    path("read-models/accounts/<str:account_id>/act/", views.account_action, name="account-act"),
+    path("read-models/activity/", generic(views.ActivityListView), name="activity"),
 ]

@@ -260,7 +260,7 @@ def test_as_of_accepts_dates_and_times() -> None:
 
 
 def test_the_rebuild_bounds_are_checked(db: None) -> None:
-    with pytest.raises(RebuildError, match="no event"):
+    with pytest.raises(RebuildError, match="beyond the end of the log"):
         rebuild_start(projection=BALANCES, actor=None, as_of_position=5)
     with pytest.raises(RebuildError, match="not both"):
         rebuild_start(projection=BALANCES, actor=None, as_of_position=5, as_of_time=timezone.now())

@@ -1,0 +1,340 @@
+"""The stream browser, the projections page and its actions, and the demo read models."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from django.contrib import messages
+from django.db.models import QuerySet
+from django.http import Http404, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_GET, require_POST
+from django.views.generic import DetailView, ListView
+
+from console.core.auth import require_perm, staff_required
+from console.core.http import ConsoleRequest, vary_on_htmx, wants_fragment
+from console.events.models import Event
+from console.eventsourcing import projections, repository
+from console.eventsourcing.accounts import account_deposit, account_transfer, account_withdraw
+from console.eventsourcing.domain import (
+    Aggregate,
+    ConcurrencyError,
+    DomainError,
+    StreamNotFound,
+    UnknownEventType,
+    UpcastError,
+)
+from console.eventsourcing.forms import AccountActionForm, RebuildForm
+from console.eventsourcing.models import AccountActivity, AccountBalance, ProjectionState, RebuildRun
+from console.eventsourcing.rebuild import (
+    RebuildError,
+    projection_pause,
+    projection_resume,
+    rebuild_cancel,
+    rebuild_promote,
+    rebuild_resume,
+    rebuild_start,
+)
+
+MANAGE = "eventsourcing.manage_projection"
+OPERATE = "eventsourcing.operate_accounts"
+RECENT_WINDOW = 2000
+RECENT_STREAMS = 50
+STREAM_EVENTS = 1000
+
+
+# --- streams ---------------------------------------------------------------------------------------------
+
+
+@staff_required
+@require_GET
+def streams(request: ConsoleRequest) -> HttpResponse:
+    query = request.GET.get("q", "").strip()[:200]
+    recent = Event.objects.filter(version__isnull=False)
+    if query:
+        recent = recent.filter(stream_id__startswith=query)
+    # A bounded window of the newest events, folded into streams: no scan of the whole log.
+    seen: dict[str, dict[str, Any]] = {}
+    for row in recent.order_by("-position").values("stream_id", "stream_type", "version", "type", "recorded_at")[
+        :RECENT_WINDOW
+    ]:
+        if row["stream_id"] not in seen:
+            seen[row["stream_id"]] = dict(row)
+            if len(seen) >= RECENT_STREAMS:
+                break
+    return render(request, "eventsourcing/streams.html", {"streams": list(seen.values()), "q": query})
+
+
+def _diff(before: dict[str, Any], after: dict[str, Any]) -> list[tuple[str, Any, Any]]:
+    keys = sorted(set(before) | set(after))
+    return [(key, before.get(key), after.get(key)) for key in keys if before.get(key) != after.get(key)]
+
+
+def _int_param(request: ConsoleRequest, name: str) -> int | None:
+    value = request.GET.get(name, "")
+    return int(value) if value.isdigit() else None
+
+
+@staff_required
+@require_GET
+def stream_detail(request: ConsoleRequest, stream_id: str) -> HttpResponse:
+    events = list(Event.objects.of_stream(stream_id)[:STREAM_EVENTS])
+    if not events:
+        raise Http404("No such stream.")
+    latest = events[-1].version or 0
+    version = min(_int_param(request, "version") or latest, latest)
+    compare = _int_param(request, "compare")
+    if compare is None or compare >= latest + 1:
+        compare = version - 1
+    context: dict[str, Any] = {
+        "stream_id": stream_id,
+        "stream_type": events[0].stream_type,
+        "events": events,
+        "latest": latest,
+        "version": version,
+        "compare": compare,
+        "error": "",
+    }
+    try:
+        current: Aggregate = repository.load(stream_id, at_version=version)
+        state = current.state()
+        before: dict[str, Any] = {}
+        if compare >= 1:
+            earlier: Aggregate = repository.load(stream_id, at_version=compare)
+            before = earlier.state()
+        context.update(state=state, diff=_diff(before, state))
+    except (UnknownEventType, UpcastError, LookupError) as exc:
+        context.update(state=None, diff=[], error=str(exc))
+    template = "eventsourcing/stream.html#state" if wants_fragment(request) else "eventsourcing/stream.html"
+    return vary_on_htmx(render(request, template, context))
+
+
+# --- projections -----------------------------------------------------------------------------------------
+
+
+def _projection_rows() -> list[dict[str, Any]]:
+    runs: dict[str, list[RebuildRun]] = {}
+    for run in RebuildRun.objects.exclude(status=RebuildRun.Status.DISCARDED).select_related("requested_by")[:100]:
+        runs.setdefault(run.projection, []).append(run)
+    live = dict(ProjectionState.objects.values_list("name", "live_generation"))
+    rows = []
+    for projector in projections.registered():
+        mine = runs.get(projector.name, [])[:5]
+        rows.append(
+            {
+                "status": projections.Status.of(projector),
+                "runs": mine,
+                "generation": live.get(projector.name, 0),
+                "busy": any(not run.is_finished for run in mine),
+            }
+        )
+    return rows
+
+
+def _auto_id(name: str) -> str:
+    return "rebuild-" + "".join(c if c.isalnum() else "-" for c in name) + "-%s"
+
+
+def _projections_page(request: ConsoleRequest, *, form: RebuildForm | None = None, form_for: str = "") -> HttpResponse:
+    rows = _projection_rows()
+    for row in rows:
+        name = row["status"].name
+        row["form"] = form if form is not None and name == form_for else RebuildForm(auto_id=_auto_id(name))
+    busy = any(row["busy"] for row in rows)
+    context = {
+        "rows": rows,
+        "busy": busy,
+        "form_for": form_for,
+        "can_manage": request.user.has_perm(MANAGE),
+    }
+    if wants_fragment(request):
+        response = render(request, "eventsourcing/projections.html#table", context)
+        if not busy:
+            response.status_code = 286
+        return vary_on_htmx(response)
+    return vary_on_htmx(render(request, "eventsourcing/projections.html", context))
+
+
+@staff_required
+@require_GET
+def projections_view(request: ConsoleRequest) -> HttpResponse:
+    return _projections_page(request)
+
+
+@staff_required
+@require_POST
+def projection_rebuild(request: ConsoleRequest, name: str) -> HttpResponse:
+    require_perm(request, MANAGE)
+    form = RebuildForm(request.POST, auto_id=_auto_id(name))
+    if not form.is_valid():
+        return _projections_page(request, form=form, form_for=name)
+    data = form.cleaned_data
+    try:
+        run = rebuild_start(
+            projection=name,
+            actor=request.user,
+            as_of_position=data["as_of_position"],
+            as_of_time=data["as_of_time"],
+            swap=(data["target"] == "live") if form.is_as_of else None,
+        )
+    except RebuildError as exc:
+        form.add_error(None, str(exc))
+        return _projections_page(request, form=form, form_for=name)
+    messages.success(request, f"Rebuild #{run.pk} of {name} ({run.as_of_label}) is queued.")
+    return redirect("eventsourcing:projections")
+
+
+def _act(request: ConsoleRequest, action: Any, done: str, **kwargs: Any) -> HttpResponse:
+    require_perm(request, MANAGE)
+    try:
+        action(actor=request.user, **kwargs)
+    except RebuildError as exc:
+        messages.error(request, str(exc))
+    else:
+        messages.success(request, done)
+    return redirect("eventsourcing:projections")
+
+
+@staff_required
+@require_POST
+def projection_pause_view(request: ConsoleRequest, name: str) -> HttpResponse:
+    return _act(request, projection_pause, f"{name} is paused.", name=name)
+
+
+@staff_required
+@require_POST
+def projection_resume_view(request: ConsoleRequest, name: str) -> HttpResponse:
+    return _act(request, projection_resume, f"{name} is resumed.", name=name)
+
+
+def _run(run_id: int) -> RebuildRun:
+    return get_object_or_404(RebuildRun, pk=run_id)
+
+
+@staff_required
+@require_POST
+def rebuild_cancel_view(request: ConsoleRequest, run_id: int) -> HttpResponse:
+    run = _run(run_id)
+    return _act(request, rebuild_cancel, f"Rebuild #{run.pk} is cancelled.", run_id=run.pk)
+
+
+@staff_required
+@require_POST
+def rebuild_resume_view(request: ConsoleRequest, run_id: int) -> HttpResponse:
+    run = _run(run_id)
+    return _act(request, rebuild_resume, f"Rebuild #{run.pk} is resuming.", run_id=run.pk)
+
+
+@staff_required
+@require_POST
+def rebuild_promote_view(request: ConsoleRequest, run_id: int) -> HttpResponse:
+    run = _run(run_id)
+    require_perm(request, MANAGE)
+    if request.POST.get("confirm") != "yes":
+        messages.error(request, f"Confirm that rebuild #{run.pk} should replace the live read model.")
+        return redirect("eventsourcing:projections")
+    return _act(request, rebuild_promote, f"Rebuild #{run.pk} is now live.", run_id=run.pk)
+
+
+@staff_required
+@require_GET
+def rebuild_compare(request: ConsoleRequest, run_id: int) -> HttpResponse:
+    """A finished copy beside the live read model, row by row, differences marked."""
+    run = _run(run_id)
+    projector = projections.get(run.projection)
+    model = getattr(projector, "model", None)
+    if model is None:
+        raise Http404("This projection has no single read model to compare.")
+    key = projector.key_field  # type: ignore[attr-defined]  # every projector with a model is a RowProjector
+    fields = [f.name for f in model._meta.concrete_fields if not f.primary_key and f.name not in ("generation", key)]
+    live_generation = ProjectionState.objects.filter(name=run.projection).values_list("live_generation", flat=True)
+    live = {getattr(r, key): r for r in model.generations.filter(generation__in=live_generation)[:500]}
+    copy = {getattr(r, key): r for r in model.generations.filter(generation=run.generation)[:500]}
+    rows = []
+    for name in sorted(set(live) | set(copy)):
+        a, b = live.get(name), copy.get(name)
+        values = [(f, getattr(a, f, None), getattr(b, f, None)) for f in fields]
+        rows.append({"key": name, "values": values, "differs": any(x != y for _, x, y in values)})
+    return render(
+        request,
+        "eventsourcing/compare.html",
+        {"run": run, "fields": fields, "rows": rows, "differing": sum(r["differs"] for r in rows)},
+    )
+
+
+# --- the demo read models, through plain generic views ---------------------------------------------------
+
+
+if TYPE_CHECKING:
+    BalanceList = ListView[AccountBalance]
+    BalanceDetail = DetailView[AccountBalance]
+    ActivityList = ListView[AccountActivity]
+else:
+    BalanceList, BalanceDetail, ActivityList = ListView, DetailView, ListView
+
+
+class GenerationMixin:
+    """``?generation=N`` shows a rebuild's copy instead of the live rows."""
+
+    request: Any
+    model: Any
+
+    def get_queryset(self) -> QuerySet[Any]:
+        generation = self.request.GET.get("generation", "")
+        if generation.isdigit():
+            return self.model.generations.filter(generation=int(generation))  # type: ignore[no-any-return]
+        return self.model.objects.all()  # type: ignore[no-any-return]
+
+
+class AccountListView(GenerationMixin, BalanceList):
+    model = AccountBalance
+    paginate_by = 50
+
+
+class AccountDetailView(BalanceDetail):
+    model = AccountBalance
+    slug_field = "account_id"
+    slug_url_kwarg = "account_id"
+
+    def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
+        context = super().get_context_data(**kwargs)
+        context.setdefault("form", AccountActionForm())
+        context["activity"] = AccountActivity.objects.filter(account_id=self.object.account_id).first()
+        return context
+
+
+class ActivityListView(GenerationMixin, ActivityList):
+    model = AccountActivity
+    paginate_by = 50
+
+
+@staff_required
+@require_POST
+def account_action(request: ConsoleRequest, account_id: str) -> HttpResponse:
+    require_perm(request, OPERATE)
+    balance = get_object_or_404(AccountBalance, account_id=account_id)
+    form = AccountActionForm(request.POST)
+    if form.is_valid():
+        data = form.cleaned_data
+        try:
+            if data["action"] == "deposit":
+                account_deposit(account_id=account_id, amount=data["amount"], actor=request.user)
+            elif data["action"] == "withdraw":
+                account_withdraw(account_id=account_id, amount=data["amount"], actor=request.user)
+            else:
+                account_transfer(
+                    from_account=account_id, to_account=data["to_account"], amount=data["amount"], actor=request.user
+                )
+        except (StreamNotFound, UnknownEventType):
+            form.add_error("to_account", "There is no such account.")
+        except (DomainError, ConcurrencyError) as exc:
+            form.add_error("amount", str(exc))
+        else:
+            messages.success(request, f"{form.cleaned_data['action'].capitalize()} of {data['amount']} done.")
+            return redirect("eventsourcing:account", account_id=account_id)
+    activity = AccountActivity.objects.filter(account_id=account_id).first()
+    return render(
+        request,
+        "eventsourcing/accountbalance_detail.html",
+        {"object": balance, "accountbalance": balance, "form": form, "activity": activity},
+    )

@@ -1,0 +1,194 @@
+"""The stream browser, the projections page and its actions, and the demo read models' generic views."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from django.contrib.auth.models import User
+from django.test import Client
+
+from console.events.models import Event
+from console.events.subscriptions import catch_up
+from console.eventsourcing.accounts import account_withdraw
+from console.eventsourcing.models import AccountBalance, RebuildRun
+from console.eventsourcing.rebuild import rebuild_start, run_rebuild
+from tests.eventsourcing.conftest import open_account
+
+Login = Callable[[User], Client]
+HTMX = {"HX-Request": "true"}
+
+
+def test_the_streams_index_lists_recent_streams_and_finds_by_prefix(login: Login, staff: User) -> None:
+    open_account("acc-a1")
+    open_account("acc-b2")
+    client = login(staff)
+    page = client.get("/streams/").content.decode()
+    assert "acc-a1" in page and "acc-b2" in page
+    page = client.get("/streams/", {"q": "acc-b"}).content.decode()
+    assert "acc-b2" in page and "acc-a1" not in page
+    assert "No streams start with “<b>”" not in client.get("/streams/", {"q": "<b>"}).content.decode()
+    assert "&lt;b&gt;" in client.get("/streams/", {"q": "<b>"}).content.decode()
+
+
+def test_a_stream_shows_its_events_and_the_state_at_any_version_with_a_diff(login: Login, staff: User) -> None:
+    open_account("acc-1", owner="Ada <Lovelace>", deposit=500)
+    account_withdraw(account_id="acc-1", amount=120, actor=None)
+    client = login(staff)
+    page = client.get("/streams/acc-1/").content.decode()
+    assert "State at version 3 of 3" in page
+    assert "<code>380</code>" in page
+    assert "Ada &lt;Lovelace&gt;" in page
+    assert page.count("account.deposited") >= 2  # in the version links and the events table
+    earlier = client.get("/streams/acc-1/", {"version": "2"}).content.decode()
+    assert "State at version 2 of 3" in earlier
+    assert "<td>balance</td><td><code>0</code></td><td><code>500</code></td>" in earlier
+
+
+def test_the_version_links_swap_only_the_state_for_htmx(login: Login, staff: User) -> None:
+    open_account("acc-1", deposit=5)
+    response = login(staff).get("/streams/acc-1/", {"version": "1", "compare": "0"}, headers=HTMX)
+    body = response.content.decode()
+    assert body.lstrip().startswith('<section id="state"')
+    assert "<h1>" not in body
+    assert "State at version 1 of 2" in body
+    assert response["Vary"] == "HX-Request, Cookie" or "HX-Request" in response["Vary"]
+
+
+def test_bad_stream_input_never_errors(login: Login, staff: User) -> None:
+    open_account("acc-1")
+    client = login(staff)
+    assert client.get("/streams/acc-nope/").status_code == 404
+    assert client.get("/streams/acc-1/", {"version": "x", "compare": "-4"}).status_code == 200
+    assert "State at version 1 of 1" in client.get("/streams/acc-1/", {"version": "99"}).content.decode()
+    Event.objects.create(stream_type="account", stream_id="acc-1", version=2, type="account.renamed", data={})
+    page = client.get("/streams/acc-1/").content.decode()
+    assert "no code registers it" in page
+
+
+def test_the_projections_page_shows_mode_position_lag_and_status(login: Login, staff: User) -> None:
+    open_account("acc-1", deposit=5)
+    page = login(staff).get("/projections/").content.decode()
+    assert "accounts.balances" in page and "accounts.activity" in page
+    assert "inline" in page and "async" in page
+    assert "2 events" in page  # the async projection is two account events behind
+    assert "Rebuild accounts.balances" not in page  # staff without the permission sees no actions
+
+
+def test_staff_without_the_permission_cannot_act(login: Login, staff: User) -> None:
+    client = login(staff)
+    assert client.post("/projections/accounts.balances/rebuild/").status_code == 403
+    assert client.post("/projections/accounts.activity/pause/").status_code == 403
+    assert not RebuildRun.objects.exists()
+
+
+def test_an_operator_starts_a_rebuild_and_the_page_polls_until_it_is_done(login: Login, operator: User) -> None:
+    open_account("acc-1", deposit=5)
+    client = login(operator)
+    response = client.post("/projections/accounts.balances/rebuild/")
+    assert response.status_code == 302
+    run = RebuildRun.objects.get()
+    assert Event.objects.get(type="projection.rebuild_requested").actor == operator
+    poll = client.get("/projections/", headers=HTMX)
+    assert poll.status_code == 200
+    assert "every 1s [document.visibilityState === 'visible']" in poll.content.decode()
+    run_rebuild(run.pk)
+    done = client.get("/projections/", headers=HTMX)
+    assert done.status_code == 286
+    assert "hx-trigger" not in done.content.decode()
+    assert "100% · 2 of 2 events" in done.content.decode()
+
+
+def test_bad_rebuild_input_is_shown_next_to_the_field(login: Login, operator: User) -> None:
+    open_account("acc-1")
+    client = login(operator)
+    response = client.post("/projections/accounts.activity/rebuild/", {"as_of_time": "last tuesday"})
+    assert response.status_code == 200
+    assert "is not a time" in response.content.decode()
+    response = client.post("/projections/accounts.activity/rebuild/", {"as_of_position": "1", "target": "live"})
+    assert "Confirm that the live read model should be replaced" in response.content.decode()
+    response = client.post("/projections/accounts.balances/rebuild/", {"as_of_position": "999999"})
+    assert "is beyond the end of the log" in response.content.decode()
+    assert not RebuildRun.objects.exists()
+
+
+def test_pause_resume_cancel_and_resume_rebuild_through_the_page(login: Login, operator: User) -> None:
+    client = login(operator)
+    client.post("/projections/accounts.activity/pause/")
+    assert "paused" in client.get("/projections/").content.decode()
+    client.post("/projections/accounts.activity/resume/")
+    open_account("acc-1")
+    client.post("/projections/accounts.balances/rebuild/")
+    run = RebuildRun.objects.get()
+    client.post(f"/projections/rebuilds/{run.pk}/cancel/")
+    run.refresh_from_db()
+    assert run.status == "cancelled"
+    client.post(f"/projections/rebuilds/{run.pk}/resume/")
+    run.refresh_from_db()
+    assert run.status == "queued"
+    response = client.post(f"/projections/rebuilds/{run.pk}/resume/", follow=True)
+    assert "only a stopped one can resume" in response.content.decode()
+    audit = Event.objects.filter(actor=operator, type__startswith="projection.").order_by("position")
+    types = list(audit.values_list("type", flat=True))
+    assert types == [
+        "projection.paused",
+        "projection.resumed",
+        "projection.rebuild_requested",
+        "projection.rebuild_cancelled",
+        "projection.rebuild_resumed",
+    ]
+
+
+def test_an_as_of_copy_is_compared_side_by_side_then_promoted_on_confirmation(
+    transactional_db: None, login: Login, operator: User
+) -> None:
+    open_account("acc-1", deposit=5)
+    catch_up("accounts.activity")
+    first = Event.objects.filter(stream_id="acc-1").order_by("position")[0].position
+    run = rebuild_start(projection="accounts.activity", actor=operator, as_of_position=first)
+    run_rebuild(run.pk)
+    client = login(operator)
+    compare = client.get(f"/projections/rebuilds/{run.pk}/compare/").content.decode()
+    assert "1 of 1 row differ" in compare
+    client.post(f"/projections/rebuilds/{run.pk}/promote/")
+    run.refresh_from_db()
+    assert run.status == "ready"  # not without the confirmation
+    client.post(f"/projections/rebuilds/{run.pk}/promote/", {"confirm": "yes"})
+    run.refresh_from_db()
+    assert run.status == "live"
+
+
+def test_read_models_are_served_by_plain_generic_views(login: Login, staff: User) -> None:
+    open_account("acc-1", owner="Ada", deposit=5)
+    client = login(staff)
+    page = client.get("/read-models/accounts/").content.decode()
+    assert "acc-1" in page and "Ada" in page
+    assert "Ada" in client.get("/read-models/accounts/acc-1/").content.decode()
+    assert client.get("/read-models/accounts/acc-nope/").status_code == 404
+    assert "No activity projected yet" in client.get("/read-models/activity/").content.decode()
+    AccountBalance.generations.create(account_id="acc-copy", owner="Copy", generation=9)
+    assert "acc-copy" in client.get("/read-models/accounts/", {"generation": "9"}).content.decode()
+    assert "acc-copy" not in client.get("/read-models/accounts/").content.decode()
+
+
+def test_a_domain_error_is_shown_to_the_user_and_appends_nothing(login: Login, operator: User) -> None:
+    open_account("acc-1", deposit=5)
+    client = login(operator)
+    count = Event.objects.count()
+    response = client.post("/read-models/accounts/acc-1/act/", {"action": "withdraw", "amount": "6"})
+    assert response.status_code == 200
+    assert "Insufficient funds: the balance is 5, the withdrawal 6." in response.content.decode()
+    assert Event.objects.count() == count
+    response = client.post("/read-models/accounts/acc-1/act/", {"action": "transfer", "amount": "1", "to_account": "x"})
+    assert "There is no such account." in response.content.decode()
+    response = client.post("/read-models/accounts/acc-1/act/", {"action": "withdraw", "amount": "abc"})
+    assert response.status_code == 200
+    response = client.post("/read-models/accounts/acc-1/act/", {"action": "deposit", "amount": "7"})
+    assert response.status_code == 302
+    assert AccountBalance.objects.get(account_id="acc-1").balance == 12
+    assert Event.objects.filter(stream_id="acc-1").order_by("-position")[0].actor == operator
+
+
+def test_moving_money_needs_the_permission(login: Login, staff: User) -> None:
+    open_account("acc-1", deposit=5)
+    response = login(staff).post("/read-models/accounts/acc-1/act/", {"action": "deposit", "amount": "1"})
+    assert response.status_code == 403
