@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 from typing import Any, cast
+from urllib.parse import quote
 
 import django_filters
-import django_tables2 as tables
 from django import forms
 from django.contrib.auth import get_user_model
 from django.db.models import Max, Q, QuerySet, TextField
 from django.db.models.functions import Cast
-from django.urls import reverse
+from django.utils import timezone
 from django.utils.html import format_html
-from django.utils.http import urlencode
+from django.utils.safestring import SafeString
 
 from console.core.tables import ConsoleTable, Ordering
 from console.events.catalog import catalog
@@ -92,25 +92,39 @@ class EventFilter(django_filters.FilterSet):
 
 
 class EventTable(ConsoleTable):
-    position = tables.Column(verbose_name="#")
-    recorded_at = tables.DateTimeColumn(verbose_name="When", format="Y-m-d H:i:s")
-    type = tables.Column()
-    actor = tables.Column(accessor="actor__username", default="—")
-    stream_id = tables.Column(verbose_name="Stream", default="")
-    summary = tables.Column(accessor="data", verbose_name="Data", orderable=False)
+    """The columns of the log; events/event_list.html writes the rows itself (see the note there)."""
 
     class Meta(ConsoleTable.Meta):
         model = Event
         fields = ["position", "recorded_at", "type", "actor", "stream_id"]
-        empty_text = "No events match these filters."
 
-    def render_position(self, value: int) -> str:
-        return format_html('<a href="{}">#{}</a>', reverse("events:detail", args=[value]), value)
 
-    def render_stream_id(self, value: str) -> str:
-        link = f"{reverse('events:list')}?{urlencode({'stream': value})}"
-        return format_html('<a href="{}">{}</a>', link, value)
+ROW = (
+    '<tr><td><a href="{base}{position}/">#{position}</a></td><td>{when}</td><td>{type}</td><td>{actor}</td>'
+    "<td>{stream}</td><td>{summary}</td></tr>"
+)
+STREAM = '<a href="{base}?stream={query}">{stream_id}</a>'
 
-    def render_summary(self, value: dict[str, Any]) -> str:
-        text = ", ".join(f"{key}={item}" for key, item in list(value.items())[:4])
-        return text if len(text) <= 120 else text[:119] + "…"
+
+def summarize(data: dict[str, Any], limit: int = 120) -> str:
+    text = ", ".join(f"{key}={item}" for key, item in list(data.items())[:4])
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def event_rows(events: list[Event], *, base: str) -> list[SafeString]:
+    """The table rows, escaped by format_html: a row costs microseconds here, ~100 µs as template tags."""
+    return [
+        format_html(
+            ROW,
+            base=base,
+            position=event.position,
+            when=timezone.localtime(event.recorded_at).strftime("%Y-%m-%d %H:%M:%S"),
+            type=event.type,
+            actor=event.actor.get_username() if event.actor else "—",
+            stream=format_html(STREAM, base=base, query=quote(event.stream_id), stream_id=event.stream_id)
+            if event.stream_id
+            else "",
+            summary=summarize(event.data),
+        )
+        for event in events
+    ]

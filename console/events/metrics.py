@@ -109,10 +109,21 @@ def label_values(metric: Metric, fields: dict[str, Any]) -> list[str]:
     return values
 
 
+_type_counters: dict[str, Any] = {}
+
+
+def _count_type(name: str) -> None:
+    # The labelled child is cached: looking it up costs more than the increment itself.
+    child = _type_counters.get(name)
+    if child is None:
+        child = _type_counters[name] = _events_total().labels(name)
+    child.inc()
+
+
 def record(emitted: Emit) -> None:
     fields = emitted.fields
     undeclared = "undeclared event type" in emitted.problems
-    _events_total().labels("undeclared" if undeclared else emitted.event_type.name).inc()
+    _count_type("undeclared" if undeclared else emitted.event_type.name)
     for metric in emitted.event_type.metrics:
         instrument = _instrument(metric)
         if metric.labels:

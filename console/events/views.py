@@ -17,7 +17,7 @@ from console.core.http import ConsoleRequest, vary_on_htmx, wants_fragment
 from console.core.tables import ConsoleTable, Ordering, filtered_table
 from console.events import metrics as event_metrics
 from console.events.access import token_or_staff
-from console.events.browse import ORDERINGS, EventFilter, EventTable
+from console.events.browse import ORDERINGS, EventFilter, EventTable, event_rows
 from console.events.catalog import catalog
 from console.events.conf import events_settings
 from console.events.forms import WebhookForm
@@ -41,9 +41,15 @@ def event_list(request: ConsoleRequest) -> HttpResponse:
         orderings=ORDERINGS,
         default_sort="newest",
     )
-    context = {"ft": ft, "target_url": reverse("events:list"), "types": sorted(catalog)}
+    base = reverse("events:list")
+    context = {
+        "ft": ft,
+        "rows": event_rows(ft.page.rows, base=base),
+        "target_url": base,
+        "types": sorted(catalog),
+    }
     if wants_fragment(request):
-        return vary_on_htmx(render(request, "core/_filtered_table.html#table-region", context))
+        return vary_on_htmx(render(request, "events/event_list.html#table-region", context))
     return vary_on_htmx(render(request, "events/event_list.html", context))
 
 
