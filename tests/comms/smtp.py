@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import threading
 from collections import defaultdict, deque
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from email import message_from_bytes
 from email.message import Message
 from typing import Any
 
+import pytest
 from aiosmtpd.controller import Controller
 
 # Script entries: an SMTP reply such as "450 4.2.0 Try later" / "550 5.1.1 No such user" / "421 4.3.2 Bye",
@@ -17,6 +20,8 @@ from aiosmtpd.controller import Controller
 # answering: the client cannot know it was accepted).
 DROP = "DROP"
 ACCEPT_DROP = "ACCEPT_DROP"
+# Take the message at DATA, then keep the client waiting for the reply (a worker killed meanwhile).
+ACCEPT_HANG = "ACCEPT_HANG"
 
 
 @dataclass
@@ -67,13 +72,16 @@ class ScriptedHandler:
             scripted = self._next(self.data_scripts, recipient)
             if scripted != "250 OK":
                 reply = scripted
-        if reply in ("250 OK", ACCEPT_DROP):
+        if reply in ("250 OK", ACCEPT_DROP, ACCEPT_HANG):
             with self.lock:
                 self.accepted.append(
                     Accepted(envelope.mail_from, list(envelope.rcpt_tos), message_from_bytes(envelope.content))
                 )
         if reply == ACCEPT_DROP:
             server.transport.close()
+            return "250 OK"
+        if reply == ACCEPT_HANG:
+            await asyncio.sleep(10)
             return "250 OK"
         return reply
 
@@ -107,3 +115,16 @@ class SMTPServer:
                 "OPTIONS": {"host": "127.0.0.1", "port": self.port, "timeout": 10},
             }
         }
+
+
+@pytest.fixture
+def smtp_for_worker(monkeypatch: pytest.MonkeyPatch, settings: Any) -> Iterator[SMTPServer]:
+    """A scripted SMTP server that a worker process started after this fixture sends to (and so do we)."""
+    server = SMTPServer()
+    server.start()
+    monkeypatch.setenv("DJANGO_SETTINGS_MODULE", "tests.comms.worker_settings")
+    monkeypatch.setenv("COMMS_TEST_SMTP_PORT", str(server.port))
+    settings.MAILERS = server.mailers()
+    settings.CONSOLE_COMMS = {"ALERT_EMAILS": ["ops@example.com"], "BACKOFF_BASE_SECONDS": 0.001}
+    yield server
+    server.stop()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -10,26 +9,16 @@ import pytest
 from console.comms.classes import lookup
 from console.comms.models import Message, Status
 from console.comms.services import send
-from tests.comms.smtp import SMTPServer
+from tests.comms.smtp import SMTPServer, smtp_for_worker  # noqa: F401  (fixture)
 from tests.conftest import Worker, wait_for
 
 pytestmark = pytest.mark.browser
 
 
-@pytest.fixture
-def smtp_for_worker(monkeypatch: pytest.MonkeyPatch, settings: Any) -> Iterator[SMTPServer]:
-    """A scripted SMTP server that the worker process (started after this fixture) sends to."""
-    server = SMTPServer()
-    server.start()
-    monkeypatch.setenv("DJANGO_SETTINGS_MODULE", "tests.comms.worker_settings")
-    monkeypatch.setenv("COMMS_TEST_SMTP_PORT", str(server.port))
-    settings.MAILERS = server.mailers()
-    yield server
-    server.stop()
-
-
 def test_staff_resend_two_failed_messages_and_see_them_sent(
-    smtp_for_worker: SMTPServer, worker: Worker, signed_in_page: Any
+    smtp_for_worker: SMTPServer,  # noqa: F811  (the fixture imported above)
+    worker: Worker,
+    signed_in_page: Any,
 ) -> None:
     page = signed_in_page
     cls = lookup("order_confirmation")
