@@ -5,14 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from django.conf import settings
 
 from console.eventsourcing.accounts import Account, account_deposit, account_open, account_transfer, account_withdraw
-
-postgres_only = pytest.mark.skipif(
-    settings.DATABASE_VENDOR != "postgresql",
-    reason="writers that commit out of order need PostgreSQL; SQLite serializes every writer",
-)
 
 
 def open_account(account_id: str, *, owner: str = "Ada", deposit: int = 0) -> Account:
