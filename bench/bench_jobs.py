@@ -85,7 +85,7 @@ def _child() -> None:
             client.get(response["Location"])
             run_id = int(response["Location"].rstrip("/").rsplit("/", 1)[1])
             while not OutputChunk.objects.filter(run_id=run_id, stream="out").exists():
-                time.sleep(0.005)
+                time.sleep(0.02)
             first = time.perf_counter()
             # htmx polls every second from page load: the line shows on the first poll after it was stored.
             shown = page_loaded + max(1, math.ceil(first - page_loaded)) * 1.0

@@ -129,6 +129,7 @@ class Capture:
     timed_out: bool = False
     term_sent_at: float | None = None
     killed: bool = False
+    written_at: float = 0.0
 
     def pump(self) -> None:
         splitters = {Stream.STDOUT: LineSplitter(), Stream.STDERR: LineSplitter()}
@@ -158,7 +159,9 @@ class Capture:
                     self.pending_bytes += len(data)
                     self._add(stream, splitters[stream].feed(data))
                 now = time.monotonic()
-                if self.pending_bytes >= self.conf.flush_bytes or now >= next_flush:
+                # Leading edge: the first lines after a quiet spell go out at once; a busy stream is batched.
+                quiet = self.pending and now - self.written_at >= self.conf.flush_seconds
+                if self.pending_bytes >= self.conf.flush_bytes or now >= next_flush or quiet:
                     current = splitters[Stream.STDOUT].current or splitters[Stream.STDERR].current
                     self.flush(partial=current, beat=now >= next_beat)
                     next_flush = now + self.conf.flush_seconds
@@ -206,6 +209,8 @@ class Capture:
                 heartbeat_at=timezone.now(),
             )
         self.lines += added
+        if chunks:
+            self.written_at = time.monotonic()
 
     def _check_stop(self, elapsed: float) -> None:
         if self.term_sent_at is not None:
