@@ -146,6 +146,7 @@ class Message(models.Model):
         indexes = [
             models.Index(fields=["-created_at", "-id"], name="comms_msg_created"),
             models.Index(fields=["status", "-created_at", "-id"], name="comms_msg_status"),
+            models.Index(fields=["failure_class", "-created_at", "-id"], name="comms_msg_failure"),
             models.Index(fields=["recipient", "-created_at"], name="comms_msg_recipient"),
             models.Index(fields=["message_type", "-created_at"], name="comms_msg_type"),
         ]
