@@ -448,6 +448,11 @@ class CommandForm(forms.Form):
                 out.append((section, [self[arg.name] for arg in section.args]))
         return out
 
+    @property
+    def css_subcommands(self) -> list[str]:
+        """Subcommand names safe in a CSS selector: the page shows only the chosen one's fields, without JS."""
+        return [name for name in self.spec.subparsers if re.fullmatch(r"[A-Za-z0-9_-]+", name)]
+
     def subcommand_field(self) -> forms.BoundField | None:
         return self[self.spec.sub_field] if self.spec.sub_field else None
 

@@ -53,3 +53,18 @@ def test_stopping_a_long_run_ends_cancelled(signed_in_page: Any, worker: Worker)
     expect(page.locator("#status")).to_contain_text("cancelled")
     run = JobRun.objects.get()
     assert run.status == Status.CANCELLED and run.stop_requested_by is not None
+
+
+def test_choosing_a_subcommand_shows_only_its_arguments(signed_in_page: Any) -> None:
+    page = signed_in_page
+    page.goto("/jobs/demo_report/")
+    schedule = page.locator('fieldset[data-subcommand="schedule"]')
+    build = page.locator('fieldset[data-subcommand="build"]')
+    expect(build).to_be_visible()
+    expect(schedule).to_be_hidden()
+    page.get_by_label("Subcommand").select_option("schedule")
+    expect(schedule).to_be_visible()
+    expect(build).to_be_hidden()
+    page.get_by_label("name").fill("Nightly")
+    page.get_by_label("cron").fill("0 3 * * *")
+    expect(page.get_by_test_id("cli-preview")).to_have_text("python manage.py demo_report Nightly schedule '0 3 * * *'")

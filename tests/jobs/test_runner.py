@@ -112,6 +112,9 @@ def test_exclusive_commands_do_not_run_twice_at_once(operator: User, settings: A
     start(operator, "demo_report", "Q1", "build")
     with pytest.raises(JobConflict):
         start(operator, "demo_report", "Q2", "build")
+    # The lock is the run itself: once the reaper (or anything else) ends it, the command may run again.
+    JobRun.objects.filter(command="demo_report").update(status=Status.LOST)
+    assert start(operator, "demo_report", "Q3", "build").exclusive
 
 
 def test_secret_arguments_are_masked_in_the_run_and_its_events(operator: User) -> None:

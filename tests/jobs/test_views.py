@@ -154,6 +154,16 @@ def test_the_cli_preview_follows_the_form_and_masks_secrets(client: Client, oper
     assert 'class="error"' in invalid
 
 
+def test_only_the_chosen_subcommands_arguments_are_shown(client: Client, operator: User) -> None:
+    client.force_login(operator)
+    page = client.get("/jobs/demo_report/").content.decode()
+    assert '<fieldset data-subcommand="schedule">' in page
+    assert (
+        '.job-form:has(#id_subcommand option[value="build"]:checked) '
+        'fieldset[data-subcommand]:not([data-subcommand="build"]) { display:none; }'
+    ) in page
+
+
 def test_the_untouched_form_previews_its_default_command_line(client: Client, operator: User) -> None:
     client.force_login(operator)
     page = client.get("/jobs/demo_import/").content.decode()

@@ -15,7 +15,7 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("name", help="Report title.")
-        parser.add_argument("regions", nargs="*", help="Regions to include (all when none).")
+        parser.add_argument("--regions", nargs="+", help="Regions to include (all when not given).")
         parser.add_argument("--format", choices=["csv", "json", "html"], default="csv", help="Output format.")
         parser.add_argument("--since", type=iso_date, help="First day included (YYYY-MM-DD).")
         parser.add_argument("--limit", type=int, default=100, help="Rows at most.")
