@@ -23,6 +23,7 @@ from typing import Any
 MESSAGES = int(os.environ.get("BENCH_COMMS_MESSAGES", "5000"))
 ROWS = int(os.environ.get("BENCH_COMMS_ROWS", "1000000"))
 REPEATS = int(os.environ.get("BENCH_COMMS_REPEATS", "3"))
+PARTS = os.environ.get("BENCH_COMMS_PARTS", "email,table").split(",")
 SUBJECT = "Your order A-1042 is confirmed"
 TEXT = "Hello Ada,\n\nThank you: order A-1042 is confirmed. Total: £42.00.\n"
 HTML = "<p>Hello Ada,</p>\n<p>Thank you: order <strong>A-1042</strong> is confirmed. Total: £42.00.</p>\n"
@@ -238,6 +239,13 @@ def _run_child(system: str, port: int, amount: int) -> dict[str, Any]:
 
 
 def main() -> None:
+    if "email" in PARTS:
+        _email()
+    if "table" in PARTS:
+        _table()
+
+
+def _email() -> None:
     from aiosmtpd.controller import Controller
 
     class Counting:
@@ -281,6 +289,8 @@ def main() -> None:
         ratio = seconds[system] / seconds["console"]
         print(f"| {label} | {seconds[system]:.2f} | {rate:,.0f} | {ratio:.2f}x |")
 
+
+def _table() -> None:
     table = _run_child("table", 0, ROWS)
     print(f"\n/messages/ first page with {ROWS:,} messages, median server time (view + template, 13 runs):\n")
     print("| filter | median ms |")
