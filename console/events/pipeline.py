@@ -162,7 +162,6 @@ def batch() -> Iterator[list[Event]]:
     Used by code that emits many events in one transaction (seeding, bulk actions, tasks that process a
     batch); the events still commit or roll back with the surrounding transaction.
     """
-    from console.events.models import Event
 
     if _batch.get() is not None:
         yield _batch.get() or []
@@ -174,9 +173,10 @@ def batch() -> Iterator[list[Event]]:
             yield pending
             _batch.set(None)
             if pending:
+                from console.events.append import insert_events
                 from console.events.reader import lock_for_append
 
                 lock_for_append()
-                Event.objects.bulk_create(pending, batch_size=1000)
+                insert_events(pending)
     finally:
         _batch.reset(token)
