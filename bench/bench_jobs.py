@@ -8,6 +8,7 @@ directory, with a real ``run_huey`` consumer (thread workers), so no development
    ``python manage.py demo_report`` started bare, timed to its first line on stdout.
 2. Capture: ``demo_flood`` printing 100,000 and 1,000,000 short lines through the runner (its own process,
    so its peak RSS is the runner's) against the same command writing to /dev/null.
+3. The run page of the million-line run against the page of a run that printed a few lines.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 ROUNDS = int(os.environ.get("BENCH_JOBS_ROUNDS", "7"))
+CAPTURE_ROUNDS = int(os.environ.get("BENCH_JOBS_CAPTURE_ROUNDS", "3"))
 LINES = (100_000, 1_000_000)
 
 
@@ -64,9 +66,7 @@ def _child() -> None:
     env = child_env()
     results: dict[str, Any] = {}
 
-    bare = [_first_line_seconds(manage_argv("demo_report", "Q1", "build"), env) for _ in range(ROUNDS)]
-    results["bare"] = statistics.median(bare)
-
+    bare: list[float] = []
     worker = subprocess.Popen(
         manage_argv("run_huey", "--workers", "2", "--worker-type", "thread", "--delay", "0.05", "--max-delay", "0.25"),
         env=env,
@@ -79,6 +79,8 @@ def _child() -> None:
         stored: list[float] = []
         visible: list[float] = []
         for round_ in range(ROUNDS + 1):
+            # Interleaved with the console's rounds, so both see the same load on a shared machine.
+            bare_seconds = _first_line_seconds(manage_argv("demo_report", "Q1", "build"), env)
             started = time.perf_counter()
             response = client.post("/jobs/demo_report/", {"name": "Q1", "subcommand": "build"})
             page_loaded = time.perf_counter()
@@ -92,8 +94,10 @@ def _child() -> None:
             while not JobRun.objects.get(pk=run_id).is_final:
                 time.sleep(0.02)
             if round_:  # the first round warms the worker up
+                bare.append(bare_seconds)
                 stored.append(first - started)
                 visible.append(shown - started)
+        results["bare"] = statistics.median(bare)
         results["stored"] = statistics.median(stored)
         results["visible"] = statistics.median(visible)
     finally:
@@ -101,27 +105,48 @@ def _child() -> None:
         worker.wait(timeout=30)
 
     for lines in LINES:
-        started = time.perf_counter()
-        subprocess.run(manage_argv("demo_flood", "--lines", str(lines)), env=env, stdout=subprocess.DEVNULL, check=True)
-        devnull = time.perf_counter() - started
-        run = job_start(actor=user, info=lookup("demo_flood"), tokens=[Token("--lines"), Token(str(lines))])
-        runner = subprocess.run(
-            [sys.executable, "-m", "bench.bench_jobs", "runner", str(run.pk)],
-            env=env,
-            capture_output=True,
-            text=True,
-            check=True,
-        )
-        measured = json.loads(runner.stdout.strip().splitlines()[-1])
+        devnull_runs: list[float] = []
+        captured_runs: list[float] = []
+        for _ in range(CAPTURE_ROUNDS):
+            started = time.perf_counter()
+            subprocess.run(
+                manage_argv("demo_flood", "--lines", str(lines)), env=env, stdout=subprocess.DEVNULL, check=True
+            )
+            devnull_runs.append(time.perf_counter() - started)
+            run = job_start(actor=user, info=lookup("demo_flood"), tokens=[Token("--lines"), Token(str(lines))])
+            runner = subprocess.run(
+                [sys.executable, "-m", "bench.bench_jobs", "runner", str(run.pk)],
+                env=env,
+                capture_output=True,
+                text=True,
+                check=True,
+            )
+            measured = json.loads(runner.stdout.strip().splitlines()[-1])
+            captured_runs.append(measured["seconds"])
         kept = OutputChunk.objects.filter(run_id=run.pk, stream="out").aggregate(total=Sum("lines"))["total"]
         results[f"capture_{lines}"] = {
-            "devnull": devnull,
-            "captured": measured["seconds"],
+            "devnull": statistics.median(devnull_runs),
+            "captured": statistics.median(captured_runs),
             "rss_mb": measured["rss_mb"],
             "kept": kept,
             "chunks": OutputChunk.objects.filter(run_id=run.pk).count(),
             "status": measured["status"],
         }
+    # The run page of the million-line run against the page of a run that printed a few lines.
+    small = JobRun.objects.filter(command="demo_report").order_by("-pk").first()
+    big = JobRun.objects.filter(command="demo_flood").order_by("-pk").first()
+    assert small is not None and big is not None
+
+    def page_seconds(run: JobRun) -> float:
+        timings = []
+        for _ in range(ROUNDS):
+            started = time.perf_counter()
+            client.get(f"/jobs/runs/{run.pk}/")
+            timings.append(time.perf_counter() - started)
+        return statistics.median(timings)
+
+    results["page_big"] = page_seconds(big)
+    results["page_small"] = page_seconds(small)
     print(json.dumps(results))
 
 
@@ -161,7 +186,10 @@ def main() -> None:
             raise SystemExit("bench_jobs child failed")
         r = json.loads(done.stdout.strip().splitlines()[-1])
 
-    print(f"SQLite + SqliteHuey (2 thread workers, poll delay 0.05-0.25 s), median of {ROUNDS} rounds.\n")
+    print(
+        f"SQLite + SqliteHuey (2 thread workers, poll delay 0.05-0.25 s); latency: median of {ROUNDS} rounds, "
+        f"capture: median of {CAPTURE_ROUNDS}; load average at the end: {os.getloadavg()[0]:.1f}.\n"
+    )
     print("| measure | console | peer | ratio |")
     print("|---|---:|---:|---:|")
     print(
@@ -179,6 +207,10 @@ def main() -> None:
             f"| {lines:,} lines captured ({c['kept']:,} kept, {c['chunks']} chunks, {c['status']}) | "
             f"{c['captured']:.2f} s | same command > /dev/null {c['devnull']:.2f} s | {speed:.2f}x speed |"
         )
+    print(
+        f"| run page of the 1,000,000-line run | {r['page_big'] * 1000:.0f} ms | run page of a 7-line run "
+        f"{r['page_small'] * 1000:.0f} ms | {r['page_big'] / r['page_small']:.2f}x |"
+    )
     for lines in LINES:
         print(f"| runner peak RSS, {lines:,} lines | {r[f'capture_{lines}']['rss_mb']:.0f} MB | | |")
 

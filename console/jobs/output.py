@@ -72,13 +72,16 @@ class LineSplitter:
 TAIL_LINES = 1000
 
 
-def tail(run: JobRun, *, before: int | None = None, lines: int = TAIL_LINES) -> tuple[list[OutputChunk], int | None]:
-    """The last chunks of ``run`` (before chunk ``before``) holding at least ``lines`` lines, oldest first.
+def tail(
+    run: JobRun, *, before: int | None = None, after: int = 0, lines: int = TAIL_LINES
+) -> tuple[list[OutputChunk], int | None]:
+    """The last chunks of ``run`` between ``after`` and ``before`` holding at least ``lines`` lines, oldest first.
 
-    Returns the chunks and the sequence number to ask "load earlier" for, or None when nothing is earlier.
-    Reads only the chunks it returns, so a run that printed a million lines costs what a short one costs.
+    Returns the chunks and the sequence number to ask "load earlier" for, or None when nothing between
+    ``after`` and the first returned chunk was left out. Reads only the chunks it returns, so a run that
+    printed a million lines costs what a short one costs.
     """
-    chunks = run.chunks.order_by("-seq")
+    chunks = run.chunks.filter(seq__gt=after).order_by("-seq")
     if before is not None:
         chunks = chunks.filter(seq__lt=before)
     picked: list[OutputChunk] = []
@@ -89,7 +92,7 @@ def tail(run: JobRun, *, before: int | None = None, lines: int = TAIL_LINES) -> 
         if total >= lines:
             break
     picked.reverse()
-    earlier = picked[0].seq if picked and picked[0].seq > 1 else None
+    earlier = picked[0].seq if picked and picked[0].seq > after + 1 else None
     return picked, earlier
 
 

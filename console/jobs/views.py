@@ -28,8 +28,6 @@ from console.jobs.services import JobConflict, job_deny, job_rerun, job_start, j
 
 # htmx stops polling when a poll is answered with this status.
 STOP_POLLING = 286
-# How many chunks one poll answers with at most: a burst of output arrives over a few polls, never at once.
-POLL_CHUNKS = 200
 
 
 class RunMetaForm(forms.Form):
@@ -208,12 +206,14 @@ def run_output(request: ConsoleRequest, pk: int) -> HttpResponse:
     after = int(after_raw) if after_raw.isdigit() else 0
     # Status first: a final status means every chunk was already written.
     final = run.is_final
-    chunks = list(run.chunks.after(after)[:POLL_CHUNKS])
+    # A flood of output between two polls is not sent whole: the page gets its tail and a note of the gap.
+    chunks, skipped = tail(run, after=after)
     cursor = chunks[-1].seq if chunks else after
-    done = final and len(chunks) < POLL_CHUNKS
+    done = final
     context = {
         "run": run,
         "poll_output": render_chunks(chunks),
+        "skipped": skipped is not None,
         "after": cursor,
         "done": done,
         "announce": True,

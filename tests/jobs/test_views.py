@@ -242,6 +242,18 @@ def test_a_huge_output_shows_its_tail_and_loads_earlier_on_demand(client: Client
     assert "?before=31" in earlier
 
 
+def test_a_flood_between_two_polls_sends_only_its_tail(client: Client, operator: User) -> None:
+    client.force_login(operator)
+    chunks = [("out", "\n".join(f"line {n}" for n in range(i * 100, i * 100 + 100))) for i in range(50)]
+    run = make_run(operator, chunks=chunks)
+    fragment = client.get(f"/jobs/runs/{run.pk}/output?after=3&seen=running").content.decode()
+    assert fragment.startswith('<span class="skipped">[… more lines than the page shows live')
+    assert "line 4999" in fragment and "line 4000" in fragment and "line 3999\n" not in fragment
+    assert "after=50&amp;seen=running" in fragment
+    small = client.get(f"/jobs/runs/{run.pk}/output?after=48&seen=running").content.decode()
+    assert small.startswith("line 4800\n") and "skipped" not in small
+
+
 def test_bad_cursors_never_fail(client: Client, operator: User) -> None:
     client.force_login(operator)
     run = make_run(operator, chunks=[("out", "one")])
