@@ -203,7 +203,9 @@ def test_a_poll_returns_only_new_output_then_stops_with_286(client: Client, oper
     assert fragment.status_code == 200
     text = fragment.content.decode()
     assert text.startswith('two\n<span id="output-poll"') and "one" not in text
-    assert "after=2&amp;seen=running" in text and "hx-swap-oob" not in text
+    assert "after=2&amp;seen=running" in text and "run-summary" not in text
+    assert text.endswith('<span id="run-lines" hx-swap-oob="true">0 lines</span>')
+    assert "hx-swap-oob" not in client.get(f"/jobs/runs/{run.pk}/output?after=2&seen=running").content.decode()
     # A page that last saw the run queued gets the summary again, now saying running, but no announcement.
     moved = client.get(f"/jobs/runs/{run.pk}/output?after=2&seen=queued").content.decode()
     assert 'hx-swap-oob="true"' in moved and '<span class="badge running"' in moved
