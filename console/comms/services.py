@@ -839,18 +839,23 @@ def provider_event(
     return "ignored"
 
 
+def _as_pk(value: int | str | None) -> int | None:
+    text = str(value) if value is not None else ""
+    return int(text) if text.isdigit() and int(text) < 2**63 else None
+
+
 def _find_delivery(*, provider_id: str, message_id: int | str | None, delivery_id: int | str | None) -> Delivery | None:
-    if delivery_id is not None and str(delivery_id).isdigit():
-        found = Delivery.objects.filter(pk=int(delivery_id)).first()
+    if _as_pk(delivery_id) is not None:
+        found = Delivery.objects.filter(pk=_as_pk(delivery_id)).first()
         if found is not None:
             return found
     if provider_id:
         found = Delivery.objects.filter(provider_id=provider_id).order_by("-pk").first()
         if found is not None:
             return found
-    if message_id is not None and str(message_id).isdigit():
+    if _as_pk(message_id) is not None:
         return (
-            Delivery.objects.filter(message_id=int(message_id), status__in=(Status.SENT, Status.DELIVERED))
+            Delivery.objects.filter(message_id=_as_pk(message_id), status__in=(Status.SENT, Status.DELIVERED))
             .order_by("-pk")
             .first()
         )

@@ -45,6 +45,14 @@ from console.core.tables import filtered_table
 from console.events import emit
 
 RESEND_PERM = "comms.resend_message"
+MAX_PK = 2**63 - 1
+
+
+def _pk(raw: str) -> int | None:
+    """A primary key from form input, or None: a number too large for the database is not an id."""
+    return int(raw) if raw.isdigit() and int(raw) <= MAX_PK else None
+
+
 REACTIVATE_PERM = "comms.reactivate_contactpoint"
 
 
@@ -82,7 +90,7 @@ def message_bulk(request: ConsoleRequest) -> HttpResponse:
             return redirect(back)
         matching = filterset.qs
     else:
-        ids = [int(v) for v in request.POST.getlist("ids") if v.isdigit()]
+        ids = [pk for pk in map(_pk, request.POST.getlist("ids")) if pk is not None]
         if not ids:
             flash.error(request, "Select at least one message to resend.")
             return redirect(back)
@@ -165,11 +173,11 @@ def contact_list(request: ConsoleRequest) -> HttpResponse:
 @require_POST
 def contact_reactivate_view(request: ConsoleRequest) -> HttpResponse:
     require_perm(request, REACTIVATE_PERM)
-    raw = request.POST.get("contact", "")
-    if not raw.isdigit():
+    pk = _pk(request.POST.get("contact", ""))
+    if pk is None:
         flash.error(request, "Choose a contact point to reactivate.")
         return redirect("comms:contacts")
-    contact = get_object_or_404(ContactPoint, pk=int(raw))
+    contact = get_object_or_404(ContactPoint, pk=pk)
     contact = contact_reactivate(contact=contact, actor=request.user)
     flash.success(request, f"{contact.address} is active again.")
     return redirect(reverse("comms:contacts") + "?" + request.POST.get("query", ""))

@@ -18,6 +18,7 @@ from typing import Any
 
 import django_filters
 import django_tables2 as tables
+from django.core.exceptions import ValidationError
 from django.db.models import Model, Q, QuerySet
 from django.http import HttpRequest, QueryDict
 
@@ -99,6 +100,19 @@ def keyset_page[M: Model](
     queryset: QuerySet[M], ordering: Ordering, *, after: str | None, before: str | None, per_page: int
 ) -> KeysetPage[M]:
     """One page in ``ordering``: the rows after ``after`` (or before ``before``); never counts the table."""
+    try:
+        return _keyset_page(queryset, ordering, after=after, before=before, per_page=per_page)
+    except (TypeError, ValueError, ValidationError) as exc:
+        # A cursor that decodes but whose values do not fit the ordering's columns (a tampered link).
+        cursor = before or after
+        if cursor:
+            raise BadCursor(cursor) from exc
+        raise
+
+
+def _keyset_page[M: Model](
+    queryset: QuerySet[M], ordering: Ordering, *, after: str | None, before: str | None, per_page: int
+) -> KeysetPage[M]:
     size = len(ordering.fields)
     if before:
         values = _decode(before, size)

@@ -138,6 +138,8 @@ def test_reports_are_applied_once_and_never_move_backwards(client: Client, sent_
     assert sent_delivery.status == Status.DELIVERED
     assert sent_delivery.message.status == Status.DELIVERED
     assert post(client, {"event_id": "x", "event": "opened"}).status_code == 400
+    huge = {"event_id": "e9", "event": "delivered", "metadata": {"console_delivery_id": "9" * 30}}
+    assert post(client, huge).json() == {"result": "unmatched"}
     bad_json = b"not json"
     response = client.post(
         reverse("comms:inbound"),

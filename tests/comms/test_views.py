@@ -176,3 +176,12 @@ def test_alerts_show_as_a_banner_for_staff(client: Client, staff: User) -> None:
     page = client.get(reverse("core:dashboard")).content.decode()
     assert "1 mandatory message(s) could not be delivered" in page
     assert "Messages (last 24 h)" in page
+
+
+def test_ids_too_large_for_the_database_are_refused_without_an_error(client: Client, operator: User) -> None:
+    huge = "9" * 25
+    client.force_login(operator)
+    assert client.get(f"/messages/{huge}/").status_code == 404
+    assert client.post(reverse("comms:messages_resend"), {"ids": [huge]}).status_code == 302
+    assert client.post(reverse("comms:contact_reactivate"), {"contact": huge}).status_code == 302
+    assert client.get(reverse("comms:messages"), {"after": "WzEsMl0", "mandatory": "maybe"}).status_code == 200

@@ -122,3 +122,9 @@ def test_the_page_and_its_htmx_fragment(client: Client, users: list[User]) -> No
     invalid = client.get("/users/?joined_after=31-31-2020").content.decode()
     assert "Enter a valid date." in invalid
     assert "Nothing matches these filters." in invalid
+
+
+def test_a_cursor_whose_values_do_not_fit_the_columns_is_a_bad_cursor(users: list[User]) -> None:
+    by_joined = Ordering("date_joined", "id", descending=True)
+    with pytest.raises(BadCursor):
+        keyset_page(User.objects.all(), by_joined, after="WzEsMl0", before=None, per_page=5)  # [1, 2]
