@@ -845,17 +845,18 @@ def _as_pk(value: int | str | None) -> int | None:
 
 
 def _find_delivery(*, provider_id: str, message_id: int | str | None, delivery_id: int | str | None) -> Delivery | None:
-    if _as_pk(delivery_id) is not None:
-        found = Delivery.objects.filter(pk=_as_pk(delivery_id)).first()
+    delivery_pk, message_pk = _as_pk(delivery_id), _as_pk(message_id)
+    if delivery_pk is not None:
+        found = Delivery.objects.filter(pk=delivery_pk).first()
         if found is not None:
             return found
     if provider_id:
         found = Delivery.objects.filter(provider_id=provider_id).order_by("-pk").first()
         if found is not None:
             return found
-    if _as_pk(message_id) is not None:
+    if message_pk is not None:
         return (
-            Delivery.objects.filter(message_id=_as_pk(message_id), status__in=(Status.SENT, Status.DELIVERED))
+            Delivery.objects.filter(message_id=message_pk, status__in=(Status.SENT, Status.DELIVERED))
             .order_by("-pk")
             .first()
         )

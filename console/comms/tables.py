@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import django_filters
 import django_tables2 as tables
+from django import forms
 from django.db.models import QuerySet
 from django.utils.html import format_html
 
@@ -25,7 +24,7 @@ class MessageFilter(django_filters.FilterSet):
     type = django_filters.ChoiceFilter(field_name="message_type", choices=_type_choices, empty_label="any")
     recipient = django_filters.CharFilter(lookup_expr="startswith", label="Recipient starts with")
     mandatory = django_filters.BooleanFilter(
-        widget=django_filters.widgets.BooleanWidget(), label="Mandatory (true/false)"
+        widget=forms.Select(choices=[("", "any"), ("true", "yes"), ("false", "no")]), label="Mandatory"
     )
     since = django_filters.DateFilter(field_name="created_at", lookup_expr="date__gte", label="Since (YYYY-MM-DD)")
     until = django_filters.DateFilter(field_name="created_at", lookup_expr="date__lte", label="Until (YYYY-MM-DD)")
@@ -33,12 +32,6 @@ class MessageFilter(django_filters.FilterSet):
     class Meta:
         model = Message
         fields: list[str] = []
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.filters["mandatory"].field.widget = django_filters.widgets.BooleanWidget()
-        for field in self.form.fields.values():
-            field.required = False
 
 
 MESSAGE_ORDERINGS = {

@@ -185,3 +185,11 @@ def test_ids_too_large_for_the_database_are_refused_without_an_error(client: Cli
     assert client.post(reverse("comms:messages_resend"), {"ids": [huge]}).status_code == 302
     assert client.post(reverse("comms:contact_reactivate"), {"contact": huge}).status_code == 302
     assert client.get(reverse("comms:messages"), {"after": "WzEsMl0", "mandatory": "maybe"}).status_code == 200
+
+
+def test_the_mandatory_filter_reads_yes_no_and_any(client: Client, staff: User) -> None:
+    make(Status.FAILED, recipient="m@example.com")
+    client.force_login(staff)
+    assert "m@example.com" in client.get(reverse("comms:messages"), {"mandatory": "false"}).content.decode()
+    assert "m@example.com" not in client.get(reverse("comms:messages"), {"mandatory": "true"}).content.decode()
+    assert "m@example.com" in client.get(reverse("comms:messages"), {"mandatory": ""}).content.decode()
