@@ -21,6 +21,7 @@ from django import forms
 from django.core.management.base import BaseCommand, CommandError
 
 MASK = "••••••"
+NEGATIVE_NUMBER = re.compile(r"-\d+|-\d*\.\d+")
 # Django's options every command has: folded into the "Advanced" section.
 ADVANCED = frozenset({"verbosity", "traceback", "no_color", "force_color", "skip_checks"})
 # The run uses the console's own settings and database: never another settings module or import path.
@@ -69,10 +70,19 @@ class Token:
 
     value: str
     secret: bool = False
+    # A user's value standing alone in argv: it must not look like an option, or it would be read as one.
+    loose: bool = False
 
     @property
     def display(self) -> str:
-        return MASK if self.secret else self.value
+        if not self.secret:
+            return self.value
+        option, equals, _ = self.value.partition("=")
+        return f"{option}={MASK}" if equals and option.startswith("-") else MASK
+
+    @property
+    def looks_like_option(self) -> bool:
+        return self.loose and self.value.startswith("-") and not NEGATIVE_NUMBER.fullmatch(self.value)
 
 
 @dataclass
@@ -201,8 +211,11 @@ class Arg:
                 if not line.strip():
                     continue
                 values = shlex.split(line) if self.action.nargs not in (None, "?") else [line.strip()]
-                out.append(Token(option or ""))
-                out.extend(Token(v, secret) for v in values)
+                if len(values) == 1:
+                    out.append(Token(f"{option}={values[0]}", secret))
+                else:
+                    out.append(Token(option or ""))
+                    out.extend(Token(v, secret, loose=True) for v in values)
             return out
         if self.kind == "multi":
             values = [str(v) for v in value] if isinstance(value, list) else shlex.split(str(value or ""))
@@ -214,7 +227,7 @@ class Arg:
                 and not self.action.required
             ):
                 return []
-            return ([Token(option)] if option else []) + [Token(v, secret) for v in values]
+            return ([Token(option)] if option else []) + [Token(v, secret, loose=True) for v in values]
         if value is None or value == "":
             return []
         text = value.isoformat() if isinstance(value, date) else str(value)
@@ -225,10 +238,9 @@ class Arg:
                 and text == str(_initial(self.default))
             ):
                 return []
-            if option.startswith("--"):
-                return [Token(f"{option}={text}", secret)] if not secret else [Token(option), Token(text, True)]
-            return [Token(option), Token(text, secret)]
-        return [Token(text, secret)]
+            # Attached with "=" (argparse reads "-o=value" too), so a value can never pass for an option.
+            return [Token(f"{option}={text}", secret)]
+        return [Token(text, secret, loose=True)]
 
 
 def _help(action: argparse.Action) -> str:
@@ -465,9 +477,12 @@ class CommandForm(forms.Form):
         if self.errors:
             return cleaned
         try:
-            validate_argv(self.command, self.command_name, [t.value for t in tokens])
+            options = validate_argv(self.command, self.command_name, [t.value for t in tokens])
         except CommandError as exc:
             raise forms.ValidationError(str(exc).removeprefix("Error: "), code="parser") from exc
+        if any(getattr(options, name, None) for name in NOT_OFFERED):
+            # Belt and braces: a run always uses the console's own settings module and import path.
+            raise forms.ValidationError("--settings and --pythonpath cannot be set for a job.", code="not-offered")
         self.tokens = tokens
         return cleaned
 
@@ -485,6 +500,9 @@ class CommandForm(forms.Form):
                 tokens = arg.tokens(value)
             except ValueError as exc:  # unbalanced quotes in a line of an appended multi-value option
                 self.add_error(arg.name, f"Cannot split this into values: {exc}.")
+                continue
+            if any(token.looks_like_option for token in tokens):
+                self.add_error(arg.name, "A value may not start with “-” here: the command would read it as an option.")
                 continue
             given[id(arg.action)] = bool(tokens)
             if not arg.option:
@@ -562,7 +580,7 @@ def validate_argv(command: BaseCommand, name: str, argv: list[str]) -> argparse.
 
 
 def display_argv(tokens: list[Token]) -> str:
-    return " ".join(MASK if t.secret else shlex.quote(t.value) for t in tokens)
+    return " ".join(t.display if t.secret else shlex.quote(t.value) for t in tokens)
 
 
 def cli_preview(name: str, tokens: list[Token]) -> str:

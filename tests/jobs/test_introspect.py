@@ -195,8 +195,8 @@ def test_the_cleaned_form_becomes_the_argv_the_parser_accepts() -> None:
         "--no-input",
         *("--many", "one", "two", "--any", "x", "z"),
         *("--pair", "left", "right side", "--fast", "--no-cache", "--louder", "--louder"),
-        *("--tag", "red", "--tag", "blue", "--kind=b", "--ratio=0.5", "--day=2024-02-29", "--dir=/tmp/out"),
-        *("--even=4", "--no-progress", "--password", "hunter2", "--owner=ops", "--stdout"),
+        *("--tag=red", "--tag=blue", "--kind=b", "--ratio=0.5", "--day=2024-02-29", "--dir=/tmp/out"),
+        *("--even=4", "--no-progress", "--password=hunter2", "--owner=ops", "--stdout"),
         *("db", "extra", "sync", "--depth=2", "replica"),
     ]
     options = validate_argv(Everything(), "everything", argv)
@@ -249,3 +249,21 @@ def test_a_greedy_option_never_swallows_the_positionals() -> None:
     argv = [t.value for t in form.tokens]
     assert argv[-4:] == ["--owner=ops", "--stdout", "db", "check"]
     assert validate_argv(Everything(), "everything", argv).many == ["one", "two"]
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("source", "--settings=evil"), ("many", "--pythonpath=/tmp x"), ("pair", "a -b")],
+)
+def test_a_value_that_would_be_read_as_an_option_is_refused(field: str, value: str) -> None:
+    form = everything({**BASE, field: value})
+    assert not form.is_valid()
+    assert "A value may not start with “-” here" in form.errors[field][0]
+
+
+def test_values_attached_to_options_and_negative_numbers_are_fine() -> None:
+    form = everything({**BASE, "owner": "--settings=evil", "pair": "-1 -2.5", "tag": "-x"})
+    assert form.is_valid(), form.errors
+    argv = [t.value for t in form.tokens]
+    assert "--owner=--settings=evil" in argv and "--tag=-x" in argv and argv[argv.index("--pair") + 1] == "-1"
+    assert validate_argv(Everything(), "everything", argv).settings is None

@@ -123,7 +123,8 @@ def test_a_valid_form_queues_a_run_and_redirects_to_it(client: Client, operator:
     run = JobRun.objects.get()
     assert response.status_code == 302 and response["Location"] == f"/jobs/runs/{run.pk}/"
     assert run.status == Status.QUEUED and run.requested_by == operator and run.reason == "audit"
-    assert run.argv == ["--tag", "a", "--tag", "b", "--api-token", "hunter2", "Q1 <b>", "build"]
+    assert run.argv == ["--tag=a", "--tag=b", "--api-token=hunter2", "Q1 <b>", "build"]
+    assert run.argv_display == "--tag=a --tag=b --api-token=•••••• 'Q1 <b>' build"
     assert "hunter2" not in run.argv_display and "hunter2" not in str(run.form_data)
     queued = Event.objects.get(type="job.queued")
     assert queued.actor == operator and queued.data["reason"] == "audit" and "hunter2" not in str(queued.data)
@@ -149,7 +150,7 @@ def test_the_cli_preview_follows_the_form_and_masks_secrets(client: Client, oper
         headers={"HX-Request": "true"},
     ).content.decode()
     assert fragment.startswith('<code id="cli-preview"')
-    assert "python manage.py demo_report --format=json --api-token •••••• Q1 build" in fragment
+    assert "python manage.py demo_report --format=json --api-token=•••••• Q1 build" in fragment
     invalid = client.post("/jobs/demo_report/preview", {"subcommand": "build"}).content.decode()
     assert 'class="error"' in invalid
 
