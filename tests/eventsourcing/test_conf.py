@@ -14,7 +14,7 @@ from console.eventsourcing.rebuild import redispatch_stale
 
 def _ids(settings: Any, value: object) -> list[str]:
     settings.CONSOLE_EVENTSOURCING = value
-    return [error.id for error in check_settings(None)]
+    return [str(error.id) for error in check_settings(None)]
 
 
 def test_good_settings_pass_and_bad_ones_are_named(settings: Any) -> None:
