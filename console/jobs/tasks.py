@@ -10,6 +10,7 @@ import socket
 import subprocess
 import time
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 import structlog
@@ -23,6 +24,7 @@ from console.events.context import restored
 from console.events.pipeline import emit
 from console.jobs import events
 from console.jobs.conf import JobsSettings, jobs_settings
+from console.jobs.introspect import MASK
 from console.jobs.models import LIVE, JobRun, OutputChunk, Status, Stream
 from console.jobs.output import LineSplitter
 from console.jobs.services import kill_group
@@ -162,7 +164,7 @@ class Capture:
                 # Leading edge: the first lines after a quiet spell go out at once; a busy stream is batched.
                 quiet = self.pending and now - self.written_at >= self.conf.flush_seconds
                 if self.pending_bytes >= self.conf.flush_bytes or now >= next_flush or quiet:
-                    current = splitters[Stream.STDOUT].current or splitters[Stream.STDERR].current
+                    current = self._mask(splitters[Stream.STDOUT].current or splitters[Stream.STDERR].current)
                     self.flush(partial=current, beat=now >= next_beat)
                     next_flush = now + self.conf.flush_seconds
                     if now >= next_beat:
@@ -176,9 +178,22 @@ class Capture:
         self.process.wait()
         self.flush(final=True)
 
+    @cached_property
+    def secrets(self) -> list[str]:
+        """Secret values this run was given: masked if the command echoes them (too short ones would mask noise)."""
+        values = [self.run.argv[i].partition("=")[2] or self.run.argv[i] for i in self.run.secret_indexes]
+        return sorted({value for value in values if len(value) >= 4}, key=len, reverse=True)
+
+    def _mask(self, text: str) -> str:
+        for secret in self.secrets:
+            text = text.replace(secret, MASK)
+        return text
+
     def _add(self, stream: str, lines: list[str]) -> None:
         if not lines:
             return
+        if self.secrets:
+            lines = [self._mask(line) for line in lines]
         if self.pending and self.pending[-1][0] == stream:
             self.pending[-1][1].extend(lines)
         else:

@@ -117,6 +117,13 @@ def test_exclusive_commands_do_not_run_twice_at_once(operator: User, settings: A
     assert start(operator, "demo_report", "Q3", "build").exclusive
 
 
+def test_a_secret_the_command_echoes_is_masked_in_its_output(operator: User) -> None:
+    run = start(operator, "demo_report", "--api-token=hunter2", "hunter2", "build", secret=(0,))
+    assert execute(run.pk) == "succeeded"
+    text = output_of(run)
+    assert "name: ••••••" in text and "hunter2" not in text
+
+
 def test_secret_arguments_are_masked_in_the_run_and_its_events(operator: User) -> None:
     run = start(operator, "demo_report", "Q1", "--api-token", "hunter2", "build", secret=(2,))
     assert run.argv == ["Q1", "--api-token", "hunter2", "build"]
