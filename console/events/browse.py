@@ -11,8 +11,8 @@ from django.contrib.auth import get_user_model
 from django.db.models import Max, Q, QuerySet, TextField
 from django.db.models.functions import Cast
 from django.utils import timezone
-from django.utils.html import format_html
-from django.utils.safestring import SafeString
+from django.utils.html import escape
+from django.utils.safestring import SafeString, mark_safe
 
 from console.core.tables import ConsoleTable, Ordering
 from console.events.catalog import catalog
@@ -33,10 +33,14 @@ class EventFilterForm(forms.Form):
         return value
 
     def clean_actor(self) -> str:
+        """The username becomes the user's id, so filtering needs no second lookup."""
         value = str(self.cleaned_data.get("actor") or "").strip()
-        if value and not get_user_model().objects.filter(username=value).exists():
+        if not value:
+            return ""
+        pk = get_user_model().objects.filter(username=value).values_list("pk", flat=True).first()
+        if pk is None:
             raise forms.ValidationError("No user has this username.")
-        return value
+        return str(pk)
 
     def clean(self) -> dict[str, Any]:
         data = super().clean() or {}
@@ -73,8 +77,7 @@ class EventFilter(django_filters.FilterSet):
         form = EventFilterForm
 
     def filter_actor(self, queryset: QuerySet[Event], name: str, value: str) -> QuerySet[Event]:
-        user = get_user_model().objects.filter(username=value).values_list("pk", flat=True).first()
-        return queryset.filter(actor_id=user)
+        return queryset.filter(actor_id=int(value))
 
     def filter_request(self, queryset: QuerySet[Event], name: str, value: str) -> QuerySet[Event]:
         return cast(EventQuerySet, queryset).with_request(value)
@@ -99,32 +102,26 @@ class EventTable(ConsoleTable):
         fields = ["position", "recorded_at", "type", "actor", "stream_id"]
 
 
-ROW = (
-    '<tr><td><a href="{base}{position}/">#{position}</a></td><td>{when}</td><td>{type}</td><td>{actor}</td>'
-    "<td>{stream}</td><td>{summary}</td></tr>"
-)
-STREAM = '<a href="{base}?stream={query}">{stream_id}</a>'
-
-
 def summarize(data: dict[str, Any], limit: int = 120) -> str:
     text = ", ".join(f"{key}={item}" for key, item in list(data.items())[:4])
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def event_rows(events: list[Event], *, base: str) -> list[SafeString]:
-    """The table rows, escaped by format_html: a row costs microseconds here, ~100 µs as template tags."""
-    return [
-        format_html(
-            ROW,
-            base=base,
-            position=event.position,
-            when=timezone.localtime(event.recorded_at).strftime("%Y-%m-%d %H:%M:%S"),
-            type=event.type,
-            actor=event.actor.get_username() if event.actor else "—",
-            stream=format_html(STREAM, base=base, query=quote(event.stream_id), stream_id=event.stream_id)
-            if event.stream_id
-            else "",
-            summary=summarize(event.data),
+    """The table rows, every value escaped: microseconds a row here, a hundred as template tags."""
+    rows = []
+    base = escape(base)
+    for event in events:
+        stream = ""
+        if event.stream_id:
+            stream = f'<a href="{base}?stream={escape(quote(event.stream_id))}">{escape(event.stream_id)}</a>'
+        actor = escape(event.actor.get_username()) if event.actor else "—"
+        when = timezone.localtime(event.recorded_at).strftime("%Y-%m-%d %H:%M:%S")
+        rows.append(
+            mark_safe(  # every interpolated value above and below is escaped
+                f'<tr><td><a href="{base}{event.position}/">#{event.position}</a></td><td>{when}</td>'
+                f"<td>{escape(event.type)}</td><td>{actor}</td><td>{stream}</td>"
+                f"<td>{escape(summarize(event.data))}</td></tr>"
+            )
         )
-        for event in events
-    ]
+    return rows
