@@ -151,13 +151,17 @@ def _child_table(rows: int) -> dict[str, float]:
     user = User.objects.create(username="bench", is_staff=True)
     factory = RequestFactory()
     results = {}
-    for query in (
+    queries = (
         "",
         "status=failed",
         "status=failed&type=order_confirmation",
+        "mandatory=true&status=failed",
         "recipient=user42",
+        "since=2020-01-01&until=2100-01-01&channel=email",
+        # Worst case: a combination that matches nothing walks the whole policy-failure index.
         "failure_class=policy&mandatory=true",
-    ):
+    )
+    for query in queries:
         times = []
         for _ in range(15):
             request = factory.get("/messages/?" + query)
