@@ -357,3 +357,15 @@ def test_the_dashboard_shows_live_and_failed_runs(client: Client, staff: User) -
     assert '<h2 id="jobs-panel-heading">Jobs</h2>' in page
     assert "<dt>Running now</dt><dd>1</dd>" in page
     assert '<a href="/jobs/runs/?status=failed">1</a>' in page
+
+
+def test_numbers_too_large_for_the_database_are_not_errors(client: Client, operator: User) -> None:
+    client.force_login(operator)
+    run = make_run(operator, chunks=[("out", "one")])
+    huge = "9" * 30
+    assert client.get(f"/jobs/runs/{huge}/").status_code == 404
+    assert client.get(f"/jobs/runs/{run.pk}/output?after={huge}").status_code == 200
+    assert "one" in client.get(f"/jobs/runs/{run.pk}/output?before={huge}").content.decode()
+    assert client.get(f"/jobs/demo_report/?from={huge}").status_code == 200
+    assert client.get(f"/jobs/runs/?actor={huge}").status_code == 200
+    assert client.post(f"/jobs/runs/{huge}/stop").status_code == 404
