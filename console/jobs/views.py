@@ -90,7 +90,11 @@ def command_catalog(request: ConsoleRequest) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 def command_form(request: ConsoleRequest, command: str) -> HttpResponse:
     info = _command(request, command, audit=request.method == "POST")
-    loaded = info.load()
+    try:
+        loaded = info.load()
+    except Exception as exc:  # the command's own module is broken: say so instead of failing the page
+        reason = f"{exc.__class__.__name__}: {exc}"
+        return render(request, "jobs/unloadable.html", {"info": info, "reason": reason}, status=503)
     if request.method == "POST":
         form = CommandForm(request.POST, command=loaded, name=info.name)
         meta = RunMetaForm(request.POST, info=info)

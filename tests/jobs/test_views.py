@@ -369,3 +369,14 @@ def test_numbers_too_large_for_the_database_are_not_errors(client: Client, opera
     assert client.get(f"/jobs/demo_report/?from={huge}").status_code == 200
     assert client.get(f"/jobs/runs/?actor={huge}").status_code == 200
     assert client.post(f"/jobs/runs/{huge}/stop").status_code == 404
+
+
+def test_a_command_whose_module_is_broken_says_so(client: Client, operator: User, monkeypatch: Any) -> None:
+    def broken(self: Any) -> Any:
+        raise ImportError("No module named 'missing_dependency'")
+
+    monkeypatch.setattr("console.jobs.catalog.CommandInfo.load", broken)
+    client.force_login(operator)
+    response = client.get("/jobs/check/")
+    assert response.status_code == 503
+    assert "missing_dependency" in response.content.decode()
