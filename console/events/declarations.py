@@ -71,3 +71,16 @@ WEBHOOK_DELIVERY_RESENT = declare(
     required={"endpoint_id", "delivery_id", "resent_from", "position"},
     audit=True,
 )
+
+SUBSCRIPTION_PAUSED = declare(
+    "subscription.paused",
+    description="A user paused a subscriber: it reads nothing until resumed.",
+    required={"name", "position"},
+    audit=True,
+)
+SUBSCRIPTION_RESUMED = declare(
+    "subscription.resumed",
+    description="A user resumed a subscriber (any backoff is cleared, so it retries at once).",
+    required={"name", "position"},
+    audit=True,
+)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import traceback
 from collections.abc import Sequence
 from datetime import timedelta
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 import structlog
 from django.db import DEFAULT_DB_ALIAS, connections, transaction
@@ -20,6 +20,9 @@ from django.utils import timezone
 from console.events.conf import events_settings
 from console.events.models import Checkpoint, Event, ParkedEvent
 from console.events.reader import Cursor, cursor_of, read_batch
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import AbstractBaseUser
 
 log = structlog.get_logger(__name__)
 
@@ -171,6 +174,33 @@ def pause(name: str) -> None:
 
 def resume(name: str) -> None:
     Checkpoint.objects.update_or_create(name=name, defaults={"status": Checkpoint.Status.ACTIVE, "retry_at": None})
+
+
+def subscription_pause(*, actor: AbstractBaseUser, name: str) -> Checkpoint:
+    """Pause subscriber ``name`` (console action): recorded in the log with the actor."""
+    from console.events.declarations import SUBSCRIPTION_PAUSED
+    from console.events.pipeline import emit
+
+    get(name)
+    with transaction.atomic():
+        pause(name)
+        checkpoint = Checkpoint.objects.get(name=name)
+        emit(SUBSCRIPTION_PAUSED, actor=actor, name=name, position=checkpoint.position)
+    return checkpoint
+
+
+def subscription_resume(*, actor: AbstractBaseUser, name: str) -> Checkpoint:
+    """Resume subscriber ``name`` and let it catch up after commit."""
+    from console.events.declarations import SUBSCRIPTION_RESUMED
+    from console.events.pipeline import emit
+
+    get(name)
+    with transaction.atomic():
+        resume(name)
+        checkpoint = Checkpoint.objects.get(name=name)
+        emit(SUBSCRIPTION_RESUMED, actor=actor, name=name, position=checkpoint.position)
+        transaction.on_commit(_dispatch)
+    return checkpoint
 
 
 def _dispatch() -> None:

@@ -5,6 +5,7 @@ import json
 import django_filters
 import django_tables2 as tables
 from django.contrib import messages
+from django.db.models import Count
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -16,12 +17,13 @@ from console.core.auth import require_perm, staff_required
 from console.core.http import ConsoleRequest, vary_on_htmx, wants_fragment
 from console.core.tables import ConsoleTable, Ordering, filtered_table
 from console.events import metrics as event_metrics
+from console.events import subscriptions
 from console.events.access import token_or_staff
 from console.events.browse import ORDERINGS, EventFilter, EventTable, event_rows
 from console.events.catalog import catalog
 from console.events.conf import events_settings
 from console.events.forms import WebhookForm
-from console.events.models import Event, WebhookDelivery, WebhookEndpoint
+from console.events.models import Checkpoint, Event, ParkedEvent, WebhookDelivery, WebhookEndpoint
 from console.events.reader import START, Cursor, cursor_of, read_batch, uses_xid
 from console.events.webhooks import delivery_resend, webhook_create, webhook_update
 
@@ -291,3 +293,50 @@ def webhook_resend(request: ConsoleRequest, pk: int) -> HttpResponse:
     again = delivery_resend(actor=request.user, delivery=delivery)
     messages.success(request, f"Event #{again.event_position} queued again as delivery {again.pk}.")
     return redirect("events:webhook", pk=delivery.endpoint_id)
+
+
+# --- subscriptions ----------------------------------------------------------------------------------------------
+
+
+@staff_required
+@require_GET
+def subscription_list(request: ConsoleRequest) -> HttpResponse:
+    newest = Event.objects.order_by("-position").values_list("position", flat=True).first() or 0
+    checkpoints = {
+        checkpoint.name: checkpoint for checkpoint in Checkpoint.objects.annotate(parked_count=Count("parked"))
+    }
+    rows = [
+        (
+            subscriber,
+            checkpoints.get(subscriber.name),
+            newest - getattr(checkpoints.get(subscriber.name), "position", 0),
+        )
+        for subscriber in subscriptions.registered()
+    ]
+    parked = ParkedEvent.objects.select_related("checkpoint", "event").order_by("-parked_at")[:RELATED_LIMIT]
+    return render(request, "events/subscriptions.html", {"rows": rows, "parked": parked})
+
+
+def _subscriber_or_404(name: str) -> str:
+    try:
+        return subscriptions.get(name).name
+    except LookupError:
+        raise Http404("No subscriber has this name.") from None
+
+
+@staff_required
+@require_POST
+def subscription_pause(request: ConsoleRequest, name: str) -> HttpResponse:
+    require_perm(request, "events.change_checkpoint")
+    subscriptions.subscription_pause(actor=request.user, name=_subscriber_or_404(name))
+    messages.success(request, f"Subscriber {name} paused.")
+    return redirect("events:subscriptions")
+
+
+@staff_required
+@require_POST
+def subscription_resume(request: ConsoleRequest, name: str) -> HttpResponse:
+    require_perm(request, "events.change_checkpoint")
+    subscriptions.subscription_resume(actor=request.user, name=_subscriber_or_404(name))
+    messages.success(request, f"Subscriber {name} resumed; it catches up in the background.")
+    return redirect("events:subscriptions")

@@ -7,7 +7,9 @@ from datetime import timedelta
 from typing import Any, ClassVar
 
 import pytest
+from django.contrib.auth.models import User
 from django.db import transaction
+from django.test import Client
 from django.utils import timezone
 
 from console.core.tick import run_tick
@@ -163,3 +165,47 @@ def test_appending_in_one_transaction_enqueues_one_catch_up(db: None, django_cap
 def test_unknown_subscriber_names_are_an_error() -> None:
     with pytest.raises(LookupError):
         catch_up("nobody")
+
+
+# --- the subscribers page ---------------------------------------------------------------------------------------
+
+
+def test_the_page_lists_subscribers_with_lag_errors_and_parked_events(client: Client, staff: User) -> None:
+    register(Recorder(lambda n: n == 1))
+    _pings(3)
+    for _ in range(Recorder.max_attempts):
+        catch_up("test.recorder")
+    client.force_login(staff)
+    page = client.get("/events/subscriptions/").content.decode()
+    assert "<code>test.recorder</code>" in page
+    assert "cannot handle 1" in page
+    parked = ParkedEvent.objects.get()
+    assert f'href="/events/{parked.event_id}/"' in page
+    assert "Pause" not in page  # staff without the permission sees no buttons
+
+
+def test_an_operator_pauses_and_resumes_and_both_are_audited(
+    client: Client, operator: User, django_capture_on_commit_callbacks: Any
+) -> None:
+    register(Recorder())
+    _pings(2)
+    client.force_login(operator)
+    assert client.post("/events/subscriptions/test.recorder/pause/").status_code == 302
+    assert Checkpoint.objects.get(name="test.recorder").status == "paused"
+    assert catch_up("test.recorder") == 0
+    paused = Event.objects.get(type="subscription.paused")
+    assert paused.actor == operator and paused.data["name"] == "test.recorder"
+    with django_capture_on_commit_callbacks() as callbacks:
+        assert client.post("/events/subscriptions/test.recorder/resume/").status_code == 302
+    assert subscriptions._dispatch in callbacks
+    assert Event.objects.get(type="subscription.resumed").actor == operator
+    assert catch_up("test.recorder") == 2
+
+
+def test_pausing_needs_the_permission_and_a_known_subscriber(client: Client, staff: User, operator: User) -> None:
+    register(Recorder())
+    client.force_login(staff)
+    assert client.post("/events/subscriptions/test.recorder/pause/").status_code == 403
+    client.force_login(operator)
+    assert client.post("/events/subscriptions/nobody/pause/").status_code == 404
+    assert client.get("/events/subscriptions/test.recorder/pause/").status_code == 405
