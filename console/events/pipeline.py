@@ -94,10 +94,8 @@ def emit(
     if problems and strict() and "undeclared event type" not in problems:
         raise InvalidEventFields(f"event {event_type.name!r}: {'; '.join(problems)}")
 
+    # Without an explicit actor the request's user is used: build_event reads it from the bound context.
     actor_id = actor if isinstance(actor, int) or actor is None else actor.pk
-    if actor_id is None:
-        bound_user = structlog.contextvars.get_contextvars().get("user_id")
-        actor_id = bound_user if isinstance(bound_user, int) else None
     record = Emit(event_type, fields, actor_id, stream_type, stream_id, version, problems)
     getattr(logger, event_type.level)(event_type.name, _emit=record, **fields)
     return record.stored
@@ -106,6 +104,9 @@ def emit(
 def build_event(record: Emit, context: Mapping[str, Any]) -> Event:
     from console.events.models import Event
 
+    if record.actor_id is None:
+        bound_user = context.get("user_id")
+        record.actor_id = bound_user if isinstance(bound_user, int) else None
     metadata = {key: context[key] for key in METADATA_KEYS if context.get(key) is not None}
     if record.problems:
         metadata["problems"] = record.problems
