@@ -13,7 +13,7 @@ from typing import Any, ClassVar, Literal
 
 from django.db import connection, models, transaction
 
-from console.events.models import Checkpoint, Event
+from console.events.models import Checkpoint, Event, ParkedEvent
 from console.events.reader import Cursor, cursor_of, head
 from console.events.subscriptions import Subscriber
 from console.events.subscriptions import register as register_subscriber
@@ -226,6 +226,7 @@ class Status:
         self.lag_seconds = 0.0
         self.state = "live"
         self.parked = 0
+        self.parked_recent: list[ParkedEvent] = []
         self.last_error = ""
 
     @classmethod
@@ -242,6 +243,8 @@ class Status:
         status.state = checkpoint.status if checkpoint else "active"
         if checkpoint is not None:
             status.parked = checkpoint.parked.count()
+            if status.parked:
+                status.parked_recent = list(checkpoint.parked.select_related("event")[:5])
             status.last_error = checkpoint.last_error
             if checkpoint.retry_at is not None and status.state == "active":
                 status.state = "retrying"

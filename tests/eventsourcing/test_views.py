@@ -192,3 +192,14 @@ def test_moving_money_needs_the_permission(login: Login, staff: User) -> None:
     open_account("acc-1", deposit=5)
     response = login(staff).post("/read-models/accounts/acc-1/act/", {"action": "deposit", "amount": "1"})
     assert response.status_code == 403
+
+
+def test_parked_events_are_listed_with_links_to_the_audit_log(login: Login, staff: User, settings: object) -> None:
+    settings.CONSOLE_EVENTS = {"RETRY_BASE_SECONDS": 0}  # type: ignore[attr-defined]  # pytest-django settings
+    open_account("acc-1")
+    gone = Event.objects.create(stream_type="account", stream_id="acc-9", version=1, type="account.renamed", data={})
+    for _ in range(5):
+        catch_up("accounts.activity")
+    page = login(staff).get("/projections/").content.decode()
+    assert "1 parked" in page
+    assert f'href="/events/{gone.position}/">#{gone.position} account.renamed</a> after 5 attempts' in page
