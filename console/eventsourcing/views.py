@@ -41,6 +41,7 @@ OPERATE = "eventsourcing.operate_accounts"
 RECENT_WINDOW = 2000
 RECENT_STREAMS = 50
 STREAM_EVENTS = 1000
+ACTIVITY_WAIT_SECONDS = 1.0
 
 
 # --- streams ---------------------------------------------------------------------------------------------
@@ -318,11 +319,11 @@ def account_action(request: ConsoleRequest, account_id: str) -> HttpResponse:
         data = form.cleaned_data
         try:
             if data["action"] == "deposit":
-                account_deposit(account_id=account_id, amount=data["amount"], actor=request.user)
+                stored = account_deposit(account_id=account_id, amount=data["amount"], actor=request.user)
             elif data["action"] == "withdraw":
-                account_withdraw(account_id=account_id, amount=data["amount"], actor=request.user)
+                stored = account_withdraw(account_id=account_id, amount=data["amount"], actor=request.user)
             else:
-                account_transfer(
+                stored = account_transfer(
                     from_account=account_id, to_account=data["to_account"], amount=data["amount"], actor=request.user
                 )
         except (StreamNotFound, UnknownEventType):
@@ -331,6 +332,9 @@ def account_action(request: ConsoleRequest, account_id: str) -> HttpResponse:
             form.add_error("amount", str(exc))
         else:
             messages.success(request, f"{form.cleaned_data['action'].capitalize()} of {data['amount']} done.")
+            # Read-your-writes for the async activity figures shown on the next page, within a short bound.
+            if not projections.wait_until("accounts.activity", stored[-1].position, timeout=ACTIVITY_WAIT_SECONDS):
+                messages.info(request, "The activity figures are still catching up with this change.")
             return redirect("eventsourcing:account", account_id=account_id)
     activity = AccountActivity.objects.filter(account_id=account_id).first()
     return render(
