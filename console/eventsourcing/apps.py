@@ -9,12 +9,13 @@ class EventsourcingConfig(AppConfig):
     verbose_name = "Event sourcing"
 
     def ready(self) -> None:
-        from console.core.registry import registry
-        from console.eventsourcing import accounts, conf, events, projections, rebuild  # noqa: F401  # checks, types
+        from console.core.registry import Panel, registry
+        from console.eventsourcing import accounts, conf, events, panels, projections, rebuild  # noqa: F401  # checks
 
         projections.register(accounts.BalanceProjector())
         projections.register(accounts.ActivityProjector())
 
         registry.add_nav("Streams", "eventsourcing:streams", 40)
         registry.add_nav("Projections", "eventsourcing:projections", 50)
+        registry.add_panel(Panel("eventsourcing/_panel.html", panels.projections_panel, order=40))
         registry.add_duty("eventsourcing.rebuilds", rebuild.redispatch_stale)

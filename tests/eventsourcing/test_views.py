@@ -204,3 +204,13 @@ def test_parked_events_are_listed_with_links_to_the_audit_log(login: Login, staf
     page = login(staff).get("/projections/").content.decode()
     assert "1 parked" in page
     assert f'href="/events/{gone.position}/">#{gone.position} account.renamed</a> after 5 attempts' in page
+
+
+def test_the_dashboard_shows_each_projection_and_its_lag(login: Login, staff: User) -> None:
+    open_account("acc-1", deposit=5)
+    rebuild_start(projection="accounts.balances", actor=None)
+    page = login(staff).get("/").content.decode()
+    assert 'id="projections-heading"' in page
+    assert "<code>accounts.activity</code></td><td>async</td>" in page
+    assert "2 events" in page
+    assert "1 rebuild under way" in page
