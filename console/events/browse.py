@@ -25,6 +25,14 @@ ORDERINGS = {
 }
 
 
+class DateTimeLocalInput(forms.DateTimeInput):
+    input_type = "datetime-local"
+
+
+class SearchInput(forms.TextInput):
+    input_type = "search"
+
+
 class EventFilterForm(forms.Form):
     def clean_type(self) -> str:
         value = str(self.cleaned_data.get("type") or "").strip()
@@ -59,17 +67,15 @@ class EventFilter(django_filters.FilterSet):
         label="Since",
         field_name="recorded_at",
         lookup_expr="gte",
-        widget=forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M"),
+        widget=DateTimeLocalInput(format="%Y-%m-%dT%H:%M"),
     )
     until = django_filters.IsoDateTimeFilter(
         label="Until",
         field_name="recorded_at",
         lookup_expr="lt",
-        widget=forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M"),
+        widget=DateTimeLocalInput(format="%Y-%m-%dT%H:%M"),
     )
-    q = django_filters.CharFilter(
-        label="Text", method="filter_text", widget=forms.TextInput(attrs={"type": "search", "maxlength": 100})
-    )
+    q = django_filters.CharFilter(label="Text", method="filter_text", widget=SearchInput(attrs={"maxlength": 100}))
 
     class Meta:
         model = Event

@@ -119,3 +119,9 @@ def test_the_dashboard_shows_the_event_log_panel(client: Client, staff: User) ->
     expected = "serializes writers" if connection.vendor != "postgresql" else "readers"
     assert expected in page
     assert "events.webhooks" in page or "Newest event" in page
+
+
+def test_filter_values_are_echoed_escaped(client: Client, staff: User) -> None:
+    client.force_login(staff)
+    page = client.get("/events/?q=%22%3E%3Cscript%3Ex%3C/script%3E").content.decode()
+    assert 'value="&quot;&gt;&lt;script&gt;x&lt;/script&gt;"' in page and "<script>x</script>" not in page
