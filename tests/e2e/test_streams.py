@@ -19,7 +19,7 @@ def test_move_a_stream_to_an_earlier_version_and_see_the_earlier_state(signed_in
     open_account("acc-e2e", owner="Ada", deposit=500)
     account_withdraw(account_id="acc-e2e", amount=120, actor=None)
 
-    page.get_by_role("link", name="Streams", exact=True).click()
+    page.get_by_role("navigation", name="Console sections").get_by_role("link", name="Streams").click()
     page.wait_for_url("**/streams/")
     page.get_by_role("link", name="acc-e2e", exact=True).click()
     page.wait_for_url("**/streams/acc-e2e/")
@@ -42,7 +42,7 @@ def test_start_a_rebuild_and_watch_its_progress_finish(signed_in_page: Any, work
         open_account(f"acc-{n:02d}", deposit=100 + n)
     AccountBalance.objects.update(balance=0)  # a broken read model the rebuild repairs
 
-    page.get_by_role("link", name="Projections", exact=True).click()
+    page.get_by_role("navigation", name="Console sections").get_by_role("link", name="Projections").click()
     page.wait_for_url("**/projections/")
     page.get_by_role("button", name="Rebuild accounts.balances", exact=True).click()
     page.wait_for_url("**/projections/")
