@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
@@ -20,6 +21,15 @@ class EventQuerySet(models.QuerySet["Event"]):
 
     def after(self, position: int) -> EventQuerySet:
         return self.filter(position__gt=position).order_by("position")
+
+    def recorded_by(self, moment: datetime) -> EventQuerySet:
+        """Events recorded at or before ``moment``.
+
+        SQLite stores the database clock as text with milliseconds while Django writes a datetime parameter
+        without its fraction when it is zero, so ``recorded_at <= moment`` misses an event recorded on an
+        exact second; comparing with the next microsecond is exact on both databases.
+        """
+        return self.filter(recorded_at__lt=moment + timedelta(microseconds=1))
 
     def with_request(self, request_id: str) -> EventQuerySet:
         # The same expression as the index "event_request_id", so the database can use it.

@@ -75,7 +75,7 @@ def _bound(as_of_position: int | None, as_of_time: datetime | None) -> tuple[int
     """
     if as_of_time is not None:
         position = (
-            Event.objects.filter(recorded_at__lte=as_of_time).order_by("-position").values_list("position", flat=True)
+            Event.objects.recorded_by(as_of_time).order_by("-position").values_list("position", flat=True)
         ).first()
         if position is None:
             raise RebuildError("No event was recorded at or before that time.")

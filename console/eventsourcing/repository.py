@@ -139,7 +139,7 @@ def load[A: Aggregate](
     if at_version is not None:
         events = events.filter(version__lte=at_version)
     if as_of is not None:
-        events = events.filter(recorded_at__lte=as_of)
+        events = events.recorded_by(as_of)
     rows = events.order_by("version").values_list("stream_type", "type", "schema_version", "data")
     for stream_type, name, schema_version, data in rows:
         if aggregate is None:
