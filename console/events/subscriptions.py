@@ -8,6 +8,8 @@ after ``max_attempts`` the event is parked and the subscriber moves on.
 
 from __future__ import annotations
 
+import threading
+import time
 import traceback
 from collections.abc import Sequence
 from datetime import timedelta
@@ -203,10 +205,37 @@ def subscription_resume(*, actor: AbstractBaseUser, name: str) -> Checkpoint:
     return checkpoint
 
 
+# Appends can arrive thousands of times a second, and each catch-up task handles everything committed by
+# the time it runs: so a process enqueues at most one task per window, plus one deferred to the window's end
+# that covers whatever is appended inside it. Nothing waits for the tick, and the queue is not flooded.
+DISPATCH_WINDOW_SECONDS = 0.25
+_window_lock = threading.Lock()
+_window_until = 0.0
+_window_deferred = False
+
+
 def _dispatch() -> None:
+    global _window_until, _window_deferred
     from console.events.tasks import catch_up_subscriptions
 
-    catch_up_subscriptions.enqueue()
+    if not catch_up_subscriptions.get_backend().supports_defer:
+        # Inline backends run the task now; there is nothing to coalesce.
+        catch_up_subscriptions.enqueue()
+        return
+    now = time.monotonic()
+    with _window_lock:
+        if now >= _window_until:
+            _window_until, _window_deferred = now + DISPATCH_WINDOW_SECONDS, False
+            delay = None
+        elif not _window_deferred:
+            _window_deferred = True
+            delay = _window_until - now
+        else:
+            return
+    if delay is None:
+        catch_up_subscriptions.enqueue()
+    else:
+        catch_up_subscriptions.using(run_after=timezone.now() + timedelta(seconds=delay)).enqueue()
 
 
 def notify_appended(using: str = DEFAULT_DB_ALIAS) -> None:

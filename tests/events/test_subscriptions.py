@@ -209,3 +209,43 @@ def test_pausing_needs_the_permission_and_a_known_subscriber(client: Client, sta
     client.force_login(operator)
     assert client.post("/events/subscriptions/nobody/pause/").status_code == 404
     assert client.get("/events/subscriptions/test.recorder/pause/").status_code == 405
+
+
+class FakeTask:
+    def __init__(self, *, supports_defer: bool) -> None:
+        self.supports_defer = supports_defer
+        self.enqueued: list[Any] = []
+        self.run_after: Any = None
+
+    def get_backend(self) -> Any:
+        return self
+
+    def using(self, *, run_after: Any) -> FakeTask:
+        clone = FakeTask(supports_defer=self.supports_defer)
+        clone.enqueued, clone.run_after = self.enqueued, run_after
+        return clone
+
+    def enqueue(self) -> None:
+        self.enqueued.append(self.run_after)
+
+
+def test_a_burst_of_appends_enqueues_one_task_now_and_one_at_the_windows_end(monkeypatch: pytest.MonkeyPatch) -> None:
+    fake = FakeTask(supports_defer=True)
+    monkeypatch.setattr("console.events.tasks.catch_up_subscriptions", fake)
+    monkeypatch.setattr(subscriptions, "_window_until", 0.0)
+    for _ in range(50):
+        subscriptions._dispatch()
+    assert len(fake.enqueued) == 2
+    assert fake.enqueued[0] is None  # the first append is caught up at once
+    assert fake.enqueued[1] is not None  # the rest by one task deferred to the end of the window
+    monkeypatch.setattr(subscriptions, "_window_until", 0.0)  # a later window starts afresh
+    subscriptions._dispatch()
+    assert len(fake.enqueued) == 3 and fake.enqueued[2] is None
+
+
+def test_inline_backends_are_never_coalesced(monkeypatch: pytest.MonkeyPatch) -> None:
+    fake = FakeTask(supports_defer=False)
+    monkeypatch.setattr("console.events.tasks.catch_up_subscriptions", fake)
+    for _ in range(3):
+        subscriptions._dispatch()
+    assert fake.enqueued == [None, None, None]
