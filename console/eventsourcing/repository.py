@@ -9,6 +9,7 @@ from typing import Any, TypeVar
 from django.db import IntegrityError, transaction
 
 from console.events.context import capture
+from console.events.append import insert_events
 from console.events.models import Event
 from console.events.pipeline import METADATA_KEYS
 from console.events.reader import lock_for_append
@@ -78,7 +79,7 @@ def save(*aggregates: Aggregate, actor: Any = None, causation_id: str | None = N
     try:
         with transaction.atomic():
             lock_for_append()
-            Event.objects.bulk_create(rows)
+            insert_events(rows)
             apply_inline(rows)
             _take_snapshots(aggregates)
             notify_appended()
