@@ -25,6 +25,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+POLL_UNTIL_OUTPUT = 0.25  # seconds: the run page's polling interval before the first output
 ROUNDS = int(os.environ.get("BENCH_JOBS_ROUNDS", "7"))
 CAPTURE_ROUNDS = int(os.environ.get("BENCH_JOBS_CAPTURE_ROUNDS", "3"))
 LINES = (100_000, 1_000_000)
@@ -89,8 +90,9 @@ def _child() -> None:
             while not OutputChunk.objects.filter(run_id=run_id, stream="out").exists():
                 time.sleep(0.02)
             first = time.perf_counter()
-            # htmx polls every second from page load: the line shows on the first poll after it was stored.
-            shown = page_loaded + max(1, math.ceil(first - page_loaded)) * 1.0
+            # The page polls every 250 ms until the first output arrives (then every second): the line shows on
+            # the first poll after it was stored.
+            shown = page_loaded + max(1, math.ceil((first - page_loaded) / POLL_UNTIL_OUTPUT)) * POLL_UNTIL_OUTPUT
             while not JobRun.objects.get(pk=run_id).is_final:
                 time.sleep(0.02)
             if round_:  # the first round warms the worker up
@@ -197,8 +199,8 @@ def main() -> None:
         f"{r['bare']:.3f} s | {r['stored'] / r['bare']:.2f}x |"
     )
     print(
-        f"| POST -> first line visible (1 s polling) | {r['visible']:.3f} s | bare start {r['bare']:.3f} s | "
-        f"{r['visible'] / r['bare']:.2f}x |"
+        f"| POST -> first line visible (250 ms polls until output) | {r['visible']:.3f} s "
+        f"| bare start {r['bare']:.3f} s | {r['visible'] / r['bare']:.2f}x |"
     )
     for lines in LINES:
         c = r[f"capture_{lines}"]

@@ -380,3 +380,15 @@ def test_a_command_whose_module_is_broken_says_so(client: Client, operator: User
     response = client.get("/jobs/check/")
     assert response.status_code == 503
     assert "missing_dependency" in response.content.decode()
+
+
+def test_a_run_without_output_yet_polls_briskly_then_once_a_second(client: Client, operator: User) -> None:
+    client.force_login(operator)
+    run = make_run(operator)
+    page = client.get(f"/jobs/runs/{run.pk}/").content.decode()
+    assert "hx-trigger=\"every 250ms [document.visibilityState === 'visible']\"" in page
+    quiet = client.get(f"/jobs/runs/{run.pk}/output?after=0&seen=running").content.decode()
+    assert 'hx-trigger="every 250ms' in quiet
+    OutputChunk.objects.create(run=run, seq=1, text="first", lines=1)
+    flowing = client.get(f"/jobs/runs/{run.pk}/output?after=0&seen=running").content.decode()
+    assert flowing.startswith("first\n") and 'hx-trigger="every 1s' in flowing
