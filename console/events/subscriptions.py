@@ -11,6 +11,7 @@ from __future__ import annotations
 import threading
 import time
 import traceback
+from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from datetime import timedelta
 from typing import TYPE_CHECKING, ClassVar
@@ -29,7 +30,7 @@ if TYPE_CHECKING:
 log = structlog.get_logger(__name__)
 
 
-class Subscriber:
+class Subscriber(ABC):
     """Subclass, give it a stable ``name``, implement ``handle``, then ``register(instance)``."""
 
     name: ClassVar[str]
@@ -37,8 +38,8 @@ class Subscriber:
     batch_size: ClassVar[int] = 500
     max_attempts: ClassVar[int] = 5
 
-    def handle(self, events: Sequence[Event]) -> None:
-        raise NotImplementedError
+    @abstractmethod
+    def handle(self, events: Sequence[Event]) -> None: ...
 
 
 _subscribers: dict[str, Subscriber] = {}

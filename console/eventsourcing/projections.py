@@ -8,6 +8,7 @@ one *generation*: the live one normally, a fresh one during a rebuild, which bec
 from __future__ import annotations
 
 import time
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from typing import Any, ClassVar, Literal
 
@@ -23,7 +24,7 @@ from console.eventsourcing.models import ProjectionState, ReadModel
 Mode = Literal["inline", "async"]
 
 
-class Projector:
+class Projector(ABC):
     """A named projection: which events it reads and how they change its read models.
 
     ``replaying`` is true while a rebuild replays history: anything that reaches outside the read models
@@ -41,14 +42,14 @@ class Projector:
         self.replaying = replaying
 
     @property
-    def types(self) -> frozenset[str]:
-        raise NotImplementedError
+    @abstractmethod
+    def types(self) -> frozenset[str]: ...
 
     def accepts(self, event: Event) -> bool:
         return event.type in self.types or event.stream_type in self.stream_types
 
-    def project(self, events: Sequence[Event], *, generation: int) -> None:
-        raise NotImplementedError
+    @abstractmethod
+    def project(self, events: Sequence[Event], *, generation: int) -> None: ...
 
     def side_effect(self, action: Callable[[], None]) -> None:
         if not self.replaying:

@@ -8,8 +8,8 @@ from typing import Any, TypeVar
 
 from django.db import IntegrityError, transaction
 
-from console.events.context import capture
 from console.events.append import insert_events
+from console.events.context import capture
 from console.events.models import Event
 from console.events.pipeline import METADATA_KEYS
 from console.events.reader import lock_for_append
