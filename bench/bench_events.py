@@ -16,10 +16,11 @@ import sys
 import tempfile
 import threading
 import time
-import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+from bench.postgres import PG_URL, create_database, drop_database
 
 ROOT = Path(__file__).resolve().parent.parent
 EMITS = int(os.environ.get("BENCH_EVENTS_EMITS", "50000"))
@@ -28,7 +29,6 @@ WRITERS = 4
 PER_WRITER = int(os.environ.get("BENCH_EVENTS_PER_WRITER", "25000"))
 PER_COMMIT = 10
 ROWS = int(os.environ.get("BENCH_EVENTS_ROWS", "1000000"))
-PG_URL = os.environ.get("BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/postgres")
 
 
 # --- child side ----------------------------------------------------------------------------------------------
@@ -335,28 +335,6 @@ def child(argv: list[str]) -> None:
 # --- parent side ---------------------------------------------------------------------------------------------
 
 
-def _postgres_database() -> str | None:
-    """A fresh database on the benchmark server, or None when there is no server."""
-    try:
-        import psycopg
-    except ImportError:
-        return None
-    name = f"bench_events_{uuid.uuid4().hex[:8]}"
-    try:
-        with psycopg.connect(PG_URL, autocommit=True, connect_timeout=3) as conn:
-            conn.execute(f'CREATE DATABASE "{name}"')
-    except psycopg.Error:
-        return None
-    return name
-
-
-def _drop_postgres_database(name: str) -> None:
-    import psycopg
-
-    with psycopg.connect(PG_URL, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
 def _run(args: list[str], *, postgres: str | None = None, level: str = "INFO") -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="bench-events-") as tmp:
         env = {
@@ -401,13 +379,13 @@ def main() -> None:
     print(f"| `emit()` of a declared log-only event (checked, counted) | {emit['emit_us']:.1f} | {ratio:.2f}x |")
 
     pg_append = pg_name = None
-    pg_name = _postgres_database()
+    pg_name = create_database("bench_events")
     sqlite_append = _run(["append", str(APPENDS)])
     if pg_name:
         try:
             pg_append = _run(["append", str(APPENDS)], postgres=pg_name)
         finally:
-            _drop_postgres_database(pg_name)
+            drop_database(pg_name)
     print(f"\nPersisted appends, {APPENDS:,} events in transactions of 1,000 (target ≥ 10,000/s):\n")
     print("| database | `emit()` in `batch()`, lines rendered | append path (`insert_events`) | ORM `bulk_create` |")
     print("|---|---:|---:|---:|")
@@ -422,13 +400,13 @@ def main() -> None:
 
     runs = {}
     for strategy in ("xid", "table_lock"):
-        name = _postgres_database()
+        name = create_database("bench_events")
         if not name:
             break
         try:
             runs[strategy] = _run(["concurrent", strategy], postgres=name, level="WARNING")
         finally:
-            _drop_postgres_database(name)
+            drop_database(name)
     total = WRITERS * PER_WRITER
     print(
         f"\nGapless reading on PostgreSQL: {WRITERS} writer processes, {total:,} events, {PER_COMMIT} per commit,"
@@ -450,12 +428,12 @@ def main() -> None:
         print("not measured: no PostgreSQL server at BENCH_DATABASE_URL")
 
     tables = {"SQLite": _run(["table", str(ROWS)], level="WARNING")}
-    pg_name = _postgres_database()
+    pg_name = create_database("bench_events")
     if pg_name:
         try:
             tables["PostgreSQL"] = _run(["table", str(ROWS)], postgres=pg_name, level="WARNING")
         finally:
-            _drop_postgres_database(pg_name)
+            drop_database(pg_name)
     print(
         f"\n`/events/` against Django admin's changelist for `Event`, {ROWS:,} events, median server time of 10 runs"
         " (view + template; targets: < 100 ms, ≥ 5x faster than the admin):\n"

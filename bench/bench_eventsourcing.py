@@ -28,6 +28,8 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from bench.postgres import PG_URL, create_database, drop_database
+
 ROOT = Path(__file__).resolve().parent.parent
 SAVES = int(os.environ.get("BENCH_ES_SAVES", "1000"))
 LOAD_EVENTS = 1000
@@ -35,7 +37,6 @@ LOAD_REPEATS = int(os.environ.get("BENCH_ES_LOAD_REPEATS", "30"))
 REBUILD_EVENTS = int(os.environ.get("BENCH_ES_REBUILD_EVENTS", "100000"))
 REBUILD_SINGLE = int(os.environ.get("BENCH_ES_REBUILD_SINGLE", "2000"))
 ACCOUNTS = 1000
-PG_URL = os.environ.get("BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/postgres")
 
 
 # --- child side: the console ---------------------------------------------------------------------------------
@@ -246,27 +247,6 @@ def child(argv: list[str]) -> None:
 # --- parent side ---------------------------------------------------------------------------------------------
 
 
-def _postgres_database() -> str | None:
-    try:
-        import psycopg
-    except ImportError:
-        return None
-    name = f"bench_es_{uuid.uuid4().hex[:8]}"
-    try:
-        with psycopg.connect(PG_URL, autocommit=True, connect_timeout=3) as conn:
-            conn.execute(f'CREATE DATABASE "{name}"')
-    except psycopg.Error:
-        return None
-    return name
-
-
-def _drop_postgres_database(name: str) -> None:
-    import psycopg
-
-    with psycopg.connect(PG_URL, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
 def _run(args: list[str], *, postgres: str | None = None) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="bench-es-") as tmp:
         env = {**os.environ, "CONSOLE_TESTING": "1", "LOG_LEVEL": "WARNING", "CONSOLE_VAR_DIR": tmp}
@@ -295,7 +275,7 @@ def _run(args: list[str], *, postgres: str | None = None) -> dict[str, Any]:
 
 
 def _on_postgres(args: list[str], *, library: bool = False) -> dict[str, Any] | str:
-    name = _postgres_database()
+    name = create_database("bench_es")
     if name is None:
         return "not measured: no PostgreSQL server at BENCH_DATABASE_URL"
     try:
@@ -307,7 +287,7 @@ def _on_postgres(args: list[str], *, library: bool = False) -> dict[str, Any] | 
             return _run([*args, name])
         return _run(args, postgres=name)
     finally:
-        _drop_postgres_database(name)
+        drop_database(name)
 
 
 def _ratio(ours: float, theirs: float, *, lower_is_better: bool = False) -> str:
