@@ -1,25 +1,30 @@
-"""Staff filter failed messages, select two, resend them, and watch them go out (real worker, real SMTP)."""
+"""Staff filter failed messages, select two, resend them, and watch them delivered (real worker, real SMTP)."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
+from django.urls import reverse
 
 from console.comms.classes import lookup
 from console.comms.models import Message, Status
 from console.comms.services import send
+from console.comms.views import sign
 from tests.comms.smtp import SMTPServer, smtp_for_worker  # noqa: F401  (fixture)
 from tests.conftest import Worker, wait_for
 
 pytestmark = pytest.mark.browser
 
 
-def test_staff_resend_two_failed_messages_and_see_them_sent(
+def test_staff_resend_two_failed_messages_and_see_them_delivered(
     smtp_for_worker: SMTPServer,  # noqa: F811  (the fixture imported above)
     worker: Worker,
     signed_in_page: Any,
+    settings: Any,
 ) -> None:
+    settings.CONSOLE_COMMS = {"INBOUND_SECRET": "provider-secret", "ALERT_EMAILS": []}
     page = signed_in_page
     cls = lookup("order_confirmation")
     assert cls is not None
@@ -53,6 +58,24 @@ def test_staff_resend_two_failed_messages_and_see_them_sent(
         # The detail page polls while the message is in flight and stops when it is final.
         page.get_by_test_id("message-status").filter(has_text="Sent").wait_for(timeout=30_000)
         assert page.locator("#message-state").get_attribute("hx-trigger") is None
+    # SMTP acceptance is "sent"; the provider's signed delivery report makes it "delivered".
+    for n, message in enumerate((first, second)):
+        delivery = message.deliveries.get(status=Status.SENT)
+        body = json.dumps(
+            {
+                "event_id": f"report-{n}",
+                "event": "delivered",
+                "metadata": {"console_message_id": message.pk, "console_delivery_id": delivery.pk},
+            }
+        ).encode()
+        answer = page.request.post(
+            reverse("comms:inbound"),
+            data=body,
+            headers={"Content-Type": "application/json", "X-Console-Signature": sign("provider-secret", body)},
+        )
+        assert answer.status == 200, answer.text()
+        page.goto(f"/messages/{message.pk}/")
+        assert page.get_by_test_id("message-status").inner_text().strip() == "Delivered"
     assert len(smtp_for_worker.handler.to("one@example.com")) == 1
     assert len(smtp_for_worker.handler.to("two@example.com")) == 1
     assert smtp_for_worker.handler.to("three@example.com") == []
