@@ -75,9 +75,15 @@ def _fresh_activity() -> None:
         cursor.execute("SELECT pg_stat_clear_snapshot()")
 
 
-def read_batch(after: Cursor, *, limit: int, types: Collection[str] | None = None) -> list[Event]:
-    """Up to ``limit`` events after ``after`` in commit order, optionally only of ``types``."""
-    queryset: QuerySet[Event] = Event.objects.all()
+def read_batch(
+    after: Cursor, *, limit: int, types: Collection[str] | None = None, defer: Collection[str] = ()
+) -> list[Event]:
+    """Up to ``limit`` events after ``after`` in commit order, optionally only of ``types``.
+
+    ``defer`` names fields the caller does not read (replays skip ``metadata``: decoding it is much of
+    a replay's cost).
+    """
+    queryset: QuerySet[Event] = Event.objects.defer(*defer) if defer else Event.objects.all()
     if types is not None:
         if not types:
             return []

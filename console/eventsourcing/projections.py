@@ -88,12 +88,16 @@ class RowProjector(Projector):
             if target is not None:
                 handlers[target] = value
         cls._row_handlers = handlers
+        # Asked once per event during replays: computed once per class.
+        cls._types = frozenset(handled.event_name for handled in handlers)
         if getattr(cls, "model", None) is not None:
             cls.read_models = (cls.model,)
 
+    _types: ClassVar[frozenset[str]] = frozenset()
+
     @property
     def types(self) -> frozenset[str]:
-        return frozenset(cls.event_name for cls in self._row_handlers)
+        return self._types
 
     def key(self, event: Event) -> str:
         return event.stream_id

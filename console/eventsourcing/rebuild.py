@@ -302,7 +302,7 @@ def run_rebuild(run_id: int) -> str:
                     return run.status
                 if run.status != Status.RUNNING:
                     return run.status
-                events = read_batch(run.cursor, limit=batch_size, types=types)
+                events = read_batch(run.cursor, limit=batch_size, types=types, defer=("metadata",))
                 within = [event for event in events if _within(run, event)]
                 if within:
                     _replay(run, projector, within)
