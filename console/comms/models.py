@@ -56,11 +56,6 @@ class ContactState(models.TextChoices):
     DEFUNCT = "defunct", "Defunct"
 
 
-class ContactPointQuerySet(models.QuerySet["ContactPoint"]):
-    def usable(self) -> ContactPointQuerySet:
-        return self.exclude(state=ContactState.DEFUNCT)
-
-
 class ContactPoint(models.Model):
     """An address we send to, and what we learned about it from providers."""
 
@@ -73,7 +68,6 @@ class ContactPoint(models.Model):
     last_failure_at = models.DateTimeField(null=True, blank=True)
     updated_at = models.DateTimeField(auto_now=True)
 
-    objects = ContactPointQuerySet.as_manager()
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["channel", "address"], name="comms_contact_unique")]

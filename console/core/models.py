@@ -1,7 +1,5 @@
 from __future__ import annotations
 
-from datetime import timedelta
-
 from django.db import models
 from django.utils import timezone
 
@@ -9,9 +7,6 @@ from django.utils import timezone
 class WorkerHeartbeatQuerySet(models.QuerySet["WorkerHeartbeat"]):
     def latest_seen(self) -> WorkerHeartbeat | None:
         return self.order_by("-seen_at").first()
-
-    def alive(self, within: timedelta) -> WorkerHeartbeatQuerySet:
-        return self.filter(seen_at__gte=timezone.now() - within)
 
 
 class WorkerHeartbeat(models.Model):

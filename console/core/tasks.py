@@ -10,7 +10,6 @@ from django.tasks import DEFAULT_TASK_BACKEND_ALIAS, task, task_backends
 from django.utils import timezone
 
 from console.core.models import WorkerHeartbeat
-from console.core.tick import run_tick
 
 
 @task()
@@ -25,11 +24,6 @@ def heartbeat() -> str:
         },
     )
     return worker
-
-
-@task()
-def tick() -> dict[str, object]:
-    return run_tick()
 
 
 if getattr(settings, "CONSOLE_TASKS", "huey") == "huey" and "huey.contrib.djhuey" in settings.INSTALLED_APPS:

@@ -75,11 +75,6 @@ def worker_status(request: ConsoleRequest) -> HttpResponse:
     )
 
 
-@staff_required
-def section_not_built(request: ConsoleRequest, *, section: str) -> HttpResponse:
-    return render(request, "core/not_built.html", {"section": section}, status=200)
-
-
 @never_cache
 @require_GET
 def healthz(request: HttpRequest) -> JsonResponse:

@@ -16,9 +16,6 @@ class EventQuerySet(models.QuerySet["Event"]):
     def of_stream(self, stream_id: str) -> EventQuerySet:
         return self.filter(stream_id=stream_id).order_by("version", "position")
 
-    def of_type(self, *types: str) -> EventQuerySet:
-        return self.filter(type__in=types)
-
     def after(self, position: int) -> EventQuerySet:
         return self.filter(position__gt=position).order_by("position")
 
@@ -188,9 +185,13 @@ class WebhookEndpoint(models.Model):
 
 
 class WebhookDeliveryQuerySet(models.QuerySet["WebhookDelivery"]):
-    def due(self, now: Any) -> WebhookDeliveryQuerySet:
+    def claimable(self, now: Any, *, stale_before: Any) -> WebhookDeliveryQuerySet:
+        """Deliveries due now, and ones whose sender died mid-send (claimed before ``stale_before``)."""
         return self.filter(
-            status__in=[WebhookDelivery.Status.PENDING, WebhookDelivery.Status.RETRYING], next_attempt_at__lte=now
+            models.Q(
+                status__in=[WebhookDelivery.Status.PENDING, WebhookDelivery.Status.RETRYING], next_attempt_at__lte=now
+            )
+            | models.Q(status=WebhookDelivery.Status.SENDING, claimed_at__lt=stale_before)
         )
 
 

@@ -25,7 +25,7 @@ from urllib.parse import urlsplit
 import httpx
 import structlog
 from django.db import transaction
-from django.db.models import F, Q
+from django.db.models import F
 from django.utils import timezone
 
 from console.events.catalog import catalog
@@ -155,10 +155,7 @@ def claim_due(limit: int = 50) -> list[WebhookDelivery]:
     now = timezone.now()
     stale = now - CLAIM_TIMEOUT
     candidates = list(
-        WebhookDelivery.objects.filter(
-            Q(status__in=[WebhookDelivery.Status.PENDING, WebhookDelivery.Status.RETRYING], next_attempt_at__lte=now)
-            | Q(status=WebhookDelivery.Status.SENDING, claimed_at__lt=stale)
-        )
+        WebhookDelivery.objects.claimable(now, stale_before=stale)
         .order_by("next_attempt_at", "pk")
         .values_list("pk", "status", "claimed_at")[:limit]
     )

@@ -15,7 +15,7 @@ from typing import Any, ClassVar, Literal
 from django.db import connection, models, transaction
 
 from console.events.models import Checkpoint, Event, ParkedEvent
-from console.events.reader import Cursor, cursor_of, head
+from console.events.reader import Cursor, head
 from console.events.subscriptions import Subscriber
 from console.events.subscriptions import register as register_subscriber
 from console.eventsourcing.domain import DomainEvent, UnknownEventType, registered_event_names, to_domain
@@ -300,7 +300,3 @@ def _reached(checkpoint: tuple[int | None, int], position: int) -> bool:
     # In commit order the checkpoint may sit on a lower position of a later transaction.
     event = Event.objects.filter(position=position).values_list("tx", flat=True).first()
     return event is not None and (event, position) <= (checkpoint[0], checkpoint[1])
-
-
-def cursor_after(events: Sequence[Event]) -> Cursor:
-    return cursor_of(events[-1])
