@@ -68,7 +68,6 @@ class ContactPoint(models.Model):
     last_failure_at = models.DateTimeField(null=True, blank=True)
     updated_at = models.DateTimeField(auto_now=True)
 
-
     class Meta:
         constraints = [models.UniqueConstraint(fields=["channel", "address"], name="comms_contact_unique")]
         indexes = [models.Index(fields=["state", "-updated_at"], name="comms_contact_state")]

@@ -8,6 +8,7 @@ from typing import Any, ClassVar
 
 from console.events.models import Event
 from console.events.pipeline import emit
+from console.events.records import StoredEvent
 from console.eventsourcing import repository
 from console.eventsourcing.domain import Aggregate, DomainError, DomainEvent, applies, domain_event, upcaster
 from console.eventsourcing.models import AccountActivity, AccountBalance
@@ -164,32 +165,32 @@ class BalanceProjector(RowProjector):
     model = AccountBalance
 
     @handles(Opened)
-    def _opened(self, row: AccountBalance, event: Opened, stored: Event) -> None:
+    def _opened(self, row: AccountBalance, event: Opened, stored: StoredEvent) -> None:
         row.owner = event.owner
         row.version = stored.version or 0
 
     @handles(Deposited)
-    def _deposited(self, row: AccountBalance, event: Deposited, stored: Event) -> None:
+    def _deposited(self, row: AccountBalance, event: Deposited, stored: StoredEvent) -> None:
         row.balance += event.amount
         row.version = stored.version or 0
 
     @handles(TransferredIn)
-    def _transferred_in(self, row: AccountBalance, event: TransferredIn, stored: Event) -> None:
+    def _transferred_in(self, row: AccountBalance, event: TransferredIn, stored: StoredEvent) -> None:
         row.balance += event.amount
         row.version = stored.version or 0
 
     @handles(Withdrawn)
-    def _withdrawn(self, row: AccountBalance, event: Withdrawn, stored: Event) -> None:
+    def _withdrawn(self, row: AccountBalance, event: Withdrawn, stored: StoredEvent) -> None:
         row.balance -= event.amount
         row.version = stored.version or 0
 
     @handles(TransferredOut)
-    def _transferred_out(self, row: AccountBalance, event: TransferredOut, stored: Event) -> None:
+    def _transferred_out(self, row: AccountBalance, event: TransferredOut, stored: StoredEvent) -> None:
         row.balance -= event.amount
         row.version = stored.version or 0
 
     @handles(Closed)
-    def _closed(self, row: AccountBalance, event: Closed, stored: Event) -> None:
+    def _closed(self, row: AccountBalance, event: Closed, stored: StoredEvent) -> None:
         row.closed = True
         row.version = stored.version or 0
 
@@ -203,32 +204,32 @@ class ActivityProjector(RowProjector):
     model = AccountActivity
     stream_types: ClassVar[frozenset[str]] = frozenset({"account"})
 
-    def _seen(self, row: AccountActivity, stored: Event) -> None:
+    def _seen(self, row: AccountActivity, stored: StoredEvent) -> None:
         row.events += 1
         row.last_position = stored.position
 
     @handles(Opened)
-    def _opened(self, row: AccountActivity, event: Opened, stored: Event) -> None:
+    def _opened(self, row: AccountActivity, event: Opened, stored: StoredEvent) -> None:
         self._seen(row, stored)
 
     @handles(Closed)
-    def _closed(self, row: AccountActivity, event: Closed, stored: Event) -> None:
+    def _closed(self, row: AccountActivity, event: Closed, stored: StoredEvent) -> None:
         self._seen(row, stored)
 
     @handles(Deposited)
-    def _deposited(self, row: AccountActivity, event: Deposited, stored: Event) -> None:
+    def _deposited(self, row: AccountActivity, event: Deposited, stored: StoredEvent) -> None:
         row.deposits += 1
         row.total_in += event.amount
         self._seen(row, stored)
 
     @handles(TransferredIn)
-    def _transferred_in(self, row: AccountActivity, event: TransferredIn, stored: Event) -> None:
+    def _transferred_in(self, row: AccountActivity, event: TransferredIn, stored: StoredEvent) -> None:
         row.transfers += 1
         row.total_in += event.amount
         self._seen(row, stored)
 
     @handles(Withdrawn)
-    def _withdrawn(self, row: AccountActivity, event: Withdrawn, stored: Event) -> None:
+    def _withdrawn(self, row: AccountActivity, event: Withdrawn, stored: StoredEvent) -> None:
         row.withdrawals += 1
         row.total_out += event.amount
         self._seen(row, stored)
@@ -241,7 +242,7 @@ class ActivityProjector(RowProjector):
             self.side_effect(alert)
 
     @handles(TransferredOut)
-    def _transferred_out(self, row: AccountActivity, event: TransferredOut, stored: Event) -> None:
+    def _transferred_out(self, row: AccountActivity, event: TransferredOut, stored: StoredEvent) -> None:
         row.transfers += 1
         row.total_out += event.amount
         self._seen(row, stored)

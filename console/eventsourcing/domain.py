@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Self, TypeVar
 from console.events.catalog import declare
 
 if TYPE_CHECKING:
-    from console.events.models import Event
+    from console.events.records import StoredEvent
 
 
 class DomainError(Exception):
@@ -124,10 +124,12 @@ def upcast(name: str, schema_version: int, data: dict[str, Any]) -> dict[str, An
     return data
 
 
-def to_domain(event: Event) -> DomainEvent:
+def to_domain(event: StoredEvent) -> DomainEvent:
     """The typed domain event of a stored log row, upcast to the current schema."""
     cls = event_class(event.type)
-    data = upcast(event.type, event.schema_version, event.data)
+    data = event.data
+    if event.schema_version != cls.schema_version:
+        data = upcast(event.type, event.schema_version, data)
     try:
         return cls(**data)
     except TypeError as exc:

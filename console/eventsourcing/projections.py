@@ -9,17 +9,19 @@ from __future__ import annotations
 
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from typing import Any, ClassVar, Literal
 
 from django.db import connection, models, transaction
 
 from console.events.models import Checkpoint, Event, ParkedEvent
 from console.events.reader import Cursor, head
+from console.events.records import StoredEvent
 from console.events.subscriptions import Subscriber
 from console.events.subscriptions import register as register_subscriber
 from console.eventsourcing.domain import DomainEvent, UnknownEventType, registered_event_names, to_domain
 from console.eventsourcing.models import ProjectionState, ReadModel
+from console.eventsourcing.upsert import upsert
 
 Mode = Literal["inline", "async"]
 
@@ -45,11 +47,11 @@ class Projector(ABC):
     @abstractmethod
     def types(self) -> frozenset[str]: ...
 
-    def accepts(self, event: Event) -> bool:
+    def accepts(self, event: StoredEvent) -> bool:
         return event.type in self.types or event.stream_type in self.stream_types
 
     @abstractmethod
-    def project(self, events: Sequence[Event], *, generation: int) -> None: ...
+    def project(self, events: Sequence[StoredEvent], *, generation: int) -> None: ...
 
     def side_effect(self, action: Callable[[], None]) -> None:
         if not self.replaying:
@@ -60,7 +62,7 @@ class Projector(ABC):
             model.generations.filter(generation=generation).delete()
 
 
-RowHandler = Callable[[Any, Any, Any, Event], None]
+RowHandler = Callable[[Any, Any, Any, StoredEvent], None]
 
 
 def handles(event_cls: type[DomainEvent]) -> Callable[[RowHandler], RowHandler]:
@@ -74,10 +76,15 @@ def handles(event_cls: type[DomainEvent]) -> Callable[[RowHandler], RowHandler]:
 
 
 class RowProjector(Projector):
-    """One row of ``model`` per key (the stream id by default); a batch is one read and one bulk upsert."""
+    """One row of ``model`` per key (the stream id by default); a batch is one read and one bulk upsert.
+
+    While replaying, the rows a batch wrote are kept for the next batches (up to ``replay_rows_kept``): the
+    generation being rebuilt has no other writer, and replays touch the same keys over and over.
+    """
 
     model: ClassVar[type[ReadModel]]
     key_field: ClassVar[str] = "account_id"
+    replay_rows_kept: ClassVar[int] = 100_000
     _row_handlers: ClassVar[dict[type[DomainEvent], RowHandler]] = {}
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
@@ -95,47 +102,59 @@ class RowProjector(Projector):
 
     _types: ClassVar[frozenset[str]] = frozenset()
 
+    def __init__(self, *, replaying: bool = False) -> None:
+        super().__init__(replaying=replaying)
+        self._kept: dict[str, ReadModel] = {}
+        self._kept_generation: int | None = None
+
     @property
     def types(self) -> frozenset[str]:
         return self._types
 
-    def key(self, event: Event) -> str:
+    def key(self, event: StoredEvent) -> str:
         return event.stream_id
 
-    def project(self, events: Sequence[Event], *, generation: int) -> None:
+    def _rows(self, keys: set[str], generation: int) -> dict[str, ReadModel]:
+        """The stored rows of ``keys`` in ``generation`` (kept ones first, while replaying)."""
+        if not self.replaying:
+            found: dict[str, ReadModel] = {}
+            missing: Collection[str] = keys
+        else:
+            if self._kept_generation != generation:
+                self._kept, self._kept_generation = {}, generation
+            found = {key: self._kept[key] for key in keys if key in self._kept}
+            missing = [key for key in keys if key not in found]
+        if missing:
+            lookup = {"generation": generation, f"{self.key_field}__in": missing}
+            for row in self.model.generations.filter(**lookup):
+                found[getattr(row, self.key_field)] = row
+        return found
+
+    def project(self, events: Sequence[StoredEvent], *, generation: int) -> None:
         wanted = [event for event in events if self.accepts(event)]
         if not wanted:
             return
-        model = self.model
-        keys = {self.key(event) for event in wanted}
-        rows: dict[str, ReadModel] = {
-            getattr(row, self.key_field): row
-            for row in model.generations.filter(generation=generation, **{f"{self.key_field}__in": keys})
-        }
+        model, key_field, handlers = self.model, self.key_field, self._row_handlers
+        stored = self._rows({self.key(event) for event in wanted}, generation)
+        changed: dict[str, ReadModel] = {}
         for event in wanted:
             domain = to_domain(event)
-            handler = self._row_handlers.get(type(domain))
+            handler = handlers.get(type(domain))
             if handler is None:
                 continue
             key = self.key(event)
-            row = rows.get(key)
+            row = changed.get(key)
             if row is None:
-                row = rows[key] = model(generation=generation, **{self.key_field: key})
+                row = stored.get(key)
+                if row is None:
+                    row = model(generation=generation, **{key_field: key})
+                changed[key] = row
             handler(self, row, domain, event)
-        if rows:
-            fields = [
-                f.name
-                for f in model._meta.concrete_fields
-                if not f.primary_key and f.name not in ("generation", self.key_field)
-            ]
-            for row in rows.values():
-                row.pk = None
-            model.generations.bulk_create(
-                list(rows.values()),
-                update_conflicts=True,
-                unique_fields=["generation", self.key_field],
-                update_fields=fields,
-            )
+        upsert(model, list(changed.values()), unique=("generation", key_field))
+        if self.replaying:
+            if len(self._kept) + len(changed) > self.replay_rows_kept:
+                self._kept = {}
+            self._kept.update(changed)
 
 
 _projectors: dict[str, Projector] = {}
@@ -193,7 +212,7 @@ def live_generation(name: str, *, share_lock: bool = False) -> int:
     raise RuntimeError(f"projection state {name!r} vanished")
 
 
-def apply_inline(events: Sequence[Event]) -> None:
+def apply_inline(events: Sequence[StoredEvent]) -> None:
     """Project freshly appended ``events`` into every inline projection, in the appending transaction."""
     for projector in _projectors.values():
         if projector.mode != "inline":
@@ -203,12 +222,12 @@ def apply_inline(events: Sequence[Event]) -> None:
         projector.project(events, generation=live_generation(projector.name, share_lock=True))
 
 
-def unknown_types(events: Sequence[Event]) -> list[Event]:
+def unknown_types[S: StoredEvent](events: Sequence[S]) -> list[S]:
     known = registered_event_names()
     return [event for event in events if event.type not in known]
 
 
-def check_known(events: Sequence[Event]) -> None:
+def check_known(events: Sequence[StoredEvent]) -> None:
     unknown = unknown_types(events)
     if unknown:
         first = unknown[0]

@@ -21,7 +21,8 @@ from django.utils.dateparse import parse_date, parse_datetime
 from console.events.context import capture
 from console.events.models import Checkpoint, Event
 from console.events.pipeline import emit
-from console.events.reader import Cursor, cursor_of, read_batch, uses_xid
+from console.events.reader import Cursor, cursor_of, read_records, uses_xid
+from console.events.records import RECORD_COLUMNS, Record, StoredEvent
 from console.events.subscriptions import pause as pause_subscription
 from console.events.subscriptions import resume as resume_subscription
 from console.eventsourcing import events as audit
@@ -238,7 +239,7 @@ def projection_resume(*, name: str, actor: Any) -> None:
 # --- the task body -------------------------------------------------------------------------------------
 
 
-def _within(run: RebuildRun, event: Event) -> bool:
+def _within(run: RebuildRun, event: StoredEvent) -> bool:
     if run.until_position is None:
         return True
     return _key(cursor_of(event)) <= _key((run.until_tx, run.until_position))
@@ -259,7 +260,7 @@ def _reader_types(projector: Projector) -> frozenset[str] | None:
     return None if projector.stream_types else projector.types
 
 
-def _replay(run: RebuildRun, projector: Projector, events: list[Event]) -> int:
+def _replay(run: RebuildRun, projector: Projector, events: list[Record]) -> int:
     """Project ``events`` into the run's generation; returns how many were skipped as unknown types."""
     wanted = [event for event in events if projector.accepts(event)]
     unknown = {event.position for event in unknown_types(wanted)}
@@ -302,7 +303,7 @@ def run_rebuild(run_id: int) -> str:
                     return run.status
                 if run.status != Status.RUNNING:
                     return run.status
-                events = read_batch(run.cursor, limit=batch_size, types=types, defer=("metadata",))
+                events = read_records(run.cursor, limit=batch_size, types=types)
                 within = [event for event in events if _within(run, event)]
                 if within:
                     _replay(run, projector, within)
@@ -343,7 +344,7 @@ def _finish(run: RebuildRun, projector: Projector) -> None:
         run.status = Status.READY
 
 
-def _visible_after(cursor: Cursor, limit: int, types: frozenset[str] | None) -> list[Event]:
+def _visible_after(cursor: Cursor, limit: int, types: frozenset[str] | None) -> list[Record]:
     """Every committed event after ``cursor`` that this transaction sees, without the reader's horizon.
 
     Only used while the swap holds the projection's lock: writers that have not committed yet are blocked
@@ -355,8 +356,10 @@ def _visible_after(cursor: Cursor, limit: int, types: frozenset[str] | None) -> 
     if uses_xid():
         tx = -1 if cursor[0] is None else cursor[0]
         queryset = queryset.extra(where=["(tx, position) > (%s, %s)"], params=[tx, cursor[1]])  # row comparison
-        return list(queryset.order_by("tx", "position")[:limit])
-    return list(queryset.filter(position__gt=cursor[1]).order_by("position")[:limit])
+        queryset = queryset.order_by("tx", "position")
+    else:
+        queryset = queryset.filter(position__gt=cursor[1]).order_by("position")
+    return list(map(Record._make, queryset.values_list(*RECORD_COLUMNS)[:limit]))
 
 
 def _swap(run: RebuildRun, projector: Projector) -> None:
@@ -374,7 +377,7 @@ def _swap(run: RebuildRun, projector: Projector) -> None:
         Checkpoint.objects.get_or_create(name=run.projection)
         checkpoint = Checkpoint.objects.select_for_update().get(name=run.projection)
         if run.until_position is None:
-            while events := read_batch(run.cursor, limit=batch_size, types=types):
+            while events := read_records(run.cursor, limit=batch_size, types=types):
                 _replay(run, replayer, events)
                 run.tx, run.position = cursor_of(events[-1])
             if _key(run.cursor) > _key(checkpoint.cursor):

@@ -11,7 +11,8 @@ from django.db import connection, connections, transaction
 
 from console.events.models import Event
 from console.events.pipeline import batch, emit
-from console.events.reader import START, cursor_of, head, oldest_open_transaction, read_batch
+from console.events.reader import START, cursor_of, head, oldest_open_transaction, read_batch, read_records
+from console.events.records import Record
 from tests.conftest import wait_for
 from tests.events.conftest import PING, postgres_only
 
@@ -29,6 +30,25 @@ def test_it_reads_events_after_the_cursor_in_order_up_to_the_limit(db: None) -> 
     rest = read_batch(cursor_of(first[-1]), limit=10)
     assert [e.data["n"] for e in rest] == [3, 4]
     assert read_batch(cursor_of(events[-1]), limit=10) == []
+
+
+def test_records_are_the_same_rows_as_events_without_model_instances(db: None) -> None:
+    _pings(3)
+    emit("auth.logged_out", username="someone")
+    events = read_batch(START, limit=10)
+    records = read_records(START, limit=10)
+    assert all(type(record) is Record for record in records)
+    assert [
+        (r.position, r.tx, r.stream_id, r.version, r.type, r.schema_version, r.data, r.actor_id, r.recorded_at)
+        for r in records
+    ] == [
+        (e.position, e.tx, e.stream_id, e.version, e.type, e.schema_version, e.data, e.actor_id, e.recorded_at)
+        for e in events
+    ]
+    assert records[0].recorded_at.utcoffset() is not None
+    assert cursor_of(records[-1]) == cursor_of(events[-1])
+    assert [r.data["n"] for r in read_records(cursor_of(records[0]), limit=1, types={PING.name})] == [1]
+    assert read_records(START, limit=10, types=set()) == []
 
 
 def test_it_filters_by_type(db: None) -> None:

@@ -13,10 +13,11 @@ from django.db import connection
 from django.utils import timezone
 
 from console.events.models import Checkpoint, Event
-from console.events.reader import read_batch
+from console.events.reader import read_records
+from console.events.records import Record
 from console.events.subscriptions import catch_up
 from console.eventsourcing import rebuild as rebuild_module
-from console.eventsourcing.accounts import account_deposit, account_withdraw
+from console.eventsourcing.accounts import BalanceProjector, account_deposit, account_withdraw
 from console.eventsourcing.models import AccountActivity, AccountBalance, ProjectionState, RebuildRun
 from console.eventsourcing.rebuild import (
     RebuildError,
@@ -56,9 +57,11 @@ def head() -> int:
     return Event.objects.order_by("-position").values_list("position", flat=True)[0]
 
 
+@pytest.mark.parametrize("rows_kept", [100_000, 2], ids=["rows kept between batches", "few rows kept"])
 def test_a_rebuild_replays_in_batches_into_a_new_generation_and_swaps_it_in(
-    operator: User, small_batches: None
+    operator: User, small_batches: None, rows_kept: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setattr(BalanceProjector, "replay_rows_kept", rows_kept)
     some_history()
     expected = balances()
     AccountBalance.objects.update(balance=0)  # a broken read model the rebuild must repair
@@ -82,17 +85,17 @@ def test_an_inline_projection_keeps_serving_and_being_written_during_a_rebuild(
     some_history()
     run = rebuild_start(projection=BALANCES, actor=None)
     # Half replayed: the live generation still answers, and new saves still land in it...
-    original = read_batch
+    original = read_records
     calls = {"n": 0}
 
-    def read_then_write(*args: Any, **kwargs: Any) -> list[Event]:
+    def read_then_write(*args: Any, **kwargs: Any) -> list[Record]:
         calls["n"] += 1
         if calls["n"] == 2:
             account_deposit(account_id="acc-0", amount=1_000_000, actor=None)
             assert AccountBalance.objects.get(account_id="acc-0").balance > 1_000_000
         return original(*args, **kwargs)
 
-    monkeypatch.setattr(rebuild_module, "read_batch", read_then_write)  # a deposit lands mid-rebuild
+    monkeypatch.setattr(rebuild_module, "read_records", read_then_write)  # a deposit lands mid-rebuild
     run_rebuild(run.pk)
     monkeypatch.undo()
     # ...and the swapped-in generation has it too.
@@ -180,16 +183,16 @@ def test_a_cancelled_or_failed_rebuild_resumes_from_where_it_stopped(
     assert run_rebuild(run.pk) == "cancelled"
 
     rebuild_resume(run_id=run.pk, actor=None)
-    original = read_batch
+    original = read_records
     calls = {"n": 0}
 
-    def fail_on_third(*args: Any, **kwargs: Any) -> list[Event]:
+    def fail_on_third(*args: Any, **kwargs: Any) -> list[Record]:
         calls["n"] += 1
         if calls["n"] == 3:
             raise RuntimeError("database went away")
         return original(*args, **kwargs)
 
-    monkeypatch.setattr(rebuild_module, "read_batch", fail_on_third)
+    monkeypatch.setattr(rebuild_module, "read_records", fail_on_third)
     with pytest.raises(RuntimeError):
         run_rebuild(run.pk)
     monkeypatch.undo()
@@ -289,3 +292,4 @@ def test_the_management_command_rebuilds_and_reports_status(transactional_db: No
         call_command("projections", "rebuild", BALANCES, "--as-of", "soon")
     with pytest.raises(CommandError, match="no projection"):
         call_command("projections", "rebuild", "nope")
+
