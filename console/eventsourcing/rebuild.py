@@ -13,7 +13,7 @@ import traceback
 from datetime import datetime, timedelta
 from typing import Any
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
@@ -256,6 +256,27 @@ def _estimate(run: RebuildRun, projector: Projector) -> int:
     return run.processed + run.skipped + queryset.count()
 
 
+def _measure_log() -> None:
+    """Have PostgreSQL measure the log when it has more than doubled since it last did.
+
+    Each batch reads the next events in (tx, position) order; planned without statistics (a log loaded
+    in bulk that autovacuum has not analyzed yet) that is a sort of the rest of the table per batch instead
+    of an index range, several times slower over a whole rebuild.
+    """
+    if connection.vendor != "postgresql":
+        return
+    table = Event._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT GREATEST(c.reltuples, 0), COALESCE(s.n_mod_since_analyze, 0) FROM pg_class AS c"
+            " LEFT JOIN pg_stat_user_tables AS s ON s.relid = c.oid WHERE c.oid = %s::regclass",
+            [table],
+        )
+        row = cursor.fetchone()
+        if row is not None and row[1] > max(row[0], 1000):
+            cursor.execute(f"ANALYZE {connection.ops.quote_name(table)}")
+
+
 def _reader_types(projector: Projector) -> frozenset[str] | None:
     return None if projector.stream_types else projector.types
 
@@ -290,6 +311,7 @@ def run_rebuild(run_id: int) -> str:
         run.heartbeat_at = timezone.now()
         run.total = _estimate(run, projector)
         run.save()
+    _measure_log()
     batch_size = es_settings().REBUILD_BATCH
     types = _reader_types(projector)
     try:

@@ -9,7 +9,7 @@ import pytest
 from django.contrib.auth.models import User
 from django.core.management import call_command
 from django.core.management.base import CommandError
-from django.db import connection
+from django.db import connection, transaction
 from django.utils import timezone
 
 from console.events.models import Checkpoint, Event
@@ -293,3 +293,14 @@ def test_the_management_command_rebuilds_and_reports_status(transactional_db: No
     with pytest.raises(CommandError, match="no projection"):
         call_command("projections", "rebuild", "nope")
 
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="planner statistics are PostgreSQL's")
+def test_a_rebuild_has_a_log_that_grew_in_bulk_measured_first(transactional_db: None) -> None:
+    with transaction.atomic():
+        Event.objects.bulk_create(Event(type="account.deposited", data={"amount": n}) for n in range(3000))
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_stat_force_next_flush()")
+    with connection.cursor() as cursor:  # the flush happens once the previous statement has ended
+        rebuild_module._measure_log()
+        cursor.execute("SELECT reltuples FROM pg_class WHERE oid = 'events_event'::regclass")
+        assert cursor.fetchone()[0] >= 3000
