@@ -1,13 +1,17 @@
-"""Appending events in bulk: on SQLite, multi-row ``INSERT ... RETURNING`` without the ORM's compilation.
+"""Appending events in bulk with one prebuilt statement, without the ORM's compilation of every value.
 
-SQLite's ``bulk_create`` spends more time compiling each field of each row than the database spends
-inserting it; the log's columns are fixed, so the statement is built once per chunk here. Positions and
-``recorded_at`` come back from the database and are set on the instances, as ``bulk_create`` would.
+``bulk_create`` spends more time compiling each field of each row than the database spends inserting it;
+the log's columns are fixed, so the statement is built once per shape here. On PostgreSQL it takes one array
+per column (``UNNEST``): the statement is the same whatever the number of rows, so psycopg prepares its
+template once instead of parsing a long ``VALUES`` list on every save. SQLite gets a multi-row ``VALUES``
+(its driver caches the statement). Positions, ``recorded_at`` and ``tx`` come back from the database.
 """
 
 from __future__ import annotations
 
-from datetime import UTC
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from functools import cache
 from typing import Any
 
 from django.db import DEFAULT_DB_ALIAS, connections
@@ -19,54 +23,79 @@ from console.events.models import Event
 
 COLUMNS = ("stream_type", "stream_id", "version", "type", "schema_version", "data", "metadata", "actor_id")
 CHUNK = 500
-# An aggregate's save appends a handful of events: below this many, the prebuilt statement wins on PostgreSQL too.
-SMALL_ON_POSTGRES = 100
+# psycopg keeps the parsed template of statements with at most 50 parameters; up to this many rows a
+# ``VALUES`` list stays within that and costs the database less than unpacking arrays.
+_VALUES_ROWS_ON_POSTGRES = 6
+
+# One new row of the log, in COLUMNS order, ``data`` and ``metadata`` as Python values.
+Row = tuple[str, str, int | None, str, int, Any, Any, int | None]
+# What the database assigned to it: position, recorded_at, tx.
+Assigned = tuple[int, datetime, int | None]
 
 
-def insert_events(events: list[Event], *, using: str = DEFAULT_DB_ALIAS) -> None:
-    """Insert ``events`` (new, with database-default ``recorded_at``) in the current transaction."""
-    connection = connections[using]
-    large_on_postgres = connection.vendor == "postgresql" and len(events) > SMALL_ON_POSTGRES
-    if large_on_postgres or any(not isinstance(event.recorded_at, DatabaseDefault) for event in events):
-        # For large batches PostgreSQL's ORM insert (UNNEST of one array per column) beats this; backfills
-        # with explicit times are rare. Both go through bulk_create.
-        Event.objects.using(using).bulk_create(events, batch_size=1000)
-        return
+@cache
+def _statement(alias: str, rows: int) -> tuple[str, bool]:
+    """The INSERT of ``rows`` rows on database ``alias``, and whether it takes one array per column."""
+    connection = connections[alias]
     quote = connection.ops.quote_name
-    adapt = connection.ops.adapt_json_value
-    columns = ", ".join(quote(column) for column in COLUMNS)
+    head = f"INSERT INTO {quote(Event._meta.db_table)} ({', '.join(quote(column) for column in COLUMNS)})"
+    tail = "RETURNING position, recorded_at, tx"
+    if connection.vendor == "postgresql" and rows > _VALUES_ROWS_ON_POSTGRES:
+        # Array element types without lengths (the table checks those), as Django's own UNNEST insert.
+        types = [str(Event._meta.get_field(column).db_type(connection)).split("(")[0] for column in COLUMNS]
+        return f"{head} SELECT * FROM UNNEST({', '.join(f'%s::{name}[]' for name in types)}) {tail}", True
     row = "(" + ", ".join(["%s"] * len(COLUMNS)) + ")"
-    table = quote(Event._meta.db_table)
-    for start in range(0, len(events), CHUNK):
-        chunk = events[start : start + CHUNK]
-        params: list[Any] = []
-        # The events of one save share their metadata dict: encode it once.
+    return f"{head} VALUES {', '.join([row] * rows)} {tail}", False
+
+
+def insert_rows(rows: Sequence[Row], *, using: str = DEFAULT_DB_ALIAS) -> list[Assigned]:
+    """Insert ``rows`` in the current transaction; returns what the database assigned to each, in order.
+
+    Rows that share one metadata object (the events of one save, of one batch) have it encoded once.
+    """
+    connection = connections[using]
+    adapt = connection.ops.adapt_json_value
+    assigned: list[Assigned] = []
+    for start in range(0, len(rows), CHUNK):
+        chunk = rows[start : start + CHUNK]
         encoded: dict[int, Any] = {}
-        for event in chunk:
-            metadata = encoded.get(id(event.metadata))
-            if metadata is None:
-                metadata = encoded[id(event.metadata)] = adapt(event.metadata, None)
-            params += (
-                event.stream_type,
-                event.stream_id,
-                event.version,
-                event.type,
-                event.schema_version,
-                adapt(event.data, None),
-                metadata,
-                event.actor_id,
+        prepared = []
+        for stream_type, stream_id, version, type_, schema_version, data, metadata, actor_id in chunk:
+            adapted = encoded.get(id(metadata))
+            if adapted is None:
+                adapted = encoded[id(metadata)] = adapt(metadata, None)
+            prepared.append(
+                (stream_type, stream_id, version, type_, schema_version, adapt(data, None), adapted, actor_id)
             )
-        values = ", ".join([row] * len(chunk))
-        sql = f"INSERT INTO {table} ({columns}) VALUES {values} RETURNING position, recorded_at, tx"
+        sql, as_arrays = _statement(using, len(chunk))
+        if as_arrays:
+            params: list[Any] = [list(column) for column in zip(*prepared, strict=True)]
+        else:
+            params = [value for row in prepared for value in row]
         with connection.cursor() as cursor:
             cursor.execute(sql, params)
             returned = cursor.fetchall()
-        for event, (position, recorded_at, tx) in zip(chunk, returned, strict=True):
+        for position, recorded_at, tx in returned:
             if isinstance(recorded_at, str):
                 recorded_at = parse_datetime(recorded_at)
             if timezone.is_naive(recorded_at):
                 # SQLite keeps UTC without an offset, as the ORM's own converter assumes.
                 recorded_at = timezone.make_aware(recorded_at, UTC)
-            event.position, event.recorded_at, event.tx = position, recorded_at, tx
-            event._state.adding = False
-            event._state.db = using
+            assigned.append((position, recorded_at, tx))
+    return assigned
+
+
+def insert_events(events: list[Event], *, using: str = DEFAULT_DB_ALIAS) -> None:
+    """Insert ``events`` (new, with database-default ``recorded_at``) in the current transaction."""
+    if any(not isinstance(event.recorded_at, DatabaseDefault) for event in events):
+        # Backfills with explicit times are rare: they go through the ORM.
+        Event.objects.using(using).bulk_create(events, batch_size=1000)
+        return
+    rows: list[Row] = [
+        (e.stream_type, e.stream_id, e.version, e.type, e.schema_version, e.data, e.metadata, e.actor_id)
+        for e in events
+    ]
+    for event, (position, recorded_at, tx) in zip(events, insert_rows(rows, using=using), strict=True):
+        event.position, event.recorded_at, event.tx = position, recorded_at, tx
+        event._state.adding = False
+        event._state.db = using

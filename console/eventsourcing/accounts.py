@@ -6,9 +6,8 @@ import uuid
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from console.events.models import Event
 from console.events.pipeline import emit
-from console.events.records import StoredEvent
+from console.events.records import Record, StoredEvent
 from console.eventsourcing import repository
 from console.eventsourcing.domain import Aggregate, DomainError, DomainEvent, applies, domain_event, upcaster
 from console.eventsourcing.models import AccountActivity, AccountBalance
@@ -257,19 +256,19 @@ def account_open(*, owner: str, actor: Any, currency: str = "EUR", account_id: s
     return account
 
 
-def account_deposit(*, account_id: str, amount: int, actor: Any) -> list[Event]:
+def account_deposit(*, account_id: str, amount: int, actor: Any) -> list[Record]:
     account = repository.load(account_id, cls=Account)
     account.deposit(amount)
     return repository.save(account, actor=actor)
 
 
-def account_withdraw(*, account_id: str, amount: int, actor: Any) -> list[Event]:
+def account_withdraw(*, account_id: str, amount: int, actor: Any) -> list[Record]:
     account = repository.load(account_id, cls=Account)
     account.withdraw(amount)
     return repository.save(account, actor=actor)
 
 
-def account_transfer(*, from_account: str, to_account: str, amount: int, actor: Any) -> list[Event]:
+def account_transfer(*, from_account: str, to_account: str, amount: int, actor: Any) -> list[Record]:
     source = repository.load(from_account, cls=Account)
     target = repository.load(to_account, cls=Account)
     source.transfer_to(target, amount)

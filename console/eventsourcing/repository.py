@@ -8,11 +8,12 @@ from typing import Any, TypeVar
 
 from django.db import IntegrityError, transaction
 
-from console.events.append import insert_events
+from console.events.append import Row, insert_rows
 from console.events.context import capture
 from console.events.models import Event
 from console.events.pipeline import METADATA_KEYS
 from console.events.reader import lock_for_append
+from console.events.records import Record
 from console.events.subscriptions import notify_appended
 from console.eventsourcing.conf import es_settings
 from console.eventsourcing.domain import (
@@ -44,7 +45,7 @@ def _metadata(causation_id: str | None) -> dict[str, Any]:
     return metadata
 
 
-def save(*aggregates: Aggregate, actor: Any = None, causation_id: str | None = None) -> list[Event]:
+def save(*aggregates: Aggregate, actor: Any = None, causation_id: str | None = None) -> list[Record]:
     """Append every pending event of ``aggregates`` in one transaction; returns the stored events.
 
     Versions continue each stream; if another writer appended to one of the streams since it was loaded,
@@ -57,20 +58,20 @@ def save(*aggregates: Aggregate, actor: Any = None, causation_id: str | None = N
     metadata = _metadata(causation_id)
     if actor_id is not None:
         metadata["actor_id"] = actor_id
-    rows: list[Event] = []
+    rows: list[Row] = []
     for aggregate in aggregates:
         pending = aggregate.pending()
         start = aggregate.version - len(pending)
         rows.extend(
-            Event(
-                stream_type=aggregate.stream_type,
-                stream_id=aggregate.id,
-                version=start + offset,
-                type=event.event_name,
-                schema_version=event.schema_version,
-                data=event.payload(),
-                metadata=metadata,
-                actor_id=actor_id,
+            (
+                aggregate.stream_type,
+                aggregate.id,
+                start + offset,
+                event.event_name,
+                event.schema_version,
+                event.payload(),
+                metadata,
+                actor_id,
             )
             for offset, event in enumerate(pending, start=1)
         )
@@ -79,8 +80,16 @@ def save(*aggregates: Aggregate, actor: Any = None, causation_id: str | None = N
     try:
         with transaction.atomic():
             lock_for_append()
-            insert_events(rows)
-            apply_inline(rows)
+            assigned = insert_rows(rows)
+            stored = [
+                Record(position, tx, stream_type, stream_id, version, type_, schema_version, data, actor_id, at)
+                for (stream_type, stream_id, version, type_, schema_version, data, _, actor_id), (
+                    position,
+                    at,
+                    tx,
+                ) in zip(rows, assigned, strict=True)
+            ]
+            apply_inline(stored)
             _take_snapshots(aggregates)
             notify_appended()
     except IntegrityError as exc:
@@ -90,7 +99,7 @@ def save(*aggregates: Aggregate, actor: Any = None, causation_id: str | None = N
         raise
     for aggregate in aggregates:
         aggregate.mark_saved()
-    return rows
+    return stored
 
 
 def _take_snapshots(aggregates: Sequence[Aggregate]) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import pytest
@@ -13,7 +14,15 @@ from console.events.catalog import lookup
 from console.events.models import Event
 from console.eventsourcing import repository
 from console.eventsourcing.accounts import Account, Opened
-from console.eventsourcing.domain import ConcurrencyError, DomainError, StreamNotFound, UnknownEventType, UpcastError
+from console.eventsourcing.domain import (
+    ConcurrencyError,
+    DomainError,
+    DomainEvent,
+    StreamNotFound,
+    UnknownEventType,
+    UpcastError,
+    domain_event,
+)
 from console.eventsourcing.models import AccountBalance, Snapshot
 from tests.eventsourcing.conftest import open_account
 
@@ -161,3 +170,20 @@ def test_an_unconvertible_or_unknown_event_is_a_clear_error(db: None) -> None:
     )
     with pytest.raises(UnknownEventType, match=r"account\.renamed"):
         repository.load("acc-gone", cls=Account)
+
+
+@domain_event("test.nested_payload")
+@dataclass(frozen=True, kw_only=True)
+class NestedPayload(DomainEvent):
+    """A test event whose payload nests a dataclass and a list."""
+
+    where: Opened
+    tags: list[str]
+
+
+def test_payloads_are_the_fields_as_dataclasses_asdict_gives_them() -> None:
+    flat = Opened(owner="Ada", currency="SEK")
+    assert flat.payload() == asdict(flat) == {"owner": "Ada", "currency": "SEK"}
+    nested = NestedPayload(where=flat, tags=["a"])
+    assert nested.payload() == asdict(nested) == {"where": {"owner": "Ada", "currency": "SEK"}, "tags": ["a"]}
+    assert nested.payload()["tags"] is not nested.tags
