@@ -47,8 +47,12 @@ class Projector(ABC):
     @abstractmethod
     def types(self) -> frozenset[str]: ...
 
+    def wants(self, type_: str, stream_type: str) -> bool:
+        """Whether events of ``type_`` in streams of ``stream_type`` are this projection's to handle."""
+        return type_ in self.types or stream_type in self.stream_types
+
     def accepts(self, event: StoredEvent) -> bool:
-        return event.type in self.types or event.stream_type in self.stream_types
+        return self.wants(event.type, event.stream_type)
 
     @abstractmethod
     def project(self, events: Sequence[StoredEvent], *, generation: int) -> None: ...
@@ -210,6 +214,15 @@ def live_generation(name: str, *, share_lock: bool = False) -> int:
             return int(row[0])
         ProjectionState.objects.get_or_create(name=name)
     raise RuntimeError(f"projection state {name!r} vanished")
+
+
+def inline_wanted(kinds: Collection[tuple[str, str]]) -> bool:
+    """Whether any inline projection handles events of these (type, stream type) kinds."""
+    return any(
+        projector.mode == "inline" and projector.wants(type_, stream_type)
+        for projector in _projectors.values()
+        for type_, stream_type in kinds
+    )
 
 
 def apply_inline(events: Sequence[StoredEvent]) -> None:

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 import structlog
 from django.contrib.auth.models import User
+from django.db import transaction
 from django.test import override_settings
 
 from console.events.catalog import lookup
@@ -15,12 +16,14 @@ from console.events.models import Event
 from console.eventsourcing import repository
 from console.eventsourcing.accounts import Account, Opened
 from console.eventsourcing.domain import (
+    Aggregate,
     ConcurrencyError,
     DomainError,
     DomainEvent,
     StreamNotFound,
     UnknownEventType,
     UpcastError,
+    applies,
     domain_event,
 )
 from console.eventsourcing.models import AccountBalance, Snapshot
@@ -187,3 +190,52 @@ def test_payloads_are_the_fields_as_dataclasses_asdict_gives_them() -> None:
     nested = NestedPayload(where=flat, tags=["a"])
     assert nested.payload() == asdict(nested) == {"where": {"owner": "Ada", "currency": "SEK"}, "tags": ["a"]}
     assert nested.payload()["tags"] is not nested.tags
+
+
+@domain_event("test.noted")
+@dataclass(frozen=True, kw_only=True)
+class Noted(DomainEvent):
+    """A test note: no projection handles it."""
+
+    text: str
+
+
+class Notebook(Aggregate):
+    stream_type: ClassVar[str] = "test.notebook"
+
+    def note(self, text: str) -> None:
+        self.trigger(Noted(text=text))
+
+    @applies(Noted)
+    def _noted(self, event: Noted) -> None:
+        self.last = event.text
+
+
+def test_a_save_with_nothing_beside_its_events_is_one_statement_and_still_all_or_nothing(
+    transactional_db: None, django_assert_num_queries: Any
+) -> None:
+    book = Notebook("book-1")
+    book.note("first")
+    with django_assert_num_queries(1):
+        stored = repository.save(book)
+    assert [(r.stream_id, r.version, r.data) for r in stored] == [("book-1", 1, {"text": "first"})]
+    mine, theirs, other = (
+        repository.load("book-1", cls=Notebook),
+        repository.load("book-1", cls=Notebook),
+        Notebook("book-2"),
+    )
+    theirs.note("theirs")
+    repository.save(theirs)
+    mine.note("mine")
+    other.note("other")
+    with pytest.raises(ConcurrencyError, match="book-1"):
+        repository.save(other, mine)
+    assert list(Event.objects.filter(stream_type="test.notebook").values_list("stream_id", "version")) == [
+        ("book-1", 2),
+        ("book-1", 1),
+    ]
+    with transaction.atomic():  # inside a caller's transaction the save is part of it
+        other.note("again")
+        repository.save(other)
+        transaction.set_rollback(True)
+    assert not Event.objects.filter(stream_id="book-2").exists()
