@@ -149,10 +149,16 @@ else:
 if _db["ENGINE"] == "django.db.backends.sqlite3":
     # WAL lets the web process read while the worker writes; IMMEDIATE takes the write lock at BEGIN so
     # two writers queue on the busy timeout instead of failing with "database is locked" mid-transaction.
+    # Checkpointing every 10,000 WAL pages instead of 1,000 copies each hot page (the log's right edge,
+    # touched by every append) back far less often; the WAL is cut back to 64 MiB after a checkpoint, and a
+    # 20 MiB page cache keeps the indexes appends walk in memory.
     _db["OPTIONS"] = {
         "transaction_mode": "IMMEDIATE",
         "timeout": 20,
-        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+        "init_command": (
+            "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA wal_autocheckpoint=10000;"
+            " PRAGMA journal_size_limit=67108864; PRAGMA cache_size=-20000;"
+        ),
     }
     # Tests use a file, not memory: job children and the test worker open the same database.
     _db["TEST"] = {"NAME": str(VAR_DIR / f"test-{os.getpid()}.sqlite3")}

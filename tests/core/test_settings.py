@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 import pytest
+from django.db import connection
 
 
 def run_check(**env: str) -> subprocess.CompletedProcess[str]:
@@ -43,3 +44,13 @@ def test_it_names_the_bad_variable(env: dict[str, str], variable: str) -> None:
 def test_it_starts_with_good_values() -> None:
     result = run_check(DEBUG="0", SECRET_KEY="x" * 50, ALLOWED_HOSTS="example.com")
     assert result.returncode == 0, result.stderr
+
+
+@pytest.mark.skipif(connection.vendor != "sqlite", reason="SQLite's own settings")
+def test_sqlite_connections_are_tuned_for_a_writer_beside_readers(db: None) -> None:
+    with connection.cursor() as cursor:
+        answers = {}
+        for pragma in ("journal_mode", "synchronous", "wal_autocheckpoint", "cache_size"):
+            cursor.execute(f"PRAGMA {pragma}")
+            answers[pragma] = cursor.fetchone()[0]
+    assert answers == {"journal_mode": "wal", "synchronous": 1, "wal_autocheckpoint": 10000, "cache_size": -20000}
