@@ -5,11 +5,11 @@ from typing import Any
 
 from django.conf import settings
 from django.db import models
-from django.db.models.fields.json import KeyTransform
 from django.db.models.functions import Now
+from django.db.models.lookups import Exact, IsNull
 from django.utils import timezone
 
-from console.events.db import CurrentTransactionId
+from console.events.db import CurrentTransactionId, MetadataText
 
 
 class EventQuerySet(models.QuerySet["Event"]):
@@ -30,11 +30,11 @@ class EventQuerySet(models.QuerySet["Event"]):
 
     def with_request(self, request_id: str) -> EventQuerySet:
         # The expression and the condition of the partial index "event_request_id", so the database uses it.
-        return self.filter(metadata__has_key="request_id", metadata__request_id=request_id)
+        return self.filter(Exact(MetadataText("request_id"), request_id))
 
     def caused_by(self, position: int) -> EventQuerySet:
         # As with_request, for the index "event_causation_id".
-        return self.filter(metadata__has_key="causation_id", metadata__causation_id=str(position))
+        return self.filter(Exact(MetadataText("causation_id"), str(position)))
 
     def update(self, **kwargs: Any) -> int:
         raise TypeError("The event log is append-only: events are never updated.")
@@ -88,14 +88,14 @@ class Event(models.Model):
             models.Index(fields=["recorded_at"], name="event_recorded_at"),
             models.Index(fields=["tx", "position"], name="event_tx_pos", condition=models.Q(tx__isnull=False)),
             models.Index(
-                KeyTransform("request_id", "metadata"),
+                MetadataText("request_id"),
                 name="event_request_id",
-                condition=models.Q(metadata__has_key="request_id"),
+                condition=models.Q(IsNull(MetadataText("request_id"), False)),
             ),
             models.Index(
-                KeyTransform("causation_id", "metadata"),
+                MetadataText("causation_id"),
                 name="event_causation_id",
-                condition=models.Q(metadata__has_key="causation_id"),
+                condition=models.Q(IsNull(MetadataText("causation_id"), False)),
             ),
         ]
 
