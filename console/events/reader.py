@@ -11,7 +11,7 @@ path), after which position order is commit order. SQLite serializes writers by 
 from __future__ import annotations
 
 from collections.abc import Collection
-from json import loads
+from json import JSONDecoder
 
 from django.db import connection
 from django.db.models import QuerySet
@@ -21,6 +21,7 @@ from console.events.models import Event
 from console.events.records import RECORD_COLUMNS, Record, StoredEvent
 
 Cursor = tuple[int | None, int]
+_decode = JSONDecoder().raw_decode
 START: Cursor = (None, 0)
 
 
@@ -109,7 +110,9 @@ def read_records(after: Cursor, *, limit: int, types: Collection[str] | None = N
     if connection.vendor != "postgresql":
         return list(map(Record._make, rows))
     # Django's converters cost more per row than the database does: psycopg's own (C) loader reads the time
-    # in the session's zone (UTC, as Django sets it) and the payload (text here) is decoded once below.
+    # in the session's zone (UTC, as Django sets it) and the payload (text here) is decoded once below,
+    # by the decoder itself: PostgreSQL writes jsonb as one value without surrounding whitespace, which is
+    # all that json.loads would check on top (a third of the decoding time).
     from psycopg.types.datetime import TimestamptzLoader
 
     sql, params = rows.query.sql_with_params()
@@ -118,7 +121,7 @@ def read_records(after: Cursor, *, limit: int, types: Collection[str] | None = N
         cursor.execute(sql, params)
         fetched = cursor.fetchall()
     return [
-        Record(position, tx, stream_type, stream_id, version, type_, schema_version, loads(data), actor, at)
+        Record(position, tx, stream_type, stream_id, version, type_, schema_version, _decode(data)[0], actor, at)
         for position, tx, stream_type, stream_id, version, type_, schema_version, data, actor, at in fetched
     ]
 

@@ -54,6 +54,16 @@ class Projector(ABC):
     def accepts(self, event: StoredEvent) -> bool:
         return self.wants(event.type, event.stream_type)
 
+    def accepted[S: StoredEvent](self, events: Sequence[S]) -> list[S]:
+        """The events of ``events`` this projection handles."""
+        cls = type(self)
+        if cls.accepts is Projector.accepts and cls.wants is Projector.wants:
+            # The usual projector: two set lookups per event, without two method calls (replays ask this of
+            # every event they read).
+            types, stream_types = self.types, self.stream_types
+            return [event for event in events if event.type in types or event.stream_type in stream_types]
+        return [event for event in events if self.accepts(event)]
+
     @abstractmethod
     def project(self, events: Sequence[StoredEvent], *, generation: int) -> None: ...
 
@@ -135,7 +145,7 @@ class RowProjector(Projector):
         return found
 
     def project(self, events: Sequence[StoredEvent], *, generation: int) -> None:
-        wanted = [event for event in events if self.accepts(event)]
+        wanted = self.accepted(events)
         if not wanted:
             return
         model, key_field, handlers = self.model, self.key_field, self._row_handlers
@@ -175,7 +185,7 @@ class ProjectionSubscriber(Subscriber):
         self.types = None if projector.stream_types else projector.types  # type: ignore[misc]  # see name
 
     def handle(self, events: Sequence[Event]) -> None:
-        wanted = [event for event in events if self.projector.accepts(event)]
+        wanted = self.projector.accepted(events)
         if wanted:
             self.projector.project(wanted, generation=live_generation(self.projector.name))
 

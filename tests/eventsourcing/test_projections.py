@@ -10,7 +10,7 @@ from django.db import transaction
 from console.events.models import Checkpoint, Event, ParkedEvent
 from console.events.subscriptions import catch_up
 from console.eventsourcing import projections
-from console.eventsourcing.accounts import LARGE_WITHDRAWAL, account_deposit, account_withdraw
+from console.eventsourcing.accounts import LARGE_WITHDRAWAL, BalanceProjector, account_deposit, account_withdraw
 from console.eventsourcing.models import AccountActivity, AccountBalance, ProjectionState
 from tests.eventsourcing.conftest import open_account, some_history
 
@@ -105,3 +105,17 @@ def test_projectors_are_registered_with_their_mode(name: str) -> None:
     projector = projections.get(name)
     assert projector.mode == ("inline" if name == "accounts.balances" else "async")
     assert "account.deposited" in projector.types
+
+
+class DepositsOnly(BalanceProjector):
+    def wants(self, type_: str, stream_type: str) -> bool:
+        return type_ == "account.deposited"
+
+
+def test_accepted_asks_a_projector_that_narrows_what_it_wants(db: None) -> None:
+    some_history(accounts=2, rounds=1)
+    events = list(Event.objects.order_by("position"))
+    default = BalanceProjector()
+    assert default.accepted(events) == [event for event in events if default.accepts(event)]
+    assert {event.type for event in default.accepted(events)} > {"account.deposited", "account.opened"}
+    assert {event.type for event in DepositsOnly().accepted(events)} == {"account.deposited"}
