@@ -149,14 +149,14 @@ class RowProjector(Projector):
         if not wanted:
             return
         model, key_field, handlers = self.model, self.key_field, self._row_handlers
-        stored = self._rows({self.key(event) for event in wanted}, generation)
+        keys = [self.key(event) for event in wanted]
+        stored = self._rows(set(keys), generation)
         changed: dict[str, ReadModel] = {}
-        for event in wanted:
+        for event, key in zip(wanted, keys, strict=True):
             domain = to_domain(event)
             handler = handlers.get(type(domain))
             if handler is None:
                 continue
-            key = self.key(event)
             row = changed.get(key)
             if row is None:
                 row = stored.get(key)
