@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Collection
 from json import JSONDecoder
 
+from django.conf import settings
 from django.db import connection
 from django.db.models import QuerySet
 
@@ -101,13 +102,22 @@ def read_batch(after: Cursor, *, limit: int, types: Collection[str] | None = Non
     return [] if queryset is None else list(queryset[:limit])
 
 
+def _native_loading() -> bool:
+    """PostgreSQL through psycopg 3 with time zones on: the case where the rows can skip Django's converters."""
+    if connection.vendor != "postgresql" or not settings.USE_TZ:
+        return False
+    from django.db.backends.postgresql.psycopg_any import is_psycopg3
+
+    return is_psycopg3
+
+
 def read_records(after: Cursor, *, limit: int, types: Collection[str] | None = None) -> list[Record]:
     """``read_batch`` as records: for replays, which read many events and need no model instances."""
     queryset = _in_commit_order(after, types)
     if queryset is None:
         return []
     rows = queryset.values_list(*RECORD_COLUMNS)[:limit]
-    if connection.vendor != "postgresql":
+    if not _native_loading():
         return list(map(Record._make, rows))
     # Django's converters cost more per row than the database does: psycopg's own (C) loader reads the time
     # in the session's zone (UTC, as Django sets it) and the payload (text here) is decoded once below,

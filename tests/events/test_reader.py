@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from django.db import connection, connections, transaction
 
+from console.events import reader
 from console.events.models import Event
 from console.events.pipeline import batch, emit
 from console.events.reader import START, cursor_of, head, oldest_open_transaction, read_batch, read_records
@@ -32,7 +33,12 @@ def test_it_reads_events_after_the_cursor_in_order_up_to_the_limit(db: None) -> 
     assert read_batch(cursor_of(events[-1]), limit=10) == []
 
 
-def test_records_are_the_same_rows_as_events_without_model_instances(db: None) -> None:
+@pytest.mark.parametrize("native", [True, False], ids=["loaded by the driver", "through Django's converters"])
+def test_records_are_the_same_rows_as_events_without_model_instances(
+    db: None, native: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if not native:
+        monkeypatch.setattr(reader, "_native_loading", lambda: False)
     _pings(3)
     emit("auth.logged_out", username="someone")
     events = read_batch(START, limit=10)
