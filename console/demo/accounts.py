@@ -170,6 +170,7 @@ class BalanceProjector(RowProjector):
     mode = "inline"
     description: ClassVar[str] = "Balance per account (inline)"
     model = AccountBalance
+    key_field: ClassVar[str] = "account_id"
 
     @handles(Opened)
     def _opened(self, row: AccountBalance, event: Opened, stored: StoredEvent) -> None:
@@ -209,6 +210,7 @@ class ActivityProjector(RowProjector):
     mode = "async"
     description: ClassVar[str] = "Money in and out per account (async)"
     model = AccountActivity
+    key_field: ClassVar[str] = "account_id"
     stream_types: ClassVar[frozenset[str]] = frozenset({"account"})
 
     def _seen(self, row: AccountActivity, stored: StoredEvent) -> None:
