@@ -142,8 +142,9 @@ def console_rebuild() -> dict[str, float]:
     from django.conf import settings
     from django.db import transaction
 
+    from console.demo.models import AccountBalance
     from console.events.models import Event
-    from console.eventsourcing.models import AccountBalance, RebuildRun
+    from console.eventsourcing.models import RebuildRun
     from console.eventsourcing.rebuild import rebuild_start, run_rebuild
 
     versions = [0] * ACCOUNTS

@@ -16,4 +16,5 @@ urlpatterns = [
     path("", include("console.events.urls")),
     path("", include("console.eventsourcing.urls")),
     path("", include("console.comms.urls")),
+    path("", include("console.demo.urls")),
 ]

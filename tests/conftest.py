@@ -41,9 +41,8 @@ def staff(db: None) -> User:
 def operator(db: None) -> User:
     """Staff who holds every permission of the console's apps."""
     user = _user("operator", staff=True)
-    user.user_permissions.add(
-        *Permission.objects.filter(content_type__app_label__in=["core", "events", "jobs", "eventsourcing", "comms"])
-    )
+    apps = ["core", "events", "jobs", "eventsourcing", "comms", "demo"]
+    user.user_permissions.add(*Permission.objects.filter(content_type__app_label__in=apps))
     return user
 
 

@@ -10,10 +10,7 @@ class EventsourcingConfig(AppConfig):
 
     def ready(self) -> None:
         from console.core.registry import Panel, registry
-        from console.eventsourcing import accounts, conf, events, panels, projections, rebuild  # noqa: F401  # checks
-
-        projections.register(accounts.BalanceProjector())
-        projections.register(accounts.ActivityProjector())
+        from console.eventsourcing import conf, events, panels, rebuild  # noqa: F401  # checks
 
         registry.add_nav("Streams", "eventsourcing:streams", 40)
         registry.add_nav("Projections", "eventsourcing:projections", 50)

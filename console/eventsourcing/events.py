@@ -52,9 +52,3 @@ RESUMED = declare(
     required={"projection"},
     audit=True,
 )
-LARGE_WITHDRAWAL = declare(
-    "account.large_withdrawal",
-    description="Demo alert: a large withdrawal was projected (never raised while replaying).",
-    required={"account", "amount", "position"},
-    level="warning",
-)

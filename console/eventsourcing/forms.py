@@ -41,17 +41,3 @@ class RebuildForm(forms.Form):
     @property
     def is_as_of(self) -> bool:
         return self.cleaned_data.get("as_of_position") is not None or self.cleaned_data.get("as_of_time") is not None
-
-
-class AccountActionForm(forms.Form):
-    ACTIONS = (("deposit", "Deposit"), ("withdraw", "Withdraw"), ("transfer", "Transfer to"))
-
-    action = forms.ChoiceField(choices=ACTIONS)
-    amount = forms.IntegerField(min_value=1, max_value=10**12, help_text="In cents")
-    to_account = forms.CharField(required=False, max_length=100, label="To account")
-
-    def clean(self) -> dict[str, Any]:
-        data = super().clean() or {}
-        if data.get("action") == "transfer" and not data.get("to_account"):
-            self.add_error("to_account", "Name the account to transfer to.")
-        return data

@@ -97,7 +97,8 @@ class RowProjector(Projector):
     """
 
     model: ClassVar[type[ReadModel]]
-    key_field: ClassVar[str] = "account_id"
+    # The model's field that holds ``key()``; with the default key, a field named after the stream id.
+    key_field: ClassVar[str] = "stream_id"
     replay_rows_kept: ClassVar[int] = 100_000
     _row_handlers: ClassVar[dict[type[DomainEvent], RowHandler]] = {}
 

@@ -1,31 +1,22 @@
-"""The stream browser, the projections page and its actions, and the demo read models."""
+"""The stream browser, the projections page and its actions, and what generic read-model views share."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from django.contrib import messages
 from django.db.models import QuerySet
 from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_POST
-from django.views.generic import DetailView, ListView
 
 from console.core.auth import require_perm, staff_required
 from console.core.http import ConsoleRequest, vary_on_htmx, wants_fragment
 from console.events.models import Event
 from console.eventsourcing import projections, repository
-from console.eventsourcing.accounts import account_deposit, account_transfer, account_withdraw
-from console.eventsourcing.domain import (
-    Aggregate,
-    ConcurrencyError,
-    DomainError,
-    StreamNotFound,
-    UnknownEventType,
-    UpcastError,
-)
-from console.eventsourcing.forms import AccountActionForm, RebuildForm
-from console.eventsourcing.models import AccountActivity, AccountBalance, ProjectionState, RebuildRun
+from console.eventsourcing.domain import Aggregate, UnknownEventType, UpcastError
+from console.eventsourcing.forms import RebuildForm
+from console.eventsourcing.models import ProjectionState, ReadModel, RebuildRun
 from console.eventsourcing.rebuild import (
     RebuildError,
     projection_pause,
@@ -37,11 +28,9 @@ from console.eventsourcing.rebuild import (
 )
 
 MANAGE = "eventsourcing.manage_projection"
-OPERATE = "eventsourcing.operate_accounts"
 RECENT_WINDOW = 2000
 RECENT_STREAMS = 50
 STREAM_EVENTS = 1000
-ACTIVITY_WAIT_SECONDS = 1.0
 
 
 # --- streams ---------------------------------------------------------------------------------------------
@@ -63,7 +52,8 @@ def streams(request: ConsoleRequest) -> HttpResponse:
             seen[row["stream_id"]] = dict(row)
             if len(seen) >= RECENT_STREAMS:
                 break
-    return render(request, "eventsourcing/streams.html", {"streams": list(seen.values()), "q": query})
+    context = {"streams": list(seen.values()), "q": query, "read_models": read_model_links()}
+    return render(request, "eventsourcing/streams.html", context)
 
 
 def _diff(before: dict[str, Any], after: dict[str, Any]) -> list[tuple[str, Any, Any]]:
@@ -147,6 +137,7 @@ def _projections_page(request: ConsoleRequest, *, form: RebuildForm | None = Non
         "busy": busy,
         "form_for": form_for,
         "can_manage": request.user.has_perm(MANAGE),
+        "read_models": read_model_links(),
     }
     if wants_fragment(request):
         response = render(request, "eventsourcing/projections.html#table", context)
@@ -263,19 +254,21 @@ def rebuild_compare(request: ConsoleRequest, run_id: int) -> HttpResponse:
     )
 
 
-# --- the demo read models, through plain generic views ---------------------------------------------------
+# --- read models -----------------------------------------------------------------------------------------
 
 
-if TYPE_CHECKING:
-    BalanceList = ListView[AccountBalance]
-    BalanceDetail = DetailView[AccountBalance]
-    ActivityList = ListView[AccountActivity]
-else:
-    BalanceList, BalanceDetail, ActivityList = ListView, DetailView, ListView
+def read_model_links() -> list[tuple[str, str]]:
+    """(label, URL) of each registered projection's read model that has a list page, in projection order."""
+    links = []
+    for projector in projections.registered():
+        model = getattr(projector, "model", None)
+        if isinstance(model, type) and issubclass(model, ReadModel) and (url := model.get_list_url()):
+            links.append((str(model._meta.verbose_name_plural), url))
+    return links
 
 
 class GenerationMixin:
-    """``?generation=N`` shows a rebuild's copy instead of the live rows."""
+    """For a generic list view of a read model: ``?generation=N`` shows a rebuild's copy instead of the live rows."""
 
     request: Any
     model: Any
@@ -285,60 +278,3 @@ class GenerationMixin:
         if generation.isdigit():
             return self.model.generations.filter(generation=int(generation))  # type: ignore[no-any-return]
         return self.model.objects.all()  # type: ignore[no-any-return]
-
-
-class AccountListView(GenerationMixin, BalanceList):
-    model = AccountBalance
-    paginate_by = 50
-
-
-class AccountDetailView(BalanceDetail):
-    model = AccountBalance
-    slug_field = "account_id"
-    slug_url_kwarg = "account_id"
-
-    def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
-        context = super().get_context_data(**kwargs)
-        context.setdefault("form", AccountActionForm())
-        context["activity"] = AccountActivity.objects.filter(account_id=self.object.account_id).first()
-        return context
-
-
-class ActivityListView(GenerationMixin, ActivityList):
-    model = AccountActivity
-    paginate_by = 50
-
-
-@staff_required
-@require_POST
-def account_action(request: ConsoleRequest, account_id: str) -> HttpResponse:
-    require_perm(request, OPERATE)
-    balance = get_object_or_404(AccountBalance, account_id=account_id)
-    form = AccountActionForm(request.POST)
-    if form.is_valid():
-        data = form.cleaned_data
-        try:
-            if data["action"] == "deposit":
-                stored = account_deposit(account_id=account_id, amount=data["amount"], actor=request.user)
-            elif data["action"] == "withdraw":
-                stored = account_withdraw(account_id=account_id, amount=data["amount"], actor=request.user)
-            else:
-                stored = account_transfer(
-                    from_account=account_id, to_account=data["to_account"], amount=data["amount"], actor=request.user
-                )
-        except (StreamNotFound, UnknownEventType):
-            form.add_error("to_account", "There is no such account.")
-        except (DomainError, ConcurrencyError) as exc:
-            form.add_error("amount", str(exc))
-        else:
-            messages.success(request, f"{form.cleaned_data['action'].capitalize()} of {data['amount']} done.")
-            # Read-your-writes for the async activity figures shown on the next page, within a short bound.
-            if not projections.wait_until("accounts.activity", stored[-1].position, timeout=ACTIVITY_WAIT_SECONDS):
-                messages.info(request, "The activity figures are still catching up with this change.")
-            return redirect("eventsourcing:account", account_id=account_id)
-    activity = AccountActivity.objects.filter(account_id=account_id).first()
-    return render(
-        request,
-        "eventsourcing/accountbalance_detail.html",
-        {"object": balance, "accountbalance": balance, "form": form, "activity": activity},
-    )

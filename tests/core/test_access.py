@@ -49,6 +49,16 @@ def test_it_crawls_a_meaningful_number_of_urls() -> None:
     assert len(PATHS) >= 8, PATHS
 
 
+def test_it_crawls_the_demo_apps_pages_too() -> None:
+    demo = {path for path, name in PATHS if path.startswith("/read-models/")}
+    assert demo == {
+        "/read-models/accounts/",
+        "/read-models/accounts/sample/",
+        "/read-models/accounts/sample/act/",
+        "/read-models/activity/",
+    }
+
+
 @pytest.mark.parametrize(("path", "name"), PATHS)
 def test_it_sends_anonymous_users_to_login(client: Client, db: None, path: str, name: str) -> None:
     for method in (client.get, client.post):

@@ -6,8 +6,9 @@ from typing import Any
 
 import pytest
 
-from console.eventsourcing.accounts import account_withdraw
-from console.eventsourcing.models import AccountBalance, RebuildRun
+from console.demo.accounts import account_withdraw
+from console.demo.models import AccountBalance
+from console.eventsourcing.models import RebuildRun
 from tests.conftest import Worker
 from tests.eventsourcing.conftest import open_account
 

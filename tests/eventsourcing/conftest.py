@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from console.eventsourcing.accounts import Account, account_deposit, account_open, account_transfer, account_withdraw
+from console.demo.accounts import Account, account_deposit, account_open, account_transfer, account_withdraw
 
 
 def open_account(account_id: str, *, owner: str = "Ada", deposit: int = 0) -> Account:

@@ -15,8 +15,8 @@ import django
 
 def main(account_id: str, go: Path, amount: int) -> str:
     django.setup()
+    from console.demo.accounts import Account
     from console.eventsourcing import repository
-    from console.eventsourcing.accounts import Account
     from console.eventsourcing.domain import ConcurrencyError
 
     account = repository.load(account_id, cls=Account)

@@ -12,11 +12,11 @@ from django.conf import settings
 from django.db import connection
 
 from console.core.processes import child_env
+from console.demo.accounts import account_deposit, account_transfer, account_withdraw
+from console.demo.models import AccountActivity, AccountBalance
 from console.events.models import Event
 from console.events.subscriptions import catch_up
-from console.eventsourcing.accounts import account_deposit, account_transfer, account_withdraw
 from console.eventsourcing.domain import ConcurrencyError, DomainError
-from console.eventsourcing.models import AccountActivity, AccountBalance
 from tests.eventsourcing.conftest import open_account
 
 

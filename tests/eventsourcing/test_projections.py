@@ -7,11 +7,12 @@ from typing import Any
 import pytest
 from django.db import transaction
 
+from console.demo.accounts import LARGE_WITHDRAWAL, BalanceProjector, account_deposit, account_withdraw
+from console.demo.models import AccountActivity, AccountBalance
 from console.events.models import Checkpoint, Event, ParkedEvent
 from console.events.subscriptions import catch_up
 from console.eventsourcing import projections
-from console.eventsourcing.accounts import LARGE_WITHDRAWAL, BalanceProjector, account_deposit, account_withdraw
-from console.eventsourcing.models import AccountActivity, AccountBalance, ProjectionState
+from console.eventsourcing.models import ProjectionState
 from tests.eventsourcing.conftest import open_account, some_history
 
 ACTIVITY = "accounts.activity"

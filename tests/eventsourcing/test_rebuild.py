@@ -12,13 +12,14 @@ from django.core.management.base import CommandError
 from django.db import connection, transaction
 from django.utils import timezone
 
+from console.demo.accounts import BalanceProjector, account_deposit, account_withdraw
+from console.demo.models import AccountActivity, AccountBalance
 from console.events.models import Checkpoint, Event
 from console.events.reader import read_records
 from console.events.records import Record
 from console.events.subscriptions import catch_up
 from console.eventsourcing import rebuild as rebuild_module
-from console.eventsourcing.accounts import BalanceProjector, account_deposit, account_withdraw
-from console.eventsourcing.models import AccountActivity, AccountBalance, ProjectionState, RebuildRun
+from console.eventsourcing.models import ProjectionState, RebuildRun
 from console.eventsourcing.rebuild import (
     RebuildError,
     parse_as_of,

@@ -11,10 +11,11 @@ from django.contrib.auth.models import User
 from django.db import transaction
 from django.test import override_settings
 
+from console.demo.accounts import Account, Opened
+from console.demo.models import AccountBalance
 from console.events.catalog import lookup
 from console.events.models import Event
 from console.eventsourcing import repository
-from console.eventsourcing.accounts import Account, Opened
 from console.eventsourcing.domain import (
     Aggregate,
     ConcurrencyError,
@@ -26,7 +27,7 @@ from console.eventsourcing.domain import (
     applies,
     domain_event,
 )
-from console.eventsourcing.models import AccountBalance, Snapshot
+from console.eventsourcing.models import Snapshot
 from tests.eventsourcing.conftest import open_account
 
 

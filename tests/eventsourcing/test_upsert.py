@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from django.db import connection
 
+from console.demo.models import AccountBalance
 from console.eventsourcing import upsert as upsert_module
-from console.eventsourcing.models import AccountBalance
 from console.eventsourcing.upsert import upsert
 
 UNIQUE = ("generation", "account_id")

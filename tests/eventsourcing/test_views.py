@@ -1,4 +1,4 @@
-"""The stream browser, the projections page and its actions, and the demo read models' generic views."""
+"""The stream browser, the projections page and its actions."""
 
 from __future__ import annotations
 
@@ -7,10 +7,10 @@ from collections.abc import Callable
 from django.contrib.auth.models import User
 from django.test import Client
 
+from console.demo.accounts import account_withdraw
 from console.events.models import Event
 from console.events.subscriptions import catch_up
-from console.eventsourcing.accounts import account_withdraw
-from console.eventsourcing.models import AccountBalance, RebuildRun
+from console.eventsourcing.models import RebuildRun
 from console.eventsourcing.rebuild import rebuild_start, run_rebuild
 from tests.eventsourcing.conftest import open_account
 
@@ -155,44 +155,6 @@ def test_an_as_of_copy_is_compared_side_by_side_then_promoted_on_confirmation(
     client.post(f"/projections/rebuilds/{run.pk}/promote/", {"confirm": "yes"})
     run.refresh_from_db()
     assert run.status == "live"
-
-
-def test_read_models_are_served_by_plain_generic_views(login: Login, staff: User) -> None:
-    open_account("acc-1", owner="Ada", deposit=5)
-    client = login(staff)
-    page = client.get("/read-models/accounts/").content.decode()
-    assert "acc-1" in page and "Ada" in page
-    assert "Ada" in client.get("/read-models/accounts/acc-1/").content.decode()
-    assert client.get("/read-models/accounts/acc-nope/").status_code == 404
-    assert "No activity projected yet" in client.get("/read-models/activity/").content.decode()
-    AccountBalance.generations.create(account_id="acc-copy", owner="Copy", generation=9)
-    assert "acc-copy" in client.get("/read-models/accounts/", {"generation": "9"}).content.decode()
-    assert "acc-copy" not in client.get("/read-models/accounts/").content.decode()
-
-
-def test_a_domain_error_is_shown_to_the_user_and_appends_nothing(login: Login, operator: User) -> None:
-    open_account("acc-1", deposit=5)
-    client = login(operator)
-    count = Event.objects.count()
-    response = client.post("/read-models/accounts/acc-1/act/", {"action": "withdraw", "amount": "6"})
-    assert response.status_code == 200
-    assert "Insufficient funds: the balance is 5, the withdrawal 6." in response.content.decode()
-    assert Event.objects.count() == count
-    response = client.post("/read-models/accounts/acc-1/act/", {"action": "transfer", "amount": "1", "to_account": "x"})
-    assert "There is no such account." in response.content.decode()
-    response = client.post("/read-models/accounts/acc-1/act/", {"action": "withdraw", "amount": "abc"})
-    assert response.status_code == 200
-    response = client.post("/read-models/accounts/acc-1/act/", {"action": "deposit", "amount": "7"}, follow=True)
-    # No worker runs the subscription here, so the page says the async figures lag behind.
-    assert "The activity figures are still catching up" in response.content.decode()
-    assert AccountBalance.objects.get(account_id="acc-1").balance == 12
-    assert Event.objects.filter(stream_id="acc-1").order_by("-position")[0].actor == operator
-
-
-def test_moving_money_needs_the_permission(login: Login, staff: User) -> None:
-    open_account("acc-1", deposit=5)
-    response = login(staff).post("/read-models/accounts/acc-1/act/", {"action": "deposit", "amount": "1"})
-    assert response.status_code == 403
 
 
 def test_parked_events_are_listed_with_links_to_the_audit_log(login: Login, staff: User, settings: object) -> None:

@@ -6,11 +6,11 @@ import random
 
 from django.db import transaction
 
+from console.demo.accounts import Account
 from console.demo.seeds import SeedOptions
 from console.events.models import Event
 from console.events.subscriptions import catch_up
 from console.eventsourcing import repository
-from console.eventsourcing.accounts import Account
 from console.eventsourcing.domain import DomainError
 
 ORDER = 40

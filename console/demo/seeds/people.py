@@ -7,7 +7,7 @@ from django.contrib.auth.models import Group, Permission, User
 from console.demo.seeds import SeedOptions
 
 ORDER = 0
-CONSOLE_APPS = ["core", "events", "jobs", "eventsourcing", "comms"]
+CONSOLE_APPS = ["core", "events", "jobs", "eventsourcing", "comms", "demo"]
 
 
 def seed(options: SeedOptions) -> str:

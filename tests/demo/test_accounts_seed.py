@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+from console.demo.models import AccountActivity, AccountBalance
 from console.demo.seeds import SeedOptions
 from console.demo.seeds.accounts import seed
 from console.events.models import Event
-from console.eventsourcing.models import AccountActivity, AccountBalance
 
 
 def test_the_demo_seed_adds_accounts_with_volume_once(db: None) -> None:

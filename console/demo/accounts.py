@@ -6,15 +6,23 @@ import uuid
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+from console.demo.models import AccountActivity, AccountBalance
+from console.events.catalog import declare
 from console.events.pipeline import emit
 from console.events.records import Record, StoredEvent
 from console.eventsourcing import repository
 from console.eventsourcing.domain import Aggregate, DomainError, DomainEvent, applies, domain_event, upcaster
-from console.eventsourcing.models import AccountActivity, AccountBalance
 from console.eventsourcing.projections import RowProjector, handles
 
 # Withdrawals at or above this amount (in cents) raise an alert from the async projection.
 LARGE_WITHDRAWAL = 100_000
+
+LARGE_WITHDRAWAL_ALERT = declare(
+    "account.large_withdrawal",
+    description="Demo alert: a large withdrawal was projected (never raised while replaying).",
+    required={"account", "amount", "position"},
+    level="warning",
+)
 
 
 @domain_event("account.opened", version=2)
@@ -162,6 +170,7 @@ class BalanceProjector(RowProjector):
     mode = "inline"
     description: ClassVar[str] = "Balance per account (inline)"
     model = AccountBalance
+    key_field: ClassVar[str] = "account_id"
 
     @handles(Opened)
     def _opened(self, row: AccountBalance, event: Opened, stored: StoredEvent) -> None:
@@ -201,6 +210,7 @@ class ActivityProjector(RowProjector):
     mode = "async"
     description: ClassVar[str] = "Money in and out per account (async)"
     model = AccountActivity
+    key_field: ClassVar[str] = "account_id"
     stream_types: ClassVar[frozenset[str]] = frozenset({"account"})
 
     def _seen(self, row: AccountActivity, stored: StoredEvent) -> None:
@@ -236,7 +246,7 @@ class ActivityProjector(RowProjector):
             account, amount, position = stored.stream_id, event.amount, stored.position
 
             def alert() -> None:
-                emit("account.large_withdrawal", account=account, amount=amount, position=position)
+                emit(LARGE_WITHDRAWAL_ALERT, account=account, amount=amount, position=position)
 
             self.side_effect(alert)
 
