@@ -79,8 +79,12 @@ def _fresh_activity() -> None:
         cursor.execute("SELECT pg_stat_clear_snapshot()")
 
 
-def _in_commit_order(after: Cursor, types: Collection[str] | None) -> QuerySet[Event] | None:
-    """The events after ``after`` a reader may see now, in commit order; None when ``types`` is empty."""
+def _in_commit_order(after: Cursor, types: Collection[str] | None, *, horizon: bool = True) -> QuerySet[Event] | None:
+    """The events after ``after`` a reader may see now, in commit order; None when ``types`` is empty.
+
+    ``horizon=False`` drops the wait for older running transactions: only for a caller that holds off every
+    writer that could still commit behind the cursor (a rebuild's swap holds the projection's lock).
+    """
     queryset: QuerySet[Event] = Event.objects.all()
     if types is not None:
         if not types:
@@ -88,11 +92,11 @@ def _in_commit_order(after: Cursor, types: Collection[str] | None) -> QuerySet[E
         queryset = queryset.filter(type__in=list(types))
     if uses_xid():
         tx = -1 if after[0] is None else after[0]
-        _fresh_activity()
-        return queryset.extra(  # row comparison and snapshot horizon have no ORM spelling
-            where=["(tx, position) > (%s, %s)", f"tx < {HORIZON_SQL}"],
-            params=[tx, after[1]],
-        ).order_by("tx", "position")
+        where = ["(tx, position) > (%s, %s)"]  # row comparison and snapshot horizon have no ORM spelling
+        if horizon:
+            _fresh_activity()
+            where.append(f"tx < {HORIZON_SQL}")
+        return queryset.extra(where=where, params=[tx, after[1]]).order_by("tx", "position")
     return queryset.filter(position__gt=after[1]).order_by("position")
 
 
@@ -111,9 +115,11 @@ def _native_loading() -> bool:
     return is_psycopg3
 
 
-def read_records(after: Cursor, *, limit: int, types: Collection[str] | None = None) -> list[Record]:
+def read_records(
+    after: Cursor, *, limit: int, types: Collection[str] | None = None, horizon: bool = True
+) -> list[Record]:
     """``read_batch`` as records: for replays, which read many events and need no model instances."""
-    queryset = _in_commit_order(after, types)
+    queryset = _in_commit_order(after, types, horizon=horizon)
     if queryset is None:
         return []
     rows = queryset.values_list(*RECORD_COLUMNS)[:limit]

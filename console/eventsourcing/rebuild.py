@@ -14,7 +14,6 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.db import connection, transaction
-from django.db.models import QuerySet
 from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
 
@@ -22,7 +21,7 @@ from console.events.context import capture
 from console.events.models import Checkpoint, Event
 from console.events.pipeline import emit
 from console.events.reader import Cursor, cursor_of, read_records, uses_xid
-from console.events.records import RECORD_COLUMNS, Record, StoredEvent
+from console.events.records import Record, StoredEvent
 from console.events.subscriptions import pause as pause_subscription
 from console.events.subscriptions import resume as resume_subscription
 from console.eventsourcing import events as audit
@@ -368,24 +367,6 @@ def _finish(run: RebuildRun, projector: Projector) -> None:
         run.status = Status.READY
 
 
-def _visible_after(cursor: Cursor, limit: int, types: frozenset[str] | None) -> list[Record]:
-    """Every committed event after ``cursor`` that this transaction sees, without the reader's horizon.
-
-    Only used while the swap holds the projection's lock: writers that have not committed yet are blocked
-    on that lock and will write into the new generation, so nothing is missed and nothing is doubled.
-    """
-    queryset: QuerySet[Event] = Event.objects.all()
-    if types is not None:
-        queryset = queryset.filter(type__in=list(types))
-    if uses_xid():
-        tx = -1 if cursor[0] is None else cursor[0]
-        queryset = queryset.extra(where=["(tx, position) > (%s, %s)"], params=[tx, cursor[1]])  # row comparison
-        queryset = queryset.order_by("tx", "position")
-    else:
-        queryset = queryset.filter(position__gt=cursor[1]).order_by("position")
-    return list(map(Record._make, queryset.values_list(*RECORD_COLUMNS)[:limit]))
-
-
 def _swap(run: RebuildRun, projector: Projector) -> None:
     """Catch the run's generation up with the log and make it live, holding off the projection's writers."""
     state = ProjectionState.objects.select_for_update().get(name=run.projection)
@@ -394,7 +375,9 @@ def _swap(run: RebuildRun, projector: Projector) -> None:
     replayer = type(projector)(replaying=True)
     if projector.mode == "inline":
         if run.until_position is None:
-            while events := _visible_after(run.cursor, batch_size, types):
+            # Writers that have not committed yet wait on the lock held here and will write into the new
+            # generation: everything committed is read, without waiting on the reader's horizon.
+            while events := read_records(run.cursor, limit=batch_size, types=types, horizon=False):
                 _replay(run, replayer, events)
                 run.tx, run.position = cursor_of(events[-1])
     else:

@@ -80,11 +80,12 @@ def save(*aggregates: Aggregate, actor: Any = None, causation_id: str | None = N
     # A save with nothing to write beside its events (no inline projection, no snapshot due, no table lock,
     # no caller's transaction) and few enough events for one statement is one INSERT, a transaction of its
     # own: one round trip instead of BEGIN, INSERT and COMMIT.
+    snapshots = [aggregate for aggregate in aggregates if _snapshot_due(aggregate)]
     alone = (
         len(rows) <= CHUNK
         and not connection.in_atomic_block
         and not uses_table_lock()
-        and not any(_snapshot_due(aggregate) for aggregate in aggregates)
+        and not snapshots
         and not inline_wanted({(row[3], row[0]) for row in rows})
     )
     try:
@@ -95,7 +96,7 @@ def save(*aggregates: Aggregate, actor: Any = None, causation_id: str | None = N
                 lock_for_append()
                 stored = _insert(rows)
                 apply_inline(stored)
-                _take_snapshots(aggregates)
+                _take_snapshots(snapshots)
         notify_appended()
     except IntegrityError as exc:
         if any(marker in str(exc) for marker in _CONFLICT_MARKERS):
@@ -126,17 +127,17 @@ def _snapshot_due(aggregate: Aggregate) -> bool:
 
 
 def _take_snapshots(aggregates: Sequence[Aggregate]) -> None:
+    """Snapshot ``aggregates`` (those whose save crosses a snapshot boundary)."""
     for aggregate in aggregates:
-        if _snapshot_due(aggregate):
-            Snapshot.objects.update_or_create(
-                stream_id=aggregate.id,
-                defaults={
-                    "stream_type": aggregate.stream_type,
-                    "version": aggregate.version,
-                    "schema_version": type(aggregate).schema_version,
-                    "state": aggregate.state(),
-                },
-            )
+        Snapshot.objects.update_or_create(
+            stream_id=aggregate.id,
+            defaults={
+                "stream_type": aggregate.stream_type,
+                "version": aggregate.version,
+                "schema_version": type(aggregate).schema_version,
+                "state": aggregate.state(),
+            },
+        )
 
 
 def load[A: Aggregate](

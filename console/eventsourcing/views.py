@@ -16,7 +16,7 @@ from console.events.models import Event
 from console.eventsourcing import projections, repository
 from console.eventsourcing.domain import Aggregate, UnknownEventType, UpcastError
 from console.eventsourcing.forms import RebuildForm
-from console.eventsourcing.models import ProjectionState, ReadModel, RebuildRun
+from console.eventsourcing.models import ProjectionState, RebuildRun
 from console.eventsourcing.rebuild import (
     RebuildError,
     projection_pause,
@@ -261,9 +261,9 @@ def read_model_links() -> list[tuple[str, str]]:
     """(label, URL) of each registered projection's read model that has a list page, in projection order."""
     links = []
     for projector in projections.registered():
-        model = getattr(projector, "model", None)
-        if isinstance(model, type) and issubclass(model, ReadModel) and (url := model.get_list_url()):
-            links.append((str(model._meta.verbose_name_plural), url))
+        for model in projector.read_models:
+            if url := model.get_list_url():
+                links.append((str(model._meta.verbose_name_plural), url))
     return links
 
 
