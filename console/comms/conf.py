@@ -1,4 +1,4 @@
-"""The comms app's settings: one ``CONSOLE_COMMS`` dict in the site's settings, read with defaults."""
+"""The comms app's settings: ``CONSOLE_COMMS`` in the site's settings, read with defaults, checked at start-up."""
 
 from __future__ import annotations
 
@@ -6,48 +6,59 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django.conf import settings
-from django.core.checks import CheckMessage, Error, register
+from django.core.checks import CheckMessage, register
 
-DEFAULTS: dict[str, Any] = {
-    # Where the "a mandatory message could not be delivered" alert goes; empty means settings.ADMINS.
-    "ALERT_EMAILS": [],
-    "ALERT_MAILER": "default",
-    # Retries of temporary failures: exponential backoff with full jitter, capped, never past the expiry.
-    "MAX_ATTEMPTS": 8,
-    "BACKOFF_BASE_SECONDS": 30.0,
-    "BACKOFF_CAP_SECONDS": 3600.0,
-    # Temporary failures in a row after which a contact point is marked soft-failing.
-    "SOFT_FAIL_AFTER": 3,
-    # A queued delivery nobody picked up for this long is re-dispatched by the reconciler; a delivery left
-    # "sending" longer than the lease belonged to a worker that died mid-send.
-    "RECONCILE_AFTER_SECONDS": 30,
-    "SENDING_LEASE_SECONDS": 300,
-    "BATCH_SIZE": 100,
-    "SMS_PROVIDER": {"CLASS": "console.comms.providers.LogProvider", "OPTIONS": {}},
-    "PUSH_PROVIDER": {"CLASS": "console.comms.providers.LogProvider", "OPTIONS": {}},
-    # Shared secret of the provider event endpoint (HMAC-SHA256 of the body); empty disables the endpoint.
-    "INBOUND_SECRET": "",
-    "BANNER_HOURS": 24,
-}
+from console.core.conf import AT_LEAST_ZERO, POSITIVE, AppSettings
+
+LOG_PROVIDER: dict[str, Any] = {"CLASS": "console.comms.providers.LogProvider", "OPTIONS": {}}
 
 
 @dataclass(frozen=True)
-class CommsSettings:
-    values: dict[str, Any] = field(default_factory=dict)
+class CommsSettings(AppSettings):
+    SETTING = "CONSOLE_COMMS"
+    CHECK_ID = "console.comms"
 
-    def __getattr__(self, name: str) -> Any:
-        try:
-            return self.values[name]
-        except KeyError:
-            raise AttributeError(name) from None
+    # Where the "a mandatory message could not be delivered" alert goes; empty means settings.ADMINS.
+    alert_emails: tuple[str, ...] = ()
+    # The mailer alias (Django's MAILERS) the alert is sent through.
+    alert_mailer: str = "default"
+    # Retries of temporary failures: exponential backoff with full jitter, capped, never past the expiry.
+    max_attempts: int = field(default=8, metadata=POSITIVE)
+    backoff_base_seconds: float = field(default=30.0, metadata=AT_LEAST_ZERO)
+    backoff_cap_seconds: float = field(default=3600.0, metadata=POSITIVE)
+    # Temporary failures in a row after which a contact point is marked soft-failing.
+    soft_fail_after: int = field(default=3, metadata=POSITIVE)
+    # A queued delivery nobody picked up for this long is re-dispatched by the reconciler; a delivery left
+    # "sending" longer than the lease belonged to a worker that died mid-send.
+    reconcile_after_seconds: int = field(default=30, metadata=POSITIVE)
+    sending_lease_seconds: int = field(default=300, metadata=POSITIVE)
+    batch_size: int = field(default=100, metadata=POSITIVE)
+    # SMS and push providers: {"CLASS": dotted path, "OPTIONS": keyword arguments}.
+    sms_provider: dict[str, Any] = field(default_factory=lambda: dict(LOG_PROVIDER))
+    push_provider: dict[str, Any] = field(default_factory=lambda: dict(LOG_PROVIDER))
+    # Shared secret of the provider event endpoint (HMAC-SHA256 of the body); empty disables the endpoint.
+    inbound_secret: str = ""
+    # The staff banner about failed mandatory messages looks back this many hours.
+    banner_hours: int = field(default=24, metadata=POSITIVE)
+
+    def problems(self) -> list[str]:
+        found = [
+            f"{key} must be a dict with a CLASS dotted path and optional OPTIONS."
+            for key, value in (("SMS_PROVIDER", self.sms_provider), ("PUSH_PROVIDER", self.push_provider))
+            if not isinstance(value.get("CLASS"), str) or not isinstance(value.get("OPTIONS", {}), dict)
+        ]
+        # Without MAILERS (and always on Django 6.0), the "default" mailer is built from the EMAIL_* settings.
+        known = getattr(settings, "MAILERS", None) or {"default": {}}
+        if self.alert_mailer not in known:
+            found.append(f"ALERT_MAILER {self.alert_mailer!r} is not one of the site's MAILERS.")
+        return found
 
 
-def comms_settings() -> CommsSettings:
-    return CommsSettings({**DEFAULTS, **getattr(settings, "CONSOLE_COMMS", {})})
+comms_settings = CommsSettings.load
 
 
 def alert_recipients() -> list[str]:
-    configured = list(comms_settings().ALERT_EMAILS)
+    configured = list(comms_settings().alert_emails)
     if configured:
         return configured
     return [address for _, address in getattr(settings, "ADMINS", [])]
@@ -55,28 +66,4 @@ def alert_recipients() -> list[str]:
 
 @register()
 def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
-    errors: list[CheckMessage] = []
-    raw = getattr(settings, "CONSOLE_COMMS", {})
-    if not isinstance(raw, dict):
-        return [Error("CONSOLE_COMMS must be a dict.", id="console.comms.E001")]
-    unknown = sorted(set(raw) - set(DEFAULTS))
-    if unknown:
-        errors.append(Error(f"CONSOLE_COMMS has unknown key(s): {', '.join(unknown)}.", id="console.comms.E002"))
-    conf = comms_settings()
-    for key in ("MAX_ATTEMPTS", "SOFT_FAIL_AFTER", "RECONCILE_AFTER_SECONDS", "SENDING_LEASE_SECONDS", "BATCH_SIZE"):
-        value = conf.values[key]
-        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-            errors.append(Error(f"CONSOLE_COMMS[{key!r}] must be a positive integer.", id="console.comms.E003"))
-    for key in ("SMS_PROVIDER", "PUSH_PROVIDER"):
-        value = conf.values[key]
-        if not isinstance(value, dict) or not isinstance(value.get("CLASS"), str):
-            errors.append(
-                Error(f"CONSOLE_COMMS[{key!r}] must be a dict with a CLASS dotted path.", id="console.comms.E004")
-            )
-    # Without MAILERS, Django 6.1 still builds the "default" mailer from the older EMAIL_* settings.
-    known = getattr(settings, "MAILERS", None) or {"default": {}}
-    if conf.ALERT_MAILER not in known:
-        errors.append(
-            Error(f"CONSOLE_COMMS['ALERT_MAILER'] {conf.ALERT_MAILER!r} is not in MAILERS.", id="console.comms.E005")
-        )
-    return errors
+    return CommsSettings.check()

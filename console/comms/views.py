@@ -239,7 +239,7 @@ def sign(secret: str, body: bytes, timestamp: int | None = None) -> str:
 @require_POST
 def inbound(request: HttpRequest) -> HttpResponse:
     """Provider delivery reports, authenticated by signature; anything that does not verify changes nothing."""
-    secret = comms_settings().INBOUND_SECRET
+    secret = comms_settings().inbound_secret
     if not secret:
         return HttpResponseBadRequest("inbound provider events are not configured")
     problem = _verified(request, secret)
@@ -278,7 +278,7 @@ def alert_banner(request: HttpRequest) -> list[str]:
     user = getattr(request, "user", None)
     if user is None or not user.is_authenticated or not user.is_staff:
         return []
-    since = timezone.now() - timedelta(hours=comms_settings().BANNER_HOURS)
+    since = timezone.now() - timedelta(hours=comms_settings().banner_hours)
     counts = dict(
         Alert.objects.filter(created_at__gte=since).values_list("kind").annotate(n=Count("id")).values_list("kind", "n")
     )
@@ -286,7 +286,7 @@ def alert_banner(request: HttpRequest) -> list[str]:
     if counts.get("mandatory_failed"):
         banners.append(
             f"{counts['mandatory_failed']} mandatory message(s) could not be delivered in the last "
-            f"{comms_settings().BANNER_HOURS} h: see Messages, filter mandatory and failed."
+            f"{comms_settings().banner_hours} h: see Messages, filter mandatory and failed."
         )
     if counts.get("policy"):
         banners.append(

@@ -5,68 +5,60 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from django.conf import settings
-from django.core.checks import CheckMessage, Error, Warning, register
+from django.core.checks import CheckMessage, Warning, register
+
+from console.core.conf import AT_LEAST_ZERO, POSITIVE, AppSettings
 
 READERS = ("xid", "table_lock")
 
 
 @dataclass(frozen=True)
-class EventsSettings:
+class EventsSettings(AppSettings):
+    SETTING = "CONSOLE_EVENTS"
+    CHECK_ID = "console.events"
+
     # How the gapless reader finds commit order on PostgreSQL (SQLite serializes writers anyway).
-    READER: str = "xid"
+    reader: str = "xid"
+    # Whether an emit that does not match its declaration raises (None: only when DEBUG is on).
+    strict: bool | None = None
     # Bearer tokens for machine clients; staff sessions are always accepted.
-    METRICS_TOKEN: str = ""
-    FEED_TOKEN: str = ""
-    FEED_LIMIT: int = 500
-    # prometheus_client multiprocess directory; empty means <VAR_DIR>/prometheus.
-    METRICS_DIR: str = ""
+    metrics_token: str = ""
+    feed_token: str = ""
+    feed_limit: int = field(default=500, metadata=POSITIVE)
+    # prometheus_client's multiprocess directory, shared by every web and worker process of the site;
+    # PROMETHEUS_MULTIPROC_DIR in the environment wins; empty: a directory in the system's temporary one.
+    metrics_dir: str = ""
     # Subscriptions: backoff after a failing event, doubled per failure up to the cap.
-    RETRY_BASE_SECONDS: float = 2.0
-    RETRY_MAX_SECONDS: float = 3600.0
+    retry_base_seconds: float = field(default=2.0, metadata=AT_LEAST_ZERO)
+    retry_max_seconds: float = field(default=3600.0, metadata=POSITIVE)
     # Webhooks.
-    WEBHOOK_TIMEOUT_SECONDS: float = 10.0
-    WEBHOOK_MAX_ATTEMPTS: int = 12
-    WEBHOOK_RETRY_BASE_SECONDS: float = 30.0
-    WEBHOOK_RETRY_MAX_SECONDS: float = 6 * 3600.0
-    WEBHOOK_DISABLE_AFTER_FAILURES: int = 50
-    WEBHOOK_ALLOW_PRIVATE: bool = False
+    webhook_timeout_seconds: float = field(default=10.0, metadata=POSITIVE)
+    webhook_max_attempts: int = field(default=12, metadata=POSITIVE)
+    webhook_retry_base_seconds: float = field(default=30.0, metadata=AT_LEAST_ZERO)
+    webhook_retry_max_seconds: float = field(default=6 * 3600.0, metadata=POSITIVE)
+    webhook_disable_after_failures: int = field(default=50, metadata=POSITIVE)
+    webhook_allow_private: bool = False
     # Retention: days per event type, overriding the declaration; audit types are kept unless listed here.
-    RETENTION_DAYS: dict[str, int] = field(default_factory=dict)
-    RETENTION_BATCH: int = 5000
+    retention_days: dict[str, int] = field(default_factory=dict)
+    retention_batch: int = field(default=5000, metadata=POSITIVE)
     # Free-text search in the audit log looks at this many newest events at most.
-    SEARCH_WINDOW: int = 50_000
+    search_window: int = field(default=50_000, metadata=POSITIVE)
+
+    def problems(self) -> list[str]:
+        found = []
+        if self.reader not in READERS:
+            found.append(f"READER must be one of {', '.join(READERS)}.")
+        if not all(days >= 0 for days in self.retention_days.values()):
+            found.append("RETENTION_DAYS maps event types to whole days, zero or more.")
+        return found
 
 
-def events_settings() -> EventsSettings:
-    raw: dict[str, Any] = dict(getattr(settings, "CONSOLE_EVENTS", {}) or {})
-    known = set(EventsSettings.__dataclass_fields__)
-    return EventsSettings(**{key: value for key, value in raw.items() if key in known})
+events_settings = EventsSettings.load
 
 
 @register()
 def check_settings(app_configs: Any, **kwargs: Any) -> list[CheckMessage]:
-    raw = getattr(settings, "CONSOLE_EVENTS", {}) or {}
-    errors: list[CheckMessage] = []
-    if not isinstance(raw, dict):
-        return [Error("CONSOLE_EVENTS must be a dict.", id="console.events.E001")]
-    unknown = sorted(set(raw) - set(EventsSettings.__dataclass_fields__))
-    if unknown:
-        errors.append(Error(f"CONSOLE_EVENTS has unknown keys: {', '.join(unknown)}.", id="console.events.E001"))
-    conf = events_settings()
-    if conf.READER not in READERS:
-        errors.append(Error(f"CONSOLE_EVENTS['READER'] must be one of {', '.join(READERS)}.", id="console.events.E002"))
-    for key in ("FEED_LIMIT", "WEBHOOK_MAX_ATTEMPTS", "WEBHOOK_DISABLE_AFTER_FAILURES", "RETENTION_BATCH"):
-        value = getattr(conf, key)
-        if not isinstance(value, int) or value < 1:
-            errors.append(Error(f"CONSOLE_EVENTS['{key}'] must be a positive integer.", id="console.events.E003"))
-    if not isinstance(conf.RETENTION_DAYS, dict) or not all(
-        isinstance(days, int) and days >= 0 for days in conf.RETENTION_DAYS.values()
-    ):
-        errors.append(
-            Error("CONSOLE_EVENTS['RETENTION_DAYS'] maps event types to whole days.", id="console.events.E004")
-        )
-    return errors
+    return EventsSettings.check()
 
 
 @register()

@@ -27,11 +27,11 @@ START: Cursor = (None, 0)
 
 
 def uses_xid() -> bool:
-    return connection.vendor == "postgresql" and events_settings().READER == "xid"
+    return connection.vendor == "postgresql" and events_settings().reader == "xid"
 
 
 def uses_table_lock() -> bool:
-    return connection.vendor == "postgresql" and events_settings().READER == "table_lock"
+    return connection.vendor == "postgresql" and events_settings().reader == "table_lock"
 
 
 def lock_for_append() -> None:

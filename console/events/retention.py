@@ -21,7 +21,7 @@ MAX_BATCHES_PER_TICK = 20
 
 def retention_policy() -> dict[str, int]:
     """Days to keep, per event type that is pruned at all."""
-    configured = events_settings().RETENTION_DAYS
+    configured = events_settings().retention_days
     policy = {
         name: event_type.retention_days
         for name, event_type in catalog.items()
@@ -33,7 +33,7 @@ def retention_policy() -> dict[str, int]:
 
 def prune(*, max_batches: int = MAX_BATCHES_PER_TICK) -> dict[str, int]:
     """Delete events older than their type's retention, a batch per transaction; returns deletions per type."""
-    size = events_settings().RETENTION_BATCH
+    size = events_settings().retention_batch
     now = timezone.now()
     deleted: dict[str, int] = {}
     batches = 0

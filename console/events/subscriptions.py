@@ -69,7 +69,7 @@ def registered() -> list[Subscriber]:
 
 def backoff(failures: int) -> timedelta:
     conf = events_settings()
-    return timedelta(seconds=min(conf.RETRY_BASE_SECONDS * 2 ** max(failures - 1, 0), conf.RETRY_MAX_SECONDS))
+    return timedelta(seconds=min(conf.retry_base_seconds * 2 ** max(failures - 1, 0), conf.retry_max_seconds))
 
 
 def _error_text(exc: BaseException) -> str:

@@ -103,7 +103,7 @@ def event_detail(request: ConsoleRequest, position: int) -> HttpResponse:
 def event_catalog(request: ConsoleRequest) -> HttpResponse:
     conf = events_settings()
     types = [
-        (event_type, conf.RETENTION_DAYS.get(event_type.name, event_type.retention_days))
+        (event_type, conf.retention_days.get(event_type.name, event_type.retention_days))
         for _, event_type in sorted(catalog.items())
     ]
     return render(request, "events/catalog.html", {"types": types})
@@ -140,17 +140,17 @@ def _feed_cursor(after: int) -> Cursor | None:
 
 @never_cache
 @require_GET
-@token_or_staff(lambda: events_settings().FEED_TOKEN)
+@token_or_staff(lambda: events_settings().feed_token)
 def feed(request: HttpRequest) -> JsonResponse:
     """Events after ``?after=<position>`` in commit order; pass the answer's ``next`` back to continue."""
     conf = events_settings()
     try:
         after = int(request.GET.get("after", "0") or 0)
-        limit = int(request.GET.get("limit", conf.FEED_LIMIT))
+        limit = int(request.GET.get("limit", conf.feed_limit))
     except ValueError:
         return JsonResponse({"error": "after and limit must be whole numbers"}, status=400)
-    if after < 0 or not 1 <= limit <= conf.FEED_LIMIT:
-        return JsonResponse({"error": f"after must be >= 0 and limit between 1 and {conf.FEED_LIMIT}"}, status=400)
+    if after < 0 or not 1 <= limit <= conf.feed_limit:
+        return JsonResponse({"error": f"after must be >= 0 and limit between 1 and {conf.feed_limit}"}, status=400)
     types = [t for t in request.GET.getlist("type") if t] or None
     cursor = _feed_cursor(after)
     if cursor is None:
@@ -165,7 +165,7 @@ def feed(request: HttpRequest) -> JsonResponse:
 
 @never_cache
 @require_GET
-@token_or_staff(lambda: events_settings().METRICS_TOKEN)
+@token_or_staff(lambda: events_settings().metrics_token)
 def metrics(request: HttpRequest) -> HttpResponse:
     body, content_type = event_metrics.exposition()
     return HttpResponse(body, content_type=content_type)

@@ -59,7 +59,7 @@ def check_url(url: str, *, resolve: bool = True) -> None:
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise UnsafeURL("Use an http:// or https:// URL with a host name.")
-    if events_settings().WEBHOOK_ALLOW_PRIVATE:
+    if events_settings().webhook_allow_private:
         return
     host = parts.hostname
     try:
@@ -146,7 +146,7 @@ def dispatch_on_commit() -> None:
 def retry_delay(attempts: int) -> timedelta:
     """Exponential backoff with full jitter: spreads retries of many failing deliveries over hours."""
     conf = events_settings()
-    ceiling = min(conf.WEBHOOK_RETRY_BASE_SECONDS * 2 ** max(attempts - 1, 0), conf.WEBHOOK_RETRY_MAX_SECONDS)
+    ceiling = min(conf.webhook_retry_base_seconds * 2 ** max(attempts - 1, 0), conf.webhook_retry_max_seconds)
     return timedelta(seconds=random.uniform(ceiling / 2, ceiling))
 
 
@@ -185,7 +185,7 @@ def _record(delivery: WebhookDelivery, *, ok: bool, status_code: int | None, err
             WebhookEndpoint.objects.filter(pk=endpoint.pk).update(failure_streak=0)
             return
         gone = status_code == 410
-        if gone or delivery.attempts >= conf.WEBHOOK_MAX_ATTEMPTS:
+        if gone or delivery.attempts >= conf.webhook_max_attempts:
             delivery.status = WebhookDelivery.Status.FAILED
         else:
             delivery.status = WebhookDelivery.Status.RETRYING
@@ -196,7 +196,7 @@ def _record(delivery: WebhookDelivery, *, ok: bool, status_code: int | None, err
         reason = ""
         if gone:
             reason = "The receiver answered 410 Gone."
-        elif endpoint.failure_streak >= conf.WEBHOOK_DISABLE_AFTER_FAILURES:
+        elif endpoint.failure_streak >= conf.webhook_disable_after_failures:
             reason = f"{endpoint.failure_streak} failed attempts in a row."
         if reason and endpoint.active:
             endpoint_disable(endpoint=endpoint, reason=reason)
@@ -254,7 +254,7 @@ def deliver_due(limit: int = 50) -> dict[str, int]:
     if not batch:
         # The tick calls this every time: building an HTTP client (TLS context) is not free.
         return {"sent": sent, "failed": failed}
-    with httpx.Client(timeout=events_settings().WEBHOOK_TIMEOUT_SECONDS, follow_redirects=False) as client:
+    with httpx.Client(timeout=events_settings().webhook_timeout_seconds, follow_redirects=False) as client:
         while batch:
             for delivery in batch:
                 if send(delivery, client):

@@ -313,7 +313,7 @@ def run_rebuild(run_id: int) -> str:
         run.total = _estimate(run, projector)
         run.save()
     _measure_log()
-    batch_size = es_settings().REBUILD_BATCH
+    batch_size = es_settings().rebuild_batch
     types = _reader_types(projector)
     try:
         while True:
@@ -371,7 +371,7 @@ def _swap(run: RebuildRun, projector: Projector) -> None:
     """Catch the run's generation up with the log and make it live, holding off the projection's writers."""
     state = ProjectionState.objects.select_for_update().get(name=run.projection)
     types = _reader_types(projector)
-    batch_size = es_settings().REBUILD_BATCH
+    batch_size = es_settings().rebuild_batch
     replayer = type(projector)(replaying=True)
     if projector.mode == "inline":
         if run.until_position is None:
@@ -408,7 +408,7 @@ def _swap(run: RebuildRun, projector: Projector) -> None:
 
 def redispatch_stale() -> int:
     """Tick duty: hand rebuilds whose task vanished (worker lost, queue flushed) to a new task."""
-    stale = timezone.now() - timedelta(seconds=es_settings().REBUILD_STALE_SECONDS)
+    stale = timezone.now() - timedelta(seconds=es_settings().rebuild_stale_seconds)
     runs = list(
         RebuildRun.objects.filter(status__in=(Status.QUEUED, Status.RUNNING, Status.CANCELLING))
         .filter(created_at__lt=stale)

@@ -34,7 +34,7 @@ _CONFLICT_MARKERS = ("event_stream_version_unique", "events_event.stream_id, eve
 
 
 def snapshot_every(cls: type[Aggregate]) -> int:
-    return int(es_settings().SNAPSHOT_EVERY.get(cls.stream_type, cls.snapshot_every))
+    return int(es_settings().snapshot_every.get(cls.stream_type, cls.snapshot_every))
 
 
 def _metadata(causation_id: str | None) -> dict[str, Any]:

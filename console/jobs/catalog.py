@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from functools import cached_property
 
 from django.apps import apps
-from django.contrib.auth.models import AnonymousUser, User
+from django.contrib.auth.models import AnonymousUser, PermissionsMixin
 from django.core.management import get_commands, load_command_class
 from django.core.management.base import BaseCommand
 
@@ -66,7 +66,7 @@ def refusal(info: CommandInfo, conf: JobsSettings | None = None) -> str | None:
     """Why the console never runs ``info`` (deny list or settings), or None when it may."""
     conf = conf or jobs_settings()
     names = {info.name, info.app, info.app_label}
-    if info.name in conf.deny:
+    if info.name in conf.denied:
         return "on the deny list (interactive, server, shell or destructive)"
     if names & set(conf.exclude):
         return "excluded by CONSOLE_JOBS['exclude']"
@@ -75,11 +75,11 @@ def refusal(info: CommandInfo, conf: JobsSettings | None = None) -> str | None:
     return None
 
 
-def may_run(user: User | AnonymousUser, info: CommandInfo) -> bool:
+def may_run(user: PermissionsMixin | AnonymousUser, info: CommandInfo) -> bool:
     return refusal(info) is None and user.has_perm(info.permission)
 
 
-def commands_for(user: User | AnonymousUser, *, query: str = "") -> list[CommandInfo]:
+def commands_for(user: PermissionsMixin | AnonymousUser, *, query: str = "") -> list[CommandInfo]:
     """The commands ``user`` may run, sorted by app then name, optionally narrowed by a search."""
     conf = jobs_settings()
     found = []

@@ -20,8 +20,9 @@ def test_bad_settings_are_reported(settings: Any) -> None:
     assert ids(settings, []) == ["console.comms.E001"]
     assert ids(settings, {"MAX_ATEMPTS": 3}) == ["console.comms.E002"]
     assert ids(settings, {"MAX_ATTEMPTS": 0}) == ["console.comms.E003"]
-    assert ids(settings, {"SMS_PROVIDER": "console.comms.providers.LogProvider"}) == ["console.comms.E004"]
-    assert ids(settings, {"ALERT_MAILER": "bulk"}) == ["console.comms.E005"]
+    assert ids(settings, {"SMS_PROVIDER": "console.comms.providers.LogProvider"}) == ["console.comms.E003"]
+    assert ids(settings, {"SMS_PROVIDER": {"OPTIONS": {}}}) == ["console.comms.E004"]
+    assert ids(settings, {"ALERT_MAILER": "bulk"}) == ["console.comms.E004"]
 
 
 def test_alerts_go_to_admins_unless_configured(settings: Any) -> None:

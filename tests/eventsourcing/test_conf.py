@@ -20,10 +20,11 @@ def _ids(settings: Any, value: object) -> list[str]:
 def test_good_settings_pass_and_bad_ones_are_named(settings: Any) -> None:
     assert _ids(settings, {"SNAPSHOT_EVERY": {"account": 20}, "REBUILD_BATCH": 100}) == []
     assert _ids(settings, "not a dict") == ["console.eventsourcing.E001"]
-    assert _ids(settings, {"BOGUS": 1}) == ["console.eventsourcing.E001"]
-    assert _ids(settings, {"SNAPSHOT_EVERY": {"account": -1}}) == ["console.eventsourcing.E002"]
+    assert _ids(settings, {"BOGUS": 1}) == ["console.eventsourcing.E002"]
+    assert _ids(settings, {"SNAPSHOT_EVERY": {"account": -1}}) == ["console.eventsourcing.E004"]
+    assert _ids(settings, {"SNAPSHOT_EVERY": {"account": "often"}}) == ["console.eventsourcing.E003"]
     assert _ids(settings, {"REBUILD_BATCH": 0}) == ["console.eventsourcing.E003"]
-    assert _ids(settings, {"REBUILD_STALE_SECONDS": "soon"}) == ["console.eventsourcing.E004"]
+    assert _ids(settings, {"REBUILD_STALE_SECONDS": "soon"}) == ["console.eventsourcing.E003"]
 
 
 def test_the_tick_redispatches_only_rebuilds_whose_task_went_quiet(db: None) -> None:

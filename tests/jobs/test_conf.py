@@ -9,37 +9,46 @@ import pytest
 from console.jobs.conf import DEFAULT_PERMISSION, check_jobs_settings, jobs_settings
 
 
-def ids(settings: Any, value: object) -> list[str]:
+def errors(settings: Any, value: object) -> list[tuple[str, str]]:
     settings.CONSOLE_JOBS = value
-    return [message.id or "" for message in check_jobs_settings(None)]
+    return [(message.id or "", message.msg) for message in check_jobs_settings(None)]
 
 
 def test_the_defaults_pass_the_checks(settings: Any) -> None:
-    assert ids(settings, {}) == []
+    assert errors(settings, {}) == []
     conf = jobs_settings()
     assert conf.permission_for("check") == DEFAULT_PERMISSION
-    assert {"shell", "run_huey", "console_admin", "console_tick", "flush"} <= conf.deny
+    assert {"shell", "run_huey", "db_worker", "console_admin", "console_tick", "flush"} <= conf.denied
     assert "migrate" in conf.destructive and not conf.is_exclusive("migrate")
 
 
 @pytest.mark.parametrize(
-    ("value", "expected"),
+    ("value", "expected", "names"),
     [
-        ("not a dict", "console.jobs.E001"),
-        ({"colour": "blue"}, "console.jobs.E002"),
-        ({"exclude": "shell"}, "console.jobs.E003"),
-        ({"flush_seconds": 0}, "console.jobs.E004"),
-        ({"permissions": {"check": "nodot"}}, "console.jobs.E005"),
-        ({"timeouts": {"check": -1}}, "console.jobs.E006"),
-        ({"heartbeat_seconds": 10, "lost_after_seconds": 15}, "console.jobs.E007"),
+        ("not a dict", "console.jobs.E001", "CONSOLE_JOBS must be a dict"),
+        ({"COLOUR": "blue"}, "console.jobs.E002", "unknown key 'COLOUR'"),
+        ({"EXCLUDE": "shell"}, "console.jobs.E003", "CONSOLE_JOBS['EXCLUDE']"),
+        ({"FLUSH_SECONDS": 0}, "console.jobs.E003", "CONSOLE_JOBS['FLUSH_SECONDS']"),
+        ({"FLUSH_BYTES": 1.5}, "console.jobs.E003", "CONSOLE_JOBS['FLUSH_BYTES']"),
+        ({"TIMEOUTS": {"check": "soon"}}, "console.jobs.E003", "CONSOLE_JOBS['TIMEOUTS']"),
+        ({"PERMISSIONS": {"check": "nodot"}}, "console.jobs.E004", "PERMISSIONS"),
+        ({"TIMEOUTS": {"check": -1}}, "console.jobs.E004", "TIMEOUTS"),
+        ({"HEARTBEAT_SECONDS": 10, "LOST_AFTER_SECONDS": 15}, "console.jobs.E004", "LOST_AFTER_SECONDS"),
     ],
 )
-def test_each_mistake_has_its_own_check(settings: Any, value: object, expected: str) -> None:
-    assert expected in ids(settings, value)
+def test_each_mistake_is_an_error_naming_the_key(settings: Any, value: object, expected: str, names: str) -> None:
+    found = errors(settings, value)
+    assert any(check_id == expected and names in message for check_id, message in found), found
+
+
+def test_a_value_of_the_wrong_type_falls_back_to_the_default(settings: Any) -> None:
+    settings.CONSOLE_JOBS = {"DEFAULT_TIMEOUT": "forever", "FLUSH_BYTES": 1024}
+    conf = jobs_settings()
+    assert conf.default_timeout == 3600 and conf.flush_bytes == 1024
 
 
 def test_settings_extend_the_deny_list_never_shrink_it(settings: Any) -> None:
-    settings.CONSOLE_JOBS = {"deny": ["check"], "exclusive": ["*"], "timeouts": {"check": 5}}
+    settings.CONSOLE_JOBS = {"DENY": ["check"], "EXCLUSIVE": ["*"], "TIMEOUTS": {"check": 5}}
     conf = jobs_settings()
-    assert "check" in conf.deny and "shell" in conf.deny
+    assert "check" in conf.denied and "shell" in conf.denied
     assert conf.is_exclusive("anything") and conf.timeout_for("check") == 5

@@ -94,7 +94,7 @@ def test_it_batches_output_instead_of_writing_a_row_per_line(operator: User) -> 
 
 
 def test_it_enforces_the_timeout_with_sigterm_then_sigkill(operator: User, settings: Any) -> None:
-    settings.CONSOLE_JOBS = {"timeouts": {"demo_import": 1}, "stop_grace_seconds": 1}
+    settings.CONSOLE_JOBS = {"TIMEOUTS": {"demo_import": 1}, "STOP_GRACE_SECONDS": 1}
     run = start(operator, "demo_import", "--seconds", "60")
     started = time.monotonic()
     execute(run.pk)
@@ -108,7 +108,7 @@ def test_it_enforces_the_timeout_with_sigterm_then_sigkill(operator: User, setti
 def test_exclusive_commands_do_not_run_twice_at_once(operator: User, settings: Any) -> None:
     from console.jobs.services import JobConflict
 
-    settings.CONSOLE_JOBS = {"exclusive": ["demo_report"]}
+    settings.CONSOLE_JOBS = {"EXCLUSIVE": ["demo_report"]}
     start(operator, "demo_report", "Q1", "build")
     with pytest.raises(JobConflict):
         start(operator, "demo_report", "Q2", "build")
@@ -157,7 +157,7 @@ def test_a_run_whose_worker_is_killed_becomes_lost_and_its_group_dies(
     worker.kill(signal.SIGKILL)
     # The child has its own process group: the worker's death alone does not stop it.
     assert group_alive(run.child_pid)
-    settings.CONSOLE_JOBS = {"lost_after_seconds": 1, "heartbeat_seconds": 0.2}
+    settings.CONSOLE_JOBS = {"LOST_AFTER_SECONDS": 1, "HEARTBEAT_SECONDS": 0.2}
     time.sleep(1.5)
     assert JobRun.objects.get(pk=run.pk).status == Status.RUNNING
     results = run_tick()
@@ -180,7 +180,7 @@ def test_an_exclusive_run_is_not_started_while_another_is_live(operator: User) -
 
 def test_the_reaper_redispatches_runs_that_were_never_claimed(operator: User, settings: Any) -> None:
     settings.TASKS = {"default": {"BACKEND": "django.tasks.backends.immediate.ImmediateBackend"}}
-    settings.CONSOLE_JOBS = {"lost_after_seconds": 1, "heartbeat_seconds": 0.2}
+    settings.CONSOLE_JOBS = {"LOST_AFTER_SECONDS": 1, "HEARTBEAT_SECONDS": 0.2}
     run = JobRun.objects.create(
         command="demo_report",
         argv=["Q1", "build"],
