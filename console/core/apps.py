@@ -11,5 +11,7 @@ class CoreConfig(AppConfig):
     def ready(self) -> None:
         from console.core import checks  # noqa: F401  # registers system checks
         from console.core.registry import registry
+        from console.core.tick import forget_stopped_processes
 
         registry.add_nav("Dashboard", "core:dashboard", 0)
+        registry.add_duty("core.forget_stopped_processes", forget_stopped_processes)

@@ -24,3 +24,26 @@ class WorkerHeartbeat(models.Model):
     @property
     def age_seconds(self) -> int:
         return max(0, int((timezone.now() - self.seen_at).total_seconds()))
+
+
+class MaintenanceTickQuerySet(models.QuerySet["MaintenanceTick"]):
+    def latest_run(self) -> MaintenanceTick | None:
+        return self.order_by("-ran_at").first()
+
+
+class MaintenanceTick(models.Model):
+    """When the maintenance tick last ran in a process: the dashboard says when the periodic duties stop."""
+
+    runner = models.CharField(max_length=200, unique=True, help_text="host:pid of the process that ran it")
+    ran_at = models.DateTimeField()
+    seconds = models.FloatField(default=0)
+    failed = models.JSONField(default=list, blank=True, help_text="Names of the duties that failed.")
+
+    objects = MaintenanceTickQuerySet.as_manager()
+
+    def __str__(self) -> str:
+        return f"tick by {self.runner} @ {self.ran_at:%H:%M:%S}"
+
+    @property
+    def age_seconds(self) -> int:
+        return max(0, int((timezone.now() - self.ran_at).total_seconds()))

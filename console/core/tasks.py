@@ -5,10 +5,11 @@ from __future__ import annotations
 import os
 import socket
 
-from django.conf import settings
-from django.tasks import DEFAULT_TASK_BACKEND_ALIAS, task, task_backends
+from django.apps import apps
+from django.tasks import task
 from django.utils import timezone
 
+from console.core import backends
 from console.core.models import WorkerHeartbeat
 
 
@@ -19,13 +20,14 @@ def heartbeat() -> str:
     WorkerHeartbeat.objects.update_or_create(
         worker=worker,
         defaults={
-            "backend": type(task_backends[DEFAULT_TASK_BACKEND_ALIAS]).__name__,
+            "backend": type(backends.default_backend()).__name__,
             "seen_at": timezone.now(),
         },
     )
     return worker
 
 
-if getattr(settings, "CONSOLE_TASKS", "huey") == "huey" and "huey.contrib.djhuey" in settings.INSTALLED_APPS:
+if apps.is_installed("huey.contrib.djhuey") and backends.uses_huey():
     # Huey's consumer imports every app's tasks module: this registers the periodic maintenance schedule.
+    # Other backends have no schedule of their own; `manage.py console_tick --loop` runs the tick for them.
     from console.core import schedule  # noqa: F401

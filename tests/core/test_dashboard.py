@@ -8,7 +8,7 @@ from django.contrib.auth.models import User
 from django.test import Client
 from django.utils import timezone
 
-from console.core.models import WorkerHeartbeat
+from console.core.models import MaintenanceTick, WorkerHeartbeat
 from console.core.tasks import heartbeat
 
 
@@ -47,7 +47,6 @@ def test_it_reports_a_stale_worker_as_missing(client: Client, staff: User) -> No
 def test_inline_mode_runs_the_heartbeat_in_the_request_and_says_so(
     client: Client, staff: User, settings: Any, django_capture_on_commit_callbacks: Any
 ) -> None:
-    settings.CONSOLE_TASKS = "immediate"
     settings.TASKS = {"default": {"BACKEND": "django.tasks.backends.immediate.ImmediateBackend"}}
     client.force_login(staff)
     with django_capture_on_commit_callbacks(execute=True):
@@ -55,6 +54,28 @@ def test_inline_mode_runs_the_heartbeat_in_the_request_and_says_so(
     assert "django.tasks.backends.immediate.ImmediateBackend" in body
     assert "Tasks run inline" in body  # the banner
     assert WorkerHeartbeat.objects.exists()  # the heartbeat task ran inside the request
+
+
+def test_it_says_a_backend_that_never_runs_tasks_cannot_run_jobs(client: Client, staff: User, settings: Any) -> None:
+    settings.TASKS = {"default": {"BACKEND": "django.tasks.backends.dummy.DummyBackend"}}
+    client.force_login(staff)
+    body = client.get("/").content.decode()
+    assert "none can run" in body
+    assert "never runs tasks (DummyBackend)" in body  # the banner on every page
+
+
+def test_it_says_when_the_periodic_duties_have_not_run(client: Client, staff: User, settings: Any) -> None:
+    client.force_login(staff)
+    status = client.get("/dashboard/worker", headers={"HX-Request": "true"}).content.decode()
+    assert "never ran" in status and "a Huey worker runs it every minute" in status
+    settings.TASKS = {"default": {"BACKEND": "django.tasks.backends.immediate.ImmediateBackend"}}
+    MaintenanceTick.objects.create(runner="h:1", ran_at=timezone.now() - timedelta(minutes=30))
+    status = client.get("/dashboard/worker", headers={"HX-Request": "true"}).content.decode()
+    assert "stopped" in status and "last ran 1800 s ago" in status
+    assert "console_tick --loop" in status
+    MaintenanceTick.objects.create(runner="h:2", ran_at=timezone.now(), failed=["comms.retry_due"])
+    status = client.get("/dashboard/worker", headers={"HX-Request": "true"}).content.decode()
+    assert "last ran 0 s ago (h:2)" in status and "1 failed" in status and "comms.retry_due" in status
 
 
 def test_heartbeat_records_the_worker(db: None) -> None:
