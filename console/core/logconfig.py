@@ -1,35 +1,22 @@
 """One structlog pipeline for everything that logs.
 
-structlog calls and standard-library records share the processors below and one renderer, so a line looks
-the same whoever wrote it and is written exactly once. Sinks (persisting, counting, publishing declared
-events) run inside the structlog chain, before ``wrap_for_formatter``: a formatter runs once per handler and
-must never drop or duplicate work.
+``configure_logging()`` is the standalone site's (and any site's that wants it): structlog calls and
+standard-library records share the processors below and one renderer, so a line looks the same whoever
+wrote it and is written exactly once. A site that configures logging its own way keeps it: when structlog
+is left unconfigured, ``hand_off_to_stdlib()`` makes the console's structlog lines ordinary standard-library
+records with their fields as ``extra``, so the site's own ``LOGGING`` decides where they go. Either way,
+declared events are stored by ``emit()`` itself, never by a log processor.
 """
 
 from __future__ import annotations
 
 import logging
 import logging.config
-from collections.abc import Callable, MutableMapping
+from collections.abc import MutableMapping
 from typing import Any
 
 import structlog
 from structlog.typing import EventDict, Processor, WrappedLogger
-
-Sink = Callable[[WrappedLogger, str, EventDict], EventDict]
-_sinks: list[Sink] = []
-
-
-def register_sink(sink: Sink) -> None:
-    """Add a processor that sees every structlog event before it is rendered (apps call this in ready())."""
-    if sink not in _sinks:
-        _sinks.append(sink)
-
-
-def run_sinks(logger: WrappedLogger, method_name: str, event_dict: EventDict) -> EventDict:
-    for sink in _sinks:
-        event_dict = sink(logger, method_name, event_dict)
-    return event_dict
 
 
 def _drop_color_message(_: WrappedLogger, __: str, event_dict: EventDict) -> EventDict:
@@ -59,9 +46,6 @@ def configure_logging(*, debug: bool, level: str = "INFO") -> None:
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,
-            # Sinks see every event whatever the log level: a declared event is persisted and counted even
-            # when its line is filtered out of the output.
-            run_sinks,
             structlog.stdlib.filter_by_level,
             *shared[1:],
             structlog.stdlib.PositionalArgumentsFormatter(),
@@ -98,3 +82,35 @@ def configure_logging(*, debug: bool, level: str = "INFO") -> None:
             },
         }
     )
+
+
+def hand_off_to_stdlib() -> None:
+    """Unless the site configured structlog, send structlog's lines to the standard library's logging."""
+    if structlog.is_configured():
+        return
+    structlog.configure(
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.stdlib.filter_by_level,
+            structlog.stdlib.PositionalArgumentsFormatter(),
+            structlog.processors.StackInfoRenderer(),
+            _to_log_kwargs,
+        ],
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        wrapper_class=structlog.stdlib.BoundLogger,
+        cache_logger_on_first_use=True,
+    )
+
+
+# Attributes of a LogRecord: an event field of the same name would make logging refuse the record.
+_RECORD_ATTRIBUTES = frozenset(logging.makeLogRecord({}).__dict__) | {"message", "asctime"}
+
+
+def _to_log_kwargs(_: WrappedLogger, __: str, event_dict: EventDict) -> EventDict:
+    """structlog's fields as ``extra`` of a standard-library call; a field named like a record attribute
+    (``name``, ``module``, ``process``...) gets a trailing underscore instead of crashing the call."""
+    kwargs: EventDict = {key: event_dict.pop(key) for key in ("exc_info", "stack_info") if key in event_dict}
+    message = event_dict.pop("event", "")
+    kwargs["msg"] = message
+    kwargs["extra"] = {(f"{key}_" if key in _RECORD_ATTRIBUTES else key): value for key, value in event_dict.items()}
+    return kwargs

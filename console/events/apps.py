@@ -14,12 +14,12 @@ class EventsConfig(AppConfig):
         # Before anything imports prometheus_client: its multiprocess mode is fixed at import.
         metrics.enable_multiprocess()
 
-        from console.core.logconfig import register_sink
+        from console.core.logconfig import hand_off_to_stdlib
         from console.core.registry import Panel, registry
         from console.events import conf, declarations, pipeline, retention, subscriptions, webhooks  # noqa: F401
         from console.events.panels import event_log_panel
 
-        register_sink(pipeline.sink)
+        hand_off_to_stdlib()
         pipeline.register_emit_sink(metrics.metrics_sink)
         pipeline.register_emit_sink(subscriptions.notify_sink)
         subscriptions.register(webhooks.WebhookPublisher())

@@ -2,16 +2,20 @@
 
 prometheus_client's multiprocess mode keeps each process's values in memory-mapped files under one
 directory and sums them at scrape time. The mode is chosen once, when prometheus_client is first imported,
-from ``PROMETHEUS_MULTIPROC_DIR``: this module sets it (to ``CONSOLE_EVENTS["METRICS_DIR"]``, by default
-under ``var/``) before that import unless the environment already names one. Child processes inherit the
-variable, so a worker started by this site writes where the web process scrapes.
+from ``PROMETHEUS_MULTIPROC_DIR``: this module sets it before that import unless the environment already
+names one, to ``CONSOLE_EVENTS["METRICS_DIR"]`` or, by default, to a directory in the system's temporary one
+named after the site's settings module and database, so every web and worker process of one site on one
+machine shares it. Child processes inherit the variable, so a worker started by this site writes where the
+web process scrapes.
 """
 
 from __future__ import annotations
 
-import atexit
+import getpass
+import hashlib
 import os
-import shutil
+import tempfile
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -20,8 +24,6 @@ from django.conf import settings
 from console.events.conf import events_settings
 
 if TYPE_CHECKING:
-    from structlog.typing import EventDict
-
     from console.events.catalog import Metric
     from console.events.pipeline import Emit
 
@@ -29,23 +31,21 @@ OTHER = "other"
 
 
 def metrics_dir() -> Path:
-    configured = os.environ.get("PROMETHEUS_MULTIPROC_DIR") or events_settings().METRICS_DIR
+    configured = os.environ.get("PROMETHEUS_MULTIPROC_DIR") or events_settings().metrics_dir
     if configured:
         return Path(configured)
-    suffix = f"-test-{os.getpid()}" if getattr(settings, "TESTING", False) else ""
-    return Path(settings.VAR_DIR) / f"prometheus{suffix}"
+    site = f"{settings.SETTINGS_MODULE}:{settings.DATABASES.get('default', {}).get('NAME', '')}"
+    digest = hashlib.sha256(site.encode()).hexdigest()[:12]
+    return Path(tempfile.gettempdir()) / f"django-ops-console-metrics-{getpass.getuser()}-{digest}"
 
 
 def enable_multiprocess() -> Path:
     """Point prometheus_client at the shared directory; must run before prometheus_client is imported."""
-    if "PROMETHEUS_MULTIPROC_DIR" not in os.environ:
-        directory = metrics_dir()
-        directory.mkdir(parents=True, exist_ok=True)
-        os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(directory)
-        if getattr(settings, "TESTING", False):
-            # A test run's counters die with it; its worker children inherit the variable, not the cleanup.
-            atexit.register(shutil.rmtree, directory, ignore_errors=True)
-    return Path(os.environ["PROMETHEUS_MULTIPROC_DIR"])
+    directory = metrics_dir()
+    # prometheus_client writes into the directory but never makes it, even one named by the environment.
+    directory.mkdir(parents=True, exist_ok=True)
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(directory)
+    return directory
 
 
 def multiprocess_active() -> bool:
@@ -138,7 +138,7 @@ def record(emitted: Emit) -> None:
                 instrument.observe(value)
 
 
-def metrics_sink(emitted: Emit, event_dict: EventDict) -> None:
+def metrics_sink(emitted: Emit, context: Mapping[str, Any]) -> None:
     """Emit sink: count every declared event, and feed the metrics its declaration derives from it."""
     record(emitted)
 

@@ -1,9 +1,10 @@
 """``emit()``: one call that logs, persists, counts and publishes a declared event.
 
-An emitted event is a structlog call on the ``console.events`` logger carrying an ``_emit`` record. The
-sink below, which runs in the structlog chain before any level filter or renderer, validates the fields
-against the declaration and appends the event to the log (in the caller's transaction); metric and
-publishing sinks read the same record. The renderer then writes the line like any other log line.
+``emit()`` checks the fields against the declaration, then hands the event to the sinks with the bound
+context (request, correlation and causation ids): the log sink appends it (in the caller's transaction),
+then the metric and publishing sinks read the same record, whatever the level. Only then is it logged,
+through structlog on the ``console.events`` logger, like any other line. The sinks run in ``emit()`` itself,
+not as a structlog processor, so a site's own logging configuration can never leave its events unstored.
 """
 
 from __future__ import annotations
@@ -18,9 +19,9 @@ from typing import TYPE_CHECKING, Any
 import structlog
 from django.conf import settings
 from django.db import transaction
-from structlog.typing import EventDict, WrappedLogger
 
 from console.events.catalog import EventType, InvalidEventFields, UndeclaredEvent, lookup
+from console.events.conf import events_settings
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import AbstractBaseUser
@@ -48,7 +49,7 @@ class Emit:
     stored: Event | None = None
 
 
-EmitSink = Callable[[Emit, EventDict], None]
+EmitSink = Callable[[Emit, Mapping[str, Any]], None]
 _emit_sinks: list[EmitSink] = []
 _batch: ContextVar[list[Event] | None] = ContextVar("console_event_batch", default=None)
 
@@ -60,8 +61,9 @@ def register_emit_sink(sink: EmitSink) -> None:
 
 
 def strict() -> bool:
-    """Declaration mismatches raise in DEBUG and tests; in production they warn and the event is kept."""
-    return bool(settings.DEBUG or getattr(settings, "TESTING", False))
+    """Declaration mismatches raise with CONSOLE_EVENTS["STRICT"] (default: DEBUG); else they warn, kept."""
+    configured = events_settings().strict
+    return bool(settings.DEBUG) if configured is None else configured
 
 
 def emit(
@@ -97,7 +99,11 @@ def emit(
     # Without an explicit actor the request's user is used: build_event reads it from the bound context.
     actor_id = actor if isinstance(actor, int) or actor is None else actor.pk
     record = Emit(event_type, fields, actor_id, stream_type, stream_id, version, problems)
-    getattr(logger, event_type.level)(event_type.name, _emit=record, **fields)
+    run_sinks(record, structlog.contextvars.get_contextvars())
+    line = fields
+    if record.stored is not None and record.stored.position is not None:
+        line = {**fields, "position": record.stored.position}
+    getattr(logger, event_type.level)(event_type.name, **line)
     return record.stored
 
 
@@ -122,10 +128,10 @@ def build_event(record: Emit, context: Mapping[str, Any]) -> Event:
     )
 
 
-def persist_sink(record: Emit, event_dict: EventDict) -> None:
+def persist_sink(record: Emit, context: Mapping[str, Any]) -> None:
     if not record.event_type.persist:
         return
-    event = build_event(record, event_dict)
+    event = build_event(record, context)
     pending = _batch.get()
     if pending is not None:
         pending.append(event)
@@ -141,19 +147,13 @@ def persist_sink(record: Emit, event_dict: EventDict) -> None:
     record.stored = event
 
 
-def sink(_: WrappedLogger, __: str, event_dict: EventDict) -> EventDict:
-    """The structlog processor: run the emit sinks on declared events, then leave a plain log line."""
-    record = event_dict.pop("_emit", None)
-    if record is None:
-        return event_dict
+def run_sinks(record: Emit, context: Mapping[str, Any]) -> None:
+    """Store the event, then let the other sinks (metrics, publishing) see it."""
     if record.problems:
         warnings_log.warning("event %s emitted with problems: %s", record.event_type.name, "; ".join(record.problems))
-    persist_sink(record, event_dict)
+    persist_sink(record, context)
     for extra in _emit_sinks:
-        extra(record, event_dict)
-    if record.stored is not None and record.stored.position is not None:
-        event_dict["position"] = record.stored.position
-    return event_dict
+        extra(record, context)
 
 
 @contextmanager
