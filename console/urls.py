@@ -1,20 +1,15 @@
-"""The console's URLs: mount with ``include("console.urls")``; the standalone site serves them at the root."""
+"""The console's pages, for the console apps the site has installed: ``path("ops/", include("console.urls"))``.
+
+No admin and no sign-in views: the site's own ``LOGIN_URL`` is where anonymous visitors are sent. Each app's
+URLs can also be included alone (``path("ops/", include("console.jobs.urls"))``), under its own namespace.
+"""
 
 from __future__ import annotations
 
-from django.contrib import admin
-from django.urls import include, path
+from django.apps import apps
+from django.urls import URLPattern, URLResolver, include, path
 
-from console.core import views as core_views
-
-urlpatterns = [
-    path("accounts/", include("django.contrib.auth.urls")),
-    path("admin/", admin.site.urls),
-    path("healthz", core_views.healthz, name="healthz"),
-    path("", include("console.core.urls")),
-    path("jobs/", include("console.jobs.urls")),
-    path("", include("console.events.urls")),
-    path("", include("console.eventsourcing.urls")),
-    path("", include("console.comms.urls")),
-    path("", include("console.demo.urls")),
-]
+urlpatterns: list[URLPattern | URLResolver] = [path("", include("console.core.urls"))]
+for app in ("console.jobs", "console.events", "console.eventsourcing", "console.comms", "console.demo"):
+    if apps.is_installed(app):
+        urlpatterns.append(path("", include(f"{app}.urls")))

@@ -8,4 +8,5 @@ app_name = "core"
 urlpatterns = [
     path("", views.dashboard, name="dashboard"),
     path("dashboard/worker", views.worker_status, name="worker_status"),
+    path("healthz", views.healthz, name="healthz"),
 ]

@@ -6,13 +6,13 @@ from console.jobs import views
 
 app_name = "jobs"
 urlpatterns = [
-    path("", views.command_catalog, name="catalog"),
-    path("runs/", views.run_history, name="runs"),
-    path("runs/<int:pk>/", views.run_detail, name="run"),
-    path("runs/<int:pk>/output", views.run_output, name="run_output"),
-    path("runs/<int:pk>/output.txt", views.run_download, name="run_download"),
-    path("runs/<int:pk>/stop", views.run_stop, name="run_stop"),
-    path("runs/<int:pk>/rerun", views.run_rerun, name="run_rerun"),
-    path("<str:command>/", views.command_form, name="command"),
-    path("<str:command>/preview", views.command_preview, name="command_preview"),
+    path("jobs/", views.command_catalog, name="catalog"),
+    path("jobs/runs/", views.run_history, name="runs"),
+    path("jobs/runs/<int:pk>/", views.run_detail, name="run"),
+    path("jobs/runs/<int:pk>/output", views.run_output, name="run_output"),
+    path("jobs/runs/<int:pk>/output.txt", views.run_download, name="run_download"),
+    path("jobs/runs/<int:pk>/stop", views.run_stop, name="run_stop"),
+    path("jobs/runs/<int:pk>/rerun", views.run_rerun, name="run_rerun"),
+    path("jobs/<str:command>/", views.command_form, name="command"),
+    path("jobs/<str:command>/preview", views.command_preview, name="command_preview"),
 ]
