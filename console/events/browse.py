@@ -45,7 +45,8 @@ class EventFilterForm(forms.Form):
         value = str(self.cleaned_data.get("actor") or "").strip()
         if not value:
             return ""
-        pk = get_user_model().objects.filter(username=value).values_list("pk", flat=True).first()
+        users = get_user_model()
+        pk = users._default_manager.filter(**{users.USERNAME_FIELD: value}).values_list("pk", flat=True).first()
         if pk is None:
             raise forms.ValidationError("No user has this username.")
         return str(pk)
@@ -83,7 +84,8 @@ class EventFilter(django_filters.FilterSet):
         form = EventFilterForm
 
     def filter_actor(self, queryset: QuerySet[Event], name: str, value: str) -> QuerySet[Event]:
-        return queryset.filter(actor_id=int(value))
+        # The user's primary key as the form cleaned it: whatever its type, the database compares it.
+        return queryset.filter(**{"actor_id": value})
 
     def filter_request(self, queryset: QuerySet[Event], name: str, value: str) -> QuerySet[Event]:
         return cast(EventQuerySet, queryset).with_request(value)
@@ -92,7 +94,7 @@ class EventFilter(django_filters.FilterSet):
         # Matching text inside JSON cannot use an index: look only at the newest SEARCH_WINDOW events.
         value = value[:100]
         newest = Event.objects.aggregate(newest=Max("position"))["newest"] or 0
-        window = events_settings().SEARCH_WINDOW
+        window = events_settings().search_window
         return (
             queryset.filter(position__gt=newest - window)
             .alias(data_text=Cast("data", TextField()))

@@ -7,8 +7,9 @@ from typing import Any
 
 import django_filters
 import django_tables2 as tables
-from django.contrib.auth.models import User
+from django.contrib.auth import get_user_model
 from django.db.models import QuerySet
+from django.http import HttpRequest
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html
@@ -17,12 +18,16 @@ from console.core.tables import ConsoleTable
 from console.jobs.models import JobRun, Status
 
 
+def staff_users(request: HttpRequest | None) -> QuerySet[Any]:
+    """Asked per request, never at import: the site's user model is only known once apps are ready."""
+    users = get_user_model()
+    return users._default_manager.filter(is_staff=True).order_by(users.USERNAME_FIELD)
+
+
 class JobRunFilter(django_filters.FilterSet):
     command = django_filters.CharFilter(label="Command", lookup_expr="exact")
     status = django_filters.ChoiceFilter(choices=Status.choices, empty_label="any")
-    actor = django_filters.ModelChoiceFilter(
-        field_name="requested_by", label="User", queryset=User.objects.filter(is_staff=True).order_by("username")
-    )
+    actor = django_filters.ModelChoiceFilter(field_name="requested_by", label="User", queryset=staff_users)
     since = django_filters.DateFilter(label="Since", method="filter_since")
     until = django_filters.DateFilter(label="Until", method="filter_until")
     q = django_filters.CharFilter(label="Arguments contain", field_name="argv_display", lookup_expr="icontains")

@@ -6,7 +6,7 @@ import random
 import uuid
 from datetime import datetime, timedelta
 
-from django.contrib.auth.models import User
+from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.utils import timezone
 
@@ -70,7 +70,10 @@ def seed(options: SeedOptions) -> str:
     missing = options.events - existing
     if missing <= 0:
         return f"the log already holds {existing} events (asked for {options.events})"
-    actors: list[int | None] = [None, *User.objects.filter(is_staff=True).values_list("pk", flat=True)]
+    actors: list[int | None] = [
+        None,
+        *get_user_model()._default_manager.filter(is_staff=True).values_list("pk", flat=True),
+    ]
     rng = random.Random(existing)
     now = timezone.now()
     start = now - SPAN

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from django.contrib.auth.models import User
+from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.utils import timezone
 
@@ -67,7 +67,8 @@ RUNS: list[tuple[str, list[str], str, str, int | None, list[tuple[str, str]], st
 def seed(options: SeedOptions) -> str:
     if JobRun.objects.filter(reason=REASON).exists():
         return f"{JobRun.objects.filter(reason=REASON).count()} historical runs already there"
-    user = User.objects.filter(username="ops").first()
+    users = get_user_model()
+    user = users._default_manager.filter(**{users.USERNAME_FIELD: "ops"}).first()
     now = timezone.now()
     with transaction.atomic(), batch():
         for age, (command, argv, display, status, exit_code, chunks, note) in enumerate(RUNS, start=1):

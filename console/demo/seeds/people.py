@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from django.contrib.auth.models import Group, Permission, User
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group, Permission
 
 from console.demo.seeds import SeedOptions
 
@@ -14,9 +15,10 @@ def seed(options: SeedOptions) -> str:
     operators, _ = Group.objects.get_or_create(name="Console operators")
     operators.permissions.set(Permission.objects.filter(content_type__app_label__in=CONSOLE_APPS))
     created = 0
+    users = get_user_model()
     for username, groups in (("ops", [operators]), ("viewer", [])):
-        user, was_created = User.objects.get_or_create(
-            username=username, defaults={"email": f"{username}@example.com", "is_staff": True}
+        user, was_created = users._default_manager.get_or_create(
+            **{users.USERNAME_FIELD: username}, defaults={"email": f"{username}@example.com", "is_staff": True}
         )
         if was_created:
             user.set_unusable_password()
