@@ -21,8 +21,9 @@ help:
 	python3 -m venv .tools
 	.tools/bin/pip install --quiet --disable-pip-version-check uv
 
+# The standalone site and the tests need the `standalone` extra (Huey, Redis, PostgreSQL, gunicorn, ...).
 .venv/.synced: pyproject.toml uv.lock | $(UV)
-	$(UV) sync --locked --quiet
+	$(UV) sync --locked --quiet --extra standalone
 	@touch $@
 
 setup: .venv/.synced
@@ -32,7 +33,7 @@ setup: .venv/.synced
 
 run: setup
 	$(PY) manage.py console_demo
-	$(PY) manage.py console_admin
+	$(PY) manage.py console_admin --password-file var/admin_password
 	@echo "Console: http://$(HOST):$(PORT)/   (Ctrl-C stops web and worker)"
 	HOST=$(HOST) PORT=$(PORT) .venv/bin/honcho start -f Procfile.dev
 
@@ -56,7 +57,7 @@ test-fast: .venv/.synced
 lint: .venv/.synced
 	.venv/bin/ruff check .
 	.venv/bin/ruff format --check .
-	CONSOLE_TESTING=1 .venv/bin/mypy console tests bench
+	.venv/bin/mypy console tests bench
 
 format: .venv/.synced
 	.venv/bin/ruff format .

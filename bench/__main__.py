@@ -11,8 +11,7 @@ from pathlib import Path
 
 
 def main(argv: list[str]) -> int:
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "console.settings")
-    os.environ.setdefault("CONSOLE_TESTING", "1")
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tests.settings")
     here = Path(__file__).parent
     names = argv or sorted(info.name for info in pkgutil.iter_modules([str(here)]) if info.name.startswith("bench_"))
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}")

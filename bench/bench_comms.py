@@ -226,8 +226,7 @@ def child(argv: list[str]) -> None:
 def _run_child(system: str, port: int, amount: int) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="bench-comms-") as tmp:
         db_path = str(Path(tmp) / "db.sqlite3")
-        env = {**os.environ, "CONSOLE_TESTING": "1", "LOG_LEVEL": "ERROR", "CONSOLE_VAR_DIR": tmp}
-        env.pop("DJANGO_SETTINGS_MODULE", None)
+        env = {**os.environ, "DJANGO_SETTINGS_MODULE": "tests.settings", "LOG_LEVEL": "ERROR", "CONSOLE_VAR_DIR": tmp}
         result = subprocess.run(
             [sys.executable, "-m", "bench.bench_comms", "child", system, str(port), str(amount), db_path],
             env=env,

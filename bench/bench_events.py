@@ -37,7 +37,7 @@ ROWS = int(os.environ.get("BENCH_EVENTS_ROWS", "1000000"))
 def _setup() -> None:
     import django
 
-    os.environ["DJANGO_SETTINGS_MODULE"] = "console.settings"
+    os.environ["DJANGO_SETTINGS_MODULE"] = "tests.settings"
     django.setup()
     from console.events import subscriptions
 
@@ -315,7 +315,6 @@ def child_table(rows: int) -> dict[str, Any]:
 def child(argv: list[str]) -> None:
     what = argv[0]
     if what == "writer":
-        os.environ.setdefault("CONSOLE_TESTING", "1")
         _setup()
         from django.conf import settings
 
@@ -339,12 +338,11 @@ def _run(args: list[str], *, postgres: str | None = None, level: str = "INFO") -
     with tempfile.TemporaryDirectory(prefix="bench-events-") as tmp:
         env = {
             **os.environ,
-            "CONSOLE_TESTING": "1",
+            "DJANGO_SETTINGS_MODULE": "tests.settings",
             "LOG_LEVEL": level,
             "CONSOLE_VAR_DIR": tmp,
             "CONSOLE_HUEY_NAME": "bench-events",
         }
-        env.pop("DJANGO_SETTINGS_MODULE", None)
         env.pop("PROMETHEUS_MULTIPROC_DIR", None)
         env.pop("REDIS_URL", None)
         if postgres:

@@ -53,7 +53,7 @@ ACCOUNTS = 1000
 def _console_setup() -> None:
     import django
 
-    os.environ["DJANGO_SETTINGS_MODULE"] = "console.settings"
+    os.environ["DJANGO_SETTINGS_MODULE"] = "tests.settings"
     django.setup()
     from django.core.management import call_command
 
@@ -262,9 +262,15 @@ def child(argv: list[str]) -> None:
 def _run(args: list[str], *, postgres: str | None = None) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="bench-es-") as tmp:
         # DEBUG off, as in production: with it on, Django records and logs every query.
-        env = {**os.environ, "CONSOLE_TESTING": "1", "DEBUG": "0", "LOG_LEVEL": "WARNING", "CONSOLE_VAR_DIR": tmp}
+        env = {
+            **os.environ,
+            "DJANGO_SETTINGS_MODULE": "tests.settings",
+            "DEBUG": "0",
+            "LOG_LEVEL": "WARNING",
+            "CONSOLE_VAR_DIR": tmp,
+        }
         env["CONSOLE_HUEY_NAME"] = "bench-es"
-        for key in ("DJANGO_SETTINGS_MODULE", "PROMETHEUS_MULTIPROC_DIR", "REDIS_URL"):
+        for key in ("PROMETHEUS_MULTIPROC_DIR", "REDIS_URL"):
             env.pop(key, None)
         if postgres:
             env["DATABASE_URL"] = PG_URL
@@ -370,7 +376,7 @@ def main() -> None:
     print(
         f"\nRebuild of `accounts.balances` ({REBUILD_EVENTS:,} events, {ACCOUNTS:,} accounts; the library has none):\n"
     )
-    batch = EventsourcingSettings().REBUILD_BATCH
+    batch = EventsourcingSettings().rebuild_batch
     print(
         f"| database | batched ({batch:,} per transaction), events/s | one event per transaction, events/s | speed-up |"
     )

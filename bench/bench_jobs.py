@@ -171,10 +171,9 @@ def main() -> None:
         env = {
             **os.environ,
             "CONSOLE_VAR_DIR": tmp,
-            "CONSOLE_TESTING": "1",
+            "DJANGO_SETTINGS_MODULE": "tests.settings",
             "CONSOLE_TASKS": "huey",
             "CONSOLE_HUEY_NAME": "bench-jobs",
-            "DJANGO_SETTINGS_MODULE": "console.settings",
             "DEBUG": "0",
             "LOG_LEVEL": "ERROR",
         }

@@ -1,14 +1,15 @@
 """Settings for the standalone console site, driven by the environment.
 
-Every value comes from an environment variable read through a typed helper that stops start-up with one
-clear line naming the variable when its value is malformed.
+This site is one host of the console's apps among others: the demo and the development environment. A host
+site needs none of this file; see the README's "Add the console to your site". Every value comes from an
+environment variable read through a typed helper that stops start-up with one clear line naming the variable
+when its value is malformed. The test suite's settings (``tests/settings.py``) build on these.
 """
 
 from __future__ import annotations
 
 import os
 import secrets
-import sys
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -60,12 +61,11 @@ def env_url(name: str, schemes: tuple[str, ...]) -> str | None:
     return raw
 
 
-TESTING = "pytest" in sys.modules or env_bool("CONSOLE_TESTING", False)
 DEBUG = env_bool("DEBUG", False)
 
 SECRET_KEY = os.environ.get("SECRET_KEY", "")
 if not SECRET_KEY:
-    if not (DEBUG or TESTING):
+    if not DEBUG:
         raise ImproperlyConfigured(
             "SECRET_KEY must be set when DEBUG is off (for example SECRET_KEY=$(openssl rand -hex 32))"
         )
@@ -75,7 +75,7 @@ if not SECRET_KEY:
         _key_file.write_text(secrets.token_hex(32))
     SECRET_KEY = _key_file.read_text().strip()
 
-ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["127.0.0.1", "localhost", "[::1]"] if DEBUG or TESTING else [])
+ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["127.0.0.1", "localhost", "[::1]"] if DEBUG else [])
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -97,9 +97,6 @@ INSTALLED_APPS = [
     "console.comms",
     "console.demo",
 ]
-if TESTING:
-    # A test dependency: its commands prove the job form generator covers real-world parsers.
-    INSTALLED_APPS.append("django_extensions")
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
@@ -115,7 +112,7 @@ MIDDLEWARE = [
     "console.core.middleware.RequestIdHeaderMiddleware",
 ]
 
-ROOT_URLCONF = "console.urls"
+ROOT_URLCONF = "console.site_urls"
 WSGI_APPLICATION = "console.wsgi.application"
 ASGI_APPLICATION = "console.asgi.application"
 
@@ -131,7 +128,6 @@ TEMPLATES = [
                 "django.contrib.messages.context_processors.messages",
                 "console.core.context_processors.console",
             ],
-            "builtins": ["django.templatetags.static"],
         },
     }
 ]
@@ -160,23 +156,17 @@ if _db["ENGINE"] == "django.db.backends.sqlite3":
             " PRAGMA journal_size_limit=67108864; PRAGMA cache_size=-20000;"
         ),
     }
-    # Tests use a file, not memory: job children and the test worker open the same database.
-    _db["TEST"] = {"NAME": str(VAR_DIR / f"test-{os.getpid()}.sqlite3")}
     _db["CONN_MAX_AGE"] = 0
-else:
-    # Concurrent test runs on one server must not share a test database.
-    _db["TEST"] = {"NAME": f"test_console_{os.getpid()}"}
-# Child processes (job runs, test workers) open exactly the database their parent has open, test ones too.
+# Child processes of a test run (job runs, test workers) open the test database their parent created.
 if os.environ.get("CONSOLE_DATABASE_NAME"):
     _db["NAME"] = os.environ["CONSOLE_DATABASE_NAME"]
 DATABASES = {"default": _db}
-DATABASE_VENDOR = "sqlite" if _db["ENGINE"] == "django.db.backends.sqlite3" else "postgresql"
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Tasks ----------------------------------------------------------------------------------------------
 CONSOLE_TASKS = env_choice("CONSOLE_TASKS", ("huey", "immediate"), "huey")
 REDIS_URL = env_url("REDIS_URL", ("redis", "rediss", "unix"))
-HUEY_NAME = os.environ.get("CONSOLE_HUEY_NAME", f"console-test-{os.getpid()}" if TESTING else "console")
+HUEY_NAME = os.environ.get("CONSOLE_HUEY_NAME", "console")
 HUEY: dict[str, Any]
 if REDIS_URL:
     HUEY = {"huey_class": "huey.RedisHuey", "name": HUEY_NAME, "url": REDIS_URL}
@@ -194,12 +184,14 @@ if CONSOLE_TASKS == "immediate":
 else:
     TASKS = {"default": {"BACKEND": "huey.contrib.djhuey.tasks_backend.HueyBackend"}}
 
+# --- The console's apps ------------------------------------------------------------------------------------
+# Web and worker processes count metrics into one directory, kept with the site's other state.
+CONSOLE_EVENTS: dict[str, object] = {"METRICS_DIR": str(VAR_DIR / "prometheus")}
+
 # --- Auth, i18n, static ----------------------------------------------------------------------------------
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
 ]
-if TESTING:
-    PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "core:dashboard"
 LOGOUT_REDIRECT_URL = "login"
@@ -211,14 +203,13 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATIC_ROOT = VAR_DIR / "static"
-STATICFILES_DIRS = [BASE_DIR / "static"]
-# In development and tests whitenoise serves straight from the apps' static folders.
-WHITENOISE_USE_FINDERS = WHITENOISE_AUTOREFRESH = DEBUG or TESTING
+# In development whitenoise serves straight from the apps' static folders.
+WHITENOISE_USE_FINDERS = WHITENOISE_AUTOREFRESH = DEBUG
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {
         "BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"
-        if DEBUG or TESTING
+        if DEBUG
         else "whitenoise.storage.CompressedManifestStaticFilesStorage"
     },
 }
@@ -238,5 +229,5 @@ ADMINS = [("Ops", a) for a in env_list("CONSOLE_ADMINS", [])]
 from console.core.logconfig import configure_logging  # noqa: E402
 
 LOGGING_CONFIG = None
-configure_logging(debug=DEBUG, level=os.environ.get("LOG_LEVEL", "WARNING" if TESTING else "INFO"))
+configure_logging(debug=DEBUG, level=os.environ.get("LOG_LEVEL", "INFO"))
 DJANGO_STRUCTLOG_CELERY_ENABLED = False

@@ -12,11 +12,25 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from django.conf import settings
 from django.contrib.auth.models import Permission, User
+from django.db import connection
 from django.test import Client
 
 # Playwright's sync API runs an event loop in the main thread; Django's ORM refuses to run there unless told.
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+
+
+@pytest.fixture(scope="session")
+def django_db_setup(django_db_setup: None) -> None:
+    """Processes the tests start (a worker, job runs) open the test database, through the environment."""
+    os.environ["CONSOLE_DATABASE_NAME"] = str(connection.settings_dict["NAME"])
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    # The run's metrics files die with it; its worker children shared them.
+    shutil.rmtree(settings.CONSOLE_EVENTS["METRICS_DIR"], ignore_errors=True)
+
 
 PASSWORD = "correct horse battery staple"
 
@@ -112,9 +126,11 @@ class Worker:
 
 
 @pytest.fixture
-def worker(transactional_db: None, settings: Any) -> Iterator[Worker]:
+def worker(transactional_db: None) -> Iterator[Worker]:
     """A real Huey consumer; the test itself must use ``transactional_db`` so the worker sees its rows."""
-    if settings.CONSOLE_TASKS != "huey":
+    from console.core import backends
+
+    if not backends.uses_huey():
         pytest.fail("the worker fixture needs the Huey backend")
     from huey.contrib.djhuey import HUEY
 

@@ -11,8 +11,9 @@ from django.db import connection
 
 
 def run_check(**env: str) -> subprocess.CompletedProcess[str]:
-    base = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "REDIS_URL", "DEBUG", "SECRET_KEY"}}
-    base.pop("CONSOLE_TESTING", None)
+    # The standalone site's own settings, as a fresh shell would start them (not the test suite's).
+    dropped = {"DATABASE_URL", "REDIS_URL", "DEBUG", "SECRET_KEY", "DJANGO_SETTINGS_MODULE"}
+    base = {k: v for k, v in os.environ.items() if k not in dropped}
     return subprocess.run(
         [sys.executable, "manage.py", "check"],
         env={**base, **env},

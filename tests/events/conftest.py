@@ -13,7 +13,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
-from django.conf import settings
+from django.db import connection
 
 from console.events import subscriptions
 from console.events.catalog import Metric, declare
@@ -22,7 +22,7 @@ PING = declare("test.ping", description="A test event.", required={"n"}, optiona
 SEEN = declare("test.seen", description="A subscriber saw a ping.", required={"n"})
 
 postgres_only = pytest.mark.skipif(
-    settings.DATABASE_VENDOR != "postgresql",
+    connection.vendor != "postgresql",
     reason="concurrent transactions committing out of order need PostgreSQL; SQLite serializes every writer",
 )
 

@@ -57,7 +57,7 @@ def test_the_catalog_search_answers_htmx_with_the_list_only(client: Client, oper
 
 def test_settings_include_and_exclude_narrow_the_catalog(client: Client, operator: User, settings: Any) -> None:
     client.force_login(operator)
-    settings.CONSOLE_JOBS = {"include": ["demo"], "exclude": ["demo_fail"]}
+    settings.CONSOLE_JOBS = {"INCLUDE": ["demo"], "EXCLUDE": ["demo_fail"]}
     page = client.get("/jobs/").content.decode()
     assert "/jobs/demo_report/" in page and "/jobs/demo_fail/" not in page and "/jobs/check/" not in page
 
@@ -89,7 +89,7 @@ def test_staff_without_the_permission_cannot_run_and_the_attempt_is_audited(clie
 
 
 def test_a_per_command_permission_overrides_the_default(client: Client, operator: User, settings: Any) -> None:
-    settings.CONSOLE_JOBS = {"permissions": {"demo_report": "auth.delete_user"}}
+    settings.CONSOLE_JOBS = {"PERMISSIONS": {"demo_report": "auth.delete_user"}}
     client.force_login(operator)
     assert client.get("/jobs/demo_report/").status_code == 403
     assert client.get("/jobs/demo_import/").status_code == 200
@@ -311,7 +311,7 @@ def test_rerun_queues_the_same_arguments_secrets_included(client: Client, operat
 
 def test_rerun_of_a_command_now_denied_is_refused(client: Client, operator: User, settings: Any) -> None:
     run = make_run(operator, status=Status.FAILED)
-    settings.CONSOLE_JOBS = {"deny": ["demo_report"]}
+    settings.CONSOLE_JOBS = {"DENY": ["demo_report"]}
     client.force_login(operator)
     assert client.post(f"/jobs/runs/{run.pk}/rerun").status_code == 403
     assert Event.objects.filter(type="job.denied").exists()
@@ -340,7 +340,6 @@ def test_history_filters_by_command_status_user_and_arguments(client: Client, op
 
 @pytest.mark.django_db(transaction=True)
 def test_inline_mode_runs_the_job_inside_the_request(client: Client, operator: User, settings: Any) -> None:
-    settings.CONSOLE_TASKS = "immediate"
     settings.TASKS = {"default": {"BACKEND": "django.tasks.backends.immediate.ImmediateBackend"}}
     client.force_login(operator)
     response = client.post("/jobs/demo_report/", {"name": "Inline", "subcommand": "build"}, follow=True)
