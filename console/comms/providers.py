@@ -1,4 +1,4 @@
-"""SMS and push provider adapters: a development one that logs, and one for an HTTP provider.
+"""Providers: Django's mailers for email, and SMS and push adapters (one that logs, one for an HTTP provider).
 
 Adapters pass our message and delivery ids in the provider's metadata, so the provider's delivery reports
 sent back to the inbound endpoint name the delivery they are about.
@@ -12,12 +12,30 @@ from typing import Any, Protocol
 
 import httpx
 import structlog
+from django.core.exceptions import ImproperlyConfigured
+from django.core.mail import get_connection
+from django.core.mail.backends.base import BaseEmailBackend
 from django.utils.module_loading import import_string
 
 from console.comms.conf import comms_settings
 from console.comms.outcomes import SENT, TEMPORARY, Outcome, classify_http
 
 log = structlog.get_logger("console.comms.providers")
+
+try:
+    from django.core.mail import mailers
+except ImportError:  # Django 6.0: one mailer, built from the EMAIL_* settings.
+    mailers = None
+
+
+def mailer(alias: str) -> BaseEmailBackend:
+    """The email backend a message class's ``mailer`` alias names (Django's ``MAILERS``)."""
+    if mailers is not None:
+        backend: BaseEmailBackend = mailers[alias]
+        return backend
+    if alias != "default":
+        raise ImproperlyConfigured(f"Mailer {alias!r} needs Django 6.1's MAILERS; Django 6.0 has only 'default'.")
+    return get_connection()
 
 
 @dataclass(frozen=True)
@@ -90,5 +108,5 @@ def _provider(path: str, options: tuple[tuple[str, Any], ...]) -> Provider:
 
 
 def provider_for(channel: str) -> Provider:
-    conf = comms_settings().SMS_PROVIDER if channel == "sms" else comms_settings().PUSH_PROVIDER
+    conf = comms_settings().sms_provider if channel == "sms" else comms_settings().push_provider
     return _provider(conf["CLASS"], tuple(sorted(conf.get("OPTIONS", {}).items())))

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 import structlog
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.core.mail import EmailMultiAlternatives, mailers, make_msgid
+from django.core.mail import EmailMultiAlternatives, make_msgid
 from django.core.mail.backends.smtp import EmailBackend as SMTPBackend
 from django.core.validators import validate_email
 from django.db import IntegrityError, connection, transaction
@@ -47,7 +47,7 @@ from console.comms.models import (
     as_json,
 )
 from console.comms.outcomes import INFRASTRUCTURE, POLICY, RECIPIENT, SENT, TEMPORARY, Outcome, classify_smtp
-from console.comms.providers import Outgoing, provider_for
+from console.comms.providers import Outgoing, mailer, provider_for
 from console.events import batch, emit
 from console.events.context import capture
 
@@ -106,7 +106,7 @@ def as_recipient(to: Recipient | str) -> Recipient:
 def _dispatch(delivery_ids: list[int], run_after: datetime | None = None) -> None:
     from console.comms.tasks import deliver
 
-    size = comms_settings().BATCH_SIZE
+    size = comms_settings().batch_size
     for start in range(0, len(delivery_ids), size):
         chunk = delivery_ids[start : start + size]
         task = deliver
@@ -333,7 +333,7 @@ def _alert_staff(text: str, message_id: int | None) -> None:
         body=body,
         from_email=settings.DEFAULT_FROM_EMAIL,
         to=recipients,
-        connection=mailers[comms_settings().ALERT_MAILER],
+        connection=mailer(comms_settings().alert_mailer),
     )
     try:
         email.send()
@@ -352,7 +352,7 @@ def claim(delivery_ids: list[int] | None, *, now: datetime | None = None, limit:
     """
     now = now or timezone.now()
     if delivery_ids is None and limit is None:
-        limit = comms_settings().BATCH_SIZE
+        limit = comms_settings().batch_size
     token = uuid.uuid4().hex
     with transaction.atomic():
         candidates = Delivery.objects.claimable(now)
@@ -360,7 +360,7 @@ def claim(delivery_ids: list[int] | None, *, now: datetime | None = None, limit:
             candidates = candidates.filter(pk__in=delivery_ids)
         if connection.vendor == "postgresql":
             locked = candidates.select_for_update(skip_locked=True).order_by("next_attempt_at", "pk")
-            ids = list(locked.values_list("pk", flat=True)[: limit or comms_settings().BATCH_SIZE])
+            ids = list(locked.values_list("pk", flat=True)[: limit or comms_settings().batch_size])
             candidates = Delivery.objects.claimable(now).filter(pk__in=ids)
         elif limit is not None:
             ids = list(candidates.order_by("next_attempt_at", "pk").values_list("pk", flat=True)[:limit])
@@ -375,7 +375,7 @@ class EmailSession:
     """One mailer connection reused for a batch; reopened after the server closes or drops it."""
 
     def __init__(self, alias: str) -> None:
-        self.backend: BaseEmailBackend = mailers[alias]
+        self.backend: BaseEmailBackend = mailer(alias)
         self.opened = False
 
     def _reset(self) -> None:
@@ -589,7 +589,7 @@ def _send_provider(delivery: Delivery) -> Outcome:
 def backoff_seconds(attempt: int, retry_after: float | None = None) -> float:
     """Exponential backoff with full jitter; a provider's Retry-After is a floor, never ignored."""
     conf = comms_settings()
-    ceiling = min(float(conf.BACKOFF_CAP_SECONDS), float(conf.BACKOFF_BASE_SECONDS) * 2 ** max(0, attempt - 1))
+    ceiling = min(float(conf.backoff_cap_seconds), float(conf.backoff_base_seconds) * 2 ** max(0, attempt - 1))
     delay = random.uniform(0, ceiling)
     return max(delay, retry_after or 0.0)
 
@@ -630,7 +630,7 @@ def record_outcome(delivery: Delivery, outcome: Outcome, *, clear_soft_failures:
         if outcome.kind == TEMPORARY:
             _soft_failure(delivery, outcome, now)
             retry_at = now + timedelta(seconds=backoff_seconds(delivery.attempts, outcome.retry_after))
-            if delivery.attempts < comms_settings().MAX_ATTEMPTS and retry_at < msg.expires_at:
+            if delivery.attempts < comms_settings().max_attempts and retry_at < msg.expires_at:
                 Delivery.objects.filter(pk=delivery.pk).update(
                     status=Status.DEFERRED, next_attempt_at=retry_at, reason=outcome.error[:300], claim_token=""
                 )
@@ -680,7 +680,7 @@ def _soft_failure(delivery: Delivery, outcome: Outcome, now: datetime) -> None:
     contact, _ = ContactPoint.objects.get_or_create(channel=delivery.channel, address=delivery.address)
     ContactPoint.objects.filter(pk=contact.pk).update(soft_failures=F("soft_failures") + 1, last_failure_at=now)
     contact.refresh_from_db()
-    threshold = comms_settings().SOFT_FAIL_AFTER
+    threshold = comms_settings().soft_fail_after
     if contact.state == ContactState.ACTIVE and contact.soft_failures >= threshold:
         contact.state = ContactState.SOFT_FAILING
         contact.reason = f"{contact.soft_failures} temporary failures in a row"
@@ -955,12 +955,12 @@ def reconcile() -> str:
     conf = comms_settings()
     now = timezone.now()
     stale_claims = Delivery.objects.filter(
-        status=Status.SENDING, claimed_at__lt=now - timedelta(seconds=conf.SENDING_LEASE_SECONDS)
+        status=Status.SENDING, claimed_at__lt=now - timedelta(seconds=conf.sending_lease_seconds)
     )
     released = stale_claims.update(status=Status.QUEUED, claim_token="", next_attempt_at=now)
     stuck = list(
         Delivery.objects.filter(
-            status=Status.QUEUED, next_attempt_at__lte=now - timedelta(seconds=conf.RECONCILE_AFTER_SECONDS)
+            status=Status.QUEUED, next_attempt_at__lte=now - timedelta(seconds=conf.reconcile_after_seconds)
         ).values_list("pk", flat=True)[:5000]
     )
     if released:
@@ -974,7 +974,7 @@ def reconcile() -> str:
         Delivery.objects.filter(
             status=Status.SENT,
             message__status=Status.SENDING,
-            sent_at__lt=now - timedelta(seconds=conf.RECONCILE_AFTER_SECONDS),
+            sent_at__lt=now - timedelta(seconds=conf.reconcile_after_seconds),
         )
         .exclude(attempt_set__outcome=SENT)
         .select_related("message")[:5000]

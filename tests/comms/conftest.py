@@ -20,7 +20,8 @@ def smtp_server() -> Iterator[SMTPServer]:
 def smtp(smtp_server: SMTPServer, settings: Any) -> Iterator[SMTPServer]:
     """The scripted SMTP server, with the default mailer pointed at it and alerts addressed to ops."""
     smtp_server.handler.reset()
-    settings.MAILERS = smtp_server.mailers()
+    for name, value in smtp_server.mail_settings().items():
+        setattr(settings, name, value)
     settings.CONSOLE_COMMS = {"ALERT_EMAILS": ["ops@example.com"], "BACKOFF_BASE_SECONDS": 0.001}
     yield smtp_server
     smtp_server.handler.reset()

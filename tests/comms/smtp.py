@@ -12,6 +12,7 @@ from email import message_from_bytes
 from email.message import Message
 from typing import Any
 
+import django
 import pytest
 from aiosmtpd.controller import Controller
 
@@ -108,13 +109,21 @@ class SMTPServer:
     def stop(self) -> None:
         self.controller.stop()
 
-    def mailers(self) -> dict[str, Any]:
-        return {
-            "default": {
-                "BACKEND": "django.core.mail.backends.smtp.EmailBackend",
-                "OPTIONS": {"host": "127.0.0.1", "port": self.port, "timeout": 10},
-            }
-        }
+    def mail_settings(self) -> dict[str, Any]:
+        return mail_settings(self.port)
+
+
+def mail_settings(port: int) -> dict[str, Any]:
+    """Django settings that send mail to the SMTP server on ``port``: MAILERS on 6.1, EMAIL_* on 6.0."""
+    if django.VERSION >= (6, 1):
+        options = {"host": "127.0.0.1", "port": port, "timeout": 10}
+        return {"MAILERS": {"default": {"BACKEND": "django.core.mail.backends.smtp.EmailBackend", "OPTIONS": options}}}
+    return {
+        "EMAIL_BACKEND": "django.core.mail.backends.smtp.EmailBackend",
+        "EMAIL_HOST": "127.0.0.1",
+        "EMAIL_PORT": port,
+        "EMAIL_TIMEOUT": 10,
+    }
 
 
 @pytest.fixture
@@ -124,7 +133,8 @@ def smtp_for_worker(monkeypatch: pytest.MonkeyPatch, settings: Any) -> Iterator[
     server.start()
     monkeypatch.setenv("DJANGO_SETTINGS_MODULE", "tests.comms.worker_settings")
     monkeypatch.setenv("COMMS_TEST_SMTP_PORT", str(server.port))
-    settings.MAILERS = server.mailers()
+    for name, value in server.mail_settings().items():
+        setattr(settings, name, value)
     settings.CONSOLE_COMMS = {"ALERT_EMAILS": ["ops@example.com"], "BACKOFF_BASE_SECONDS": 0.001}
     yield server
     server.stop()
