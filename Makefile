@@ -9,7 +9,7 @@ PY := .venv/bin/python
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: help setup run test test-fast lint format bench browser clean
+.PHONY: help setup run test test-fast hostsite lint format bench browser clean
 
 help:
 	@echo "make run    set up everything, seed the demo, start the console (web + worker) on http://$(HOST):$(PORT)/"
@@ -50,6 +50,11 @@ browser:
 # Tests run as production does (DEBUG off, JSON logs); pytest-django makes its own test databases.
 test: .venv/.synced browser
 	DEBUG=0 $(PY) -m pytest --cov --cov-branch --cov-report=term:skip-covered $(PYTEST_ARGS)
+
+# The host-site tier: the built wheel in fresh startproject sites (needs the package registry for pip).
+hostsite: .venv/.synced browser
+	rm -rf dist && $(UV) build --wheel --out-dir dist --quiet
+	HOST_SITE_WHEEL=$$(ls dist/*.whl) $(PY) -m pytest tests/hostsite -p no:randomly $(PYTEST_ARGS)
 
 test-fast: .venv/.synced
 	DEBUG=0 $(PY) -m pytest -m "not browser" -x $(PYTEST_ARGS)

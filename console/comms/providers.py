@@ -10,6 +10,7 @@ import functools
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+import django.core.mail
 import httpx
 import structlog
 from django.core.exceptions import ImproperlyConfigured
@@ -22,14 +23,11 @@ from console.comms.outcomes import SENT, TEMPORARY, Outcome, classify_http
 
 log = structlog.get_logger("console.comms.providers")
 
-try:
-    from django.core.mail import mailers
-except ImportError:  # Django 6.0: one mailer, built from the EMAIL_* settings.
-    mailers = None
-
 
 def mailer(alias: str) -> BaseEmailBackend:
     """The email backend a message class's ``mailer`` alias names (Django's ``MAILERS``)."""
+    # Django 6.1 has mailers; Django 6.0 one connection, built from the EMAIL_* settings.
+    mailers = getattr(django.core.mail, "mailers", None)
     if mailers is not None:
         backend: BaseEmailBackend = mailers[alias]
         return backend
