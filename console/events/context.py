@@ -2,16 +2,24 @@
 
 Bound with structlog's contextvars, so every log line and every emitted event carries it; captured at
 enqueue time and restored inside the task, so an event emitted by a worker knows the request behind it.
+``enqueue_on_commit()`` is how write functions hand work to a task: after the transaction commits, with
+the context captured now. A task may be named by its dotted path, so the modules a task runs can enqueue
+it again without importing the tasks module that imports them.
 """
 
 from __future__ import annotations
 
+import functools
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import datetime
 from typing import Any
 
 import structlog
+from django.db import transaction
+from django.tasks import Task
+from django.utils.module_loading import import_string
 
 # Keys that travel from a request into the tasks it enqueues and into event metadata.
 CARRIED = ("request_id", "correlation_id", "causation_id", "user_id", "job_run_id", "ip")
@@ -35,3 +43,26 @@ def restored(context: dict[str, Any] | None, **extra: Any) -> Iterator[None]:
     values.update({key: value for key, value in extra.items() if value is not None})
     with structlog.contextvars.bound_contextvars(**values):
         yield
+
+
+type TaskRef = Task[..., Any] | str
+
+
+def enqueue(task: TaskRef, /, *args: Any, run_after: datetime | None = None, **kwargs: Any) -> bool:
+    """Enqueue ``task`` now; ``False`` when it must run later and the backend cannot defer it.
+
+    Work deferred on such a backend is not lost: the periodic tick's duties pick up whatever is due.
+    """
+    resolved: Task[..., Any] = import_string(task) if isinstance(task, str) else task
+    if run_after is not None:
+        if not resolved.get_backend().supports_defer:
+            return False
+        resolved = resolved.using(run_after=run_after)
+    resolved.enqueue(*args, **kwargs)
+    return True
+
+
+def enqueue_on_commit(task: TaskRef, /, *args: Any, run_after: datetime | None = None, **kwargs: Any) -> None:
+    """Enqueue ``task`` with the current context (``context=``) once the current transaction commits."""
+    callback = functools.partial(enqueue, task, *args, run_after=run_after, context=capture(), **kwargs)
+    transaction.on_commit(callback)
