@@ -80,8 +80,9 @@ def _child_console(n: int) -> float:
     from django.db import transaction
 
     from console.comms.classes import lookup
+    from console.comms.delivery import deliver_batch
     from console.comms.models import Message, Status
-    from console.comms.services import deliver_batch, send
+    from console.comms.sending import send
 
     cls = lookup("order_confirmation")
     assert cls is not None

@@ -11,13 +11,13 @@ class CommsConfig(AppConfig):
     def ready(self) -> None:
         from django.utils.module_loading import autodiscover_modules
 
-        from console.comms import conf, events, signals, views  # noqa: F401
-        from console.comms.services import expire, reconcile, retry_due
+        from console.comms import conf, declarations, panels, signals  # noqa: F401
+        from console.comms.maintenance import expire, reconcile, retry_due
         from console.core.registry import Panel, registry
 
         registry.add_nav("Messages", "comms:messages", 20)
-        registry.add_panel(Panel("comms/_panel.html", views.dashboard_panel, order=30))
-        registry.add_banner(views.alert_banner)
+        registry.add_panel(Panel("comms/_panel.html", panels.dashboard_panel, order=30))
+        registry.add_banner(panels.alert_banner)
         registry.add_duty("comms.reconcile", reconcile)
         registry.add_duty("comms.retry_due", retry_due)
         registry.add_duty("comms.expire", expire)

@@ -13,7 +13,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import models
-from django.db.models import Q
+from django.db.models import F, Q
 from django.utils import timezone
 
 
@@ -56,6 +56,15 @@ class ContactState(models.TextChoices):
     DEFUNCT = "defunct", "Defunct"
 
 
+class ContactPointQuerySet(models.QuerySet["ContactPoint"]):
+    def at(self, channel: str, address: str) -> ContactPointQuerySet:
+        return self.filter(channel=channel, address=address)
+
+    def clear_soft_failures(self) -> int:
+        """The address took a message: forget its temporary failures (a defunct one stays defunct)."""
+        return self.exclude(state=ContactState.DEFUNCT).update(soft_failures=0, state=ContactState.ACTIVE)
+
+
 class ContactPoint(models.Model):
     """An address we send to, and what we learned about it from providers."""
 
@@ -68,6 +77,8 @@ class ContactPoint(models.Model):
     last_failure_at = models.DateTimeField(null=True, blank=True)
     updated_at = models.DateTimeField(auto_now=True)
 
+    objects = ContactPointQuerySet.as_manager()
+
     class Meta:
         constraints = [models.UniqueConstraint(fields=["channel", "address"], name="comms_contact_unique")]
         indexes = [models.Index(fields=["state", "-updated_at"], name="comms_contact_state")]
@@ -75,6 +86,34 @@ class ContactPoint(models.Model):
 
     def __str__(self) -> str:
         return f"{self.channel}:{self.address}"
+
+    def count_soft_failure(self, *, at: datetime, threshold: int, evidence: dict[str, Any]) -> bool:
+        """One more temporary failure in a row; True when it is the one that makes the address soft-failing."""
+        ContactPoint.objects.filter(pk=self.pk).update(soft_failures=F("soft_failures") + 1, last_failure_at=at)
+        self.refresh_from_db(fields=["soft_failures", "last_failure_at", "state"])
+        if self.state != ContactState.ACTIVE or self.soft_failures < threshold:
+            return False
+        self.state = ContactState.SOFT_FAILING
+        self.reason = f"{self.soft_failures} temporary failures in a row"
+        self.evidence = evidence
+        self.save(update_fields=["state", "reason", "evidence", "updated_at"])
+        return True
+
+    def mark_defunct(self, *, reason: str, evidence: dict[str, Any], at: datetime) -> None:
+        """A permanent recipient failure: nothing is sent here again until staff reactivate it."""
+        self.state = ContactState.DEFUNCT
+        self.reason = reason[:200]
+        self.evidence = evidence
+        self.last_failure_at = at
+        self.save()
+
+    def reactivate(self) -> tuple[str, str]:
+        """Back to active with a clean slate; returns the state and reason it had."""
+        previous = (self.state, self.reason)
+        self.state, self.reason, self.soft_failures = ContactState.ACTIVE, "", 0
+        self.evidence = {**self.evidence, "reactivated_from": previous[0], "previous_reason": previous[1]}
+        self.save()
+        return previous
 
 
 class Preference(models.Model):
@@ -151,6 +190,11 @@ class Message(models.Model):
     @property
     def expired(self) -> bool:
         return self.expires_at <= timezone.now()
+
+    @property
+    def in_flight(self) -> bool:
+        """Queued, being sent or waiting for a retry: a resend now would send it twice."""
+        return self.status in ACTIVE_STATUSES
 
 
 class DeliveryQuerySet(models.QuerySet["Delivery"]):

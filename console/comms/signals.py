@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from console.comms.services import provider_event
+from console.comms.reports import provider_event
 
 HANDLED = ("bounced", "rejected", "complained", "deferred", "delivered")
 

@@ -1,4 +1,4 @@
-"""Tasks of the comms app: take ids, claim rows, call the write functions."""
+"""Tasks of the comms app: take ids and call the worker code (claiming happens there)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from typing import Any
 
 from django.tasks import task
 
-from console.comms.services import deliver_batch
+from console.comms.delivery import deliver_batch
 from console.events.context import restored
 
 

@@ -6,30 +6,22 @@ import hashlib
 import hmac
 import json
 import time
-from datetime import timedelta
 from typing import Any
 
 from django.contrib import messages as flash
-from django.db.models import Count
 from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
-from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
 
-from console.comms import events
+from console.comms import declarations
 from console.comms.classes import MessageError, message_classes
 from console.comms.conf import comms_settings
 from console.comms.explain import explain
-from console.comms.models import Alert, Attempt, ContactPoint, Message, Status
-from console.comms.services import (
-    ResendRefused,
-    contact_reactivate,
-    message_bulk_resend,
-    message_resend,
-    provider_event,
-)
+from console.comms.models import Attempt, ContactPoint, Message, Status
+from console.comms.reports import provider_event
+from console.comms.services import ResendRefused, contact_reactivate, message_bulk_resend, message_resend
 from console.comms.tables import (
     CONTACT_ORDERINGS,
     MESSAGE_ORDERINGS,
@@ -244,7 +236,7 @@ def inbound(request: HttpRequest) -> HttpResponse:
         return HttpResponseBadRequest("inbound provider events are not configured")
     problem = _verified(request, secret)
     if problem:
-        emit(events.PROVIDER_EVENT_REJECTED, reason=problem)
+        emit(declarations.PROVIDER_EVENT_REJECTED, reason=problem)
         return HttpResponseBadRequest(problem)
     try:
         payload = json.loads(request.body)
@@ -272,34 +264,3 @@ def inbound(request: HttpRequest) -> HttpResponse:
 
 
 # --- shell contributions -----------------------------------------------------------------------------------
-
-
-def alert_banner(request: HttpRequest) -> list[str]:
-    user = getattr(request, "user", None)
-    if user is None or not user.is_authenticated or not user.is_staff:
-        return []
-    since = timezone.now() - timedelta(hours=comms_settings().banner_hours)
-    counts = dict(
-        Alert.objects.filter(created_at__gte=since).values_list("kind").annotate(n=Count("id")).values_list("kind", "n")
-    )
-    banners = []
-    if counts.get("mandatory_failed"):
-        banners.append(
-            f"{counts['mandatory_failed']} mandatory message(s) could not be delivered in the last "
-            f"{comms_settings().banner_hours} h: see Messages, filter mandatory and failed."
-        )
-    if counts.get("policy"):
-        banners.append(
-            f"{counts['policy']} message(s) were refused by a provider for policy reasons (check sending setup)."
-        )
-    return banners
-
-
-def dashboard_panel(request: HttpRequest) -> dict[str, Any]:
-    since = timezone.now() - timedelta(hours=24)
-    recent = Message.objects.filter(created_at__gte=since)
-    by_status = dict(recent.values_list("status").annotate(n=Count("id")).values_list("status", "n"))
-    return {
-        "by_status": sorted(by_status.items()),
-        "failed_url": reverse("comms:messages") + "?status=failed",
-    }

@@ -7,15 +7,16 @@ import threading
 import pytest
 from django.db import connection
 
-from console.comms import services
+from console.comms import sending
 from console.comms.classes import lookup
+from console.comms.delivery import claim
 from console.comms.models import Delivery, Status
-from console.comms.services import claim, send
+from console.comms.sending import send
 
 
 @pytest.mark.django_db(transaction=True)
 def test_concurrent_claims_never_hand_one_delivery_to_two_workers(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(services, "_dispatch", lambda ids, run_after=None: None)
+    monkeypatch.setattr(sending, "dispatch", lambda ids, run_after=None: None)
     cls = lookup("order_confirmation")
     assert cls is not None
     for i in range(120):

@@ -8,8 +8,9 @@ from typing import Any
 import pytest
 
 from console.comms.classes import lookup
+from console.comms.maintenance import retry_due
 from console.comms.models import Alert, Attempt, ContactPoint, ContactState, FailureClass, Message, Status
-from console.comms.services import Recipient, retry_due, send
+from console.comms.sending import Recipient, send
 from console.events.models import Event
 from tests.comms.smtp import SMTPServer
 

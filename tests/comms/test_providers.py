@@ -16,7 +16,7 @@ from console.comms.classes import lookup
 from console.comms.models import ContactPoint, ContactState, Delivery, ProviderEvent, Status
 from console.comms.outcomes import RECIPIENT, SENT, TEMPORARY
 from console.comms.providers import HttpProvider, Outgoing
-from console.comms.services import Recipient, send
+from console.comms.sending import Recipient, send
 from console.comms.views import sign
 from tests.comms.smtp import SMTPServer
 

@@ -9,10 +9,11 @@ from typing import Any
 import pytest
 from django.utils import timezone
 
-from console.comms import services
+from console.comms import delivery, sending
 from console.comms.classes import lookup
+from console.comms.maintenance import reconcile
 from console.comms.models import Attempt, Delivery, Message, Status
-from console.comms.services import reconcile, send
+from console.comms.sending import send
 from console.events.models import Event
 from tests.comms.smtp import ACCEPT_DROP, SMTPServer
 
@@ -40,7 +41,7 @@ def test_messages_committed_but_never_dispatched_are_sent_by_the_reconciler(
     def crash(delivery_ids: list[int], run_after: Any = None) -> None:
         raise WorkerKilled
 
-    monkeypatch.setattr(services, "_dispatch", crash)
+    monkeypatch.setattr(sending, "dispatch", crash)
     with pytest.raises(WorkerKilled), django_capture_on_commit_callbacks(execute=True):
         for address in addresses(5):
             send(order(), to=address)
@@ -62,7 +63,7 @@ def test_a_worker_killed_between_claim_and_send_loses_nothing_and_duplicates_at_
     smtp: SMTPServer, db: None, django_capture_on_commit_callbacks: Capture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     dispatched: list[list[int]] = []
-    monkeypatch.setattr(services, "_dispatch", lambda ids, run_after=None: dispatched.append(ids))
+    monkeypatch.setattr(sending, "dispatch", lambda ids, run_after=None: dispatched.append(ids))
     with django_capture_on_commit_callbacks(execute=True):
         for address in addresses(5):
             send(order(), to=address)
@@ -71,22 +72,22 @@ def test_a_worker_killed_between_claim_and_send_loses_nothing_and_duplicates_at_
 
     # The third message's SMTP transaction is cut: the server keeps it, the worker dies before the reply.
     smtp.handler.script_data("r2@example.com", ACCEPT_DROP)
-    real_record, real_mark = services.record_outcome, services._mark_sent
+    real_record, real_mark = delivery.record_outcome, delivery.mark_sent
     marked: list[int] = []
 
     def die_at_r2(real: Callable[..., None]) -> Callable[..., None]:
-        def wrapper(delivery: Delivery, outcome: Any, **kwargs: Any) -> None:
-            if delivery.address == "r2@example.com":
+        def wrapper(row: Delivery, outcome: Any, **kwargs: Any) -> None:
+            if row.address == "r2@example.com":
                 raise WorkerKilled
-            marked.append(delivery.pk)
-            real(delivery, outcome, **kwargs)
+            marked.append(row.pk)
+            real(row, outcome, **kwargs)
 
         return wrapper
 
-    monkeypatch.setattr(services, "record_outcome", die_at_r2(real_record))
-    monkeypatch.setattr(services, "_mark_sent", die_at_r2(real_mark))
+    monkeypatch.setattr(delivery, "record_outcome", die_at_r2(real_record))
+    monkeypatch.setattr(delivery, "mark_sent", die_at_r2(real_mark))
     with pytest.raises(WorkerKilled):
-        services.deliver_batch(dispatched[0])
+        delivery.deliver_batch(dispatched[0])
     monkeypatch.undo()
     assert len(marked) == 2
     assert Delivery.objects.filter(status=Status.SENDING).count() == 3  # claimed, never finished
@@ -94,7 +95,7 @@ def test_a_worker_killed_between_claim_and_send_loses_nothing_and_duplicates_at_
     assert Message.objects.filter(status=Status.SENDING).count() == 5
 
     # A second worker given the same ids sends nothing: the rows are claimed.
-    assert services.deliver_batch(dispatched[0]) == {}
+    assert delivery.deliver_batch(dispatched[0]) == {}
 
     with django_capture_on_commit_callbacks(execute=True):
         assert reconcile().startswith("0 re-dispatched")  # the lease has not run out yet

@@ -8,11 +8,13 @@ from typing import Any, ClassVar
 
 import pytest
 
-from console.comms import services
+from console.comms import alerts, sending
 from console.comms.classes import MessageClass, MessageError, lookup, register
+from console.comms.delivery import backoff_seconds
+from console.comms.maintenance import expire
 from console.comms.models import Delivery, FailureClass, Message, Preference, Status
 from console.comms.outcomes import POLICY, RECIPIENT, TEMPORARY, classify_smtp, parse_retry_after
-from console.comms.services import InvalidAddress, Recipient, backoff_seconds, expire, send
+from console.comms.sending import InvalidAddress, Recipient, send
 from console.events.models import Event
 
 Capture = Callable[..., Any]
@@ -58,7 +60,7 @@ def test_the_same_idempotency_key_returns_the_first_message(
     db: None, django_capture_on_commit_callbacks: Capture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     dispatched: list[list[int]] = []
-    monkeypatch.setattr(services, "_dispatch", lambda ids, run_after=None: dispatched.append(ids))
+    monkeypatch.setattr(sending, "dispatch", lambda ids, run_after=None: dispatched.append(ids))
     with django_capture_on_commit_callbacks(execute=True):
         first = send(cls_of("order_confirmation").sample(), to="ada@example.com", idempotency_key="order-1")
         again = send(cls_of("order_confirmation").sample(), to="ada@example.com", idempotency_key="order-1")
@@ -74,7 +76,7 @@ def test_nothing_is_dispatched_when_the_callers_transaction_rolls_back(
     from django.db import transaction
 
     dispatched: list[list[int]] = []
-    monkeypatch.setattr(services, "_dispatch", lambda ids, run_after=None: dispatched.append(ids))
+    monkeypatch.setattr(sending, "dispatch", lambda ids, run_after=None: dispatched.append(ids))
     with (
         django_capture_on_commit_callbacks(execute=True) as callbacks,
         pytest.raises(RuntimeError),
@@ -102,7 +104,7 @@ def test_preferences_order_channels_and_mandatory_messages_ignore_opt_outs(db: N
 def test_expired_deliveries_stop_and_mandatory_ones_alert(
     db: None, django_capture_on_commit_callbacks: Capture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(services, "_alert_staff", lambda text, message_id: None)
+    monkeypatch.setattr(alerts, "alert_staff", lambda text, message_id: None)
     message = send(cls_of("password_reset").sample(), to="ada@example.com")
     Message.objects.filter(pk=message.pk).update(expires_at=message.created_at - timedelta(seconds=1))
     with django_capture_on_commit_callbacks(execute=True):
@@ -145,7 +147,7 @@ def test_a_message_for_later_is_dispatched_to_run_then(
     from django.utils import timezone
 
     dispatched: list[tuple[list[int], Any]] = []
-    monkeypatch.setattr(services, "_dispatch", lambda ids, run_after=None: dispatched.append((ids, run_after)))
+    monkeypatch.setattr(sending, "dispatch", lambda ids, run_after=None: dispatched.append((ids, run_after)))
     when = timezone.now() + timedelta(hours=2)
     with django_capture_on_commit_callbacks(execute=True):
         message = send(cls_of("order_confirmation").sample(), to="ada@example.com", send_at=when)

@@ -11,10 +11,10 @@ from django.contrib.auth.models import User
 from django.test import Client
 from django.urls import reverse
 
-from console.comms import services
+from console.comms import sending
 from console.comms.classes import lookup
 from console.comms.models import Alert, ContactPoint, ContactState, Delivery, FailureClass, Message, Status
-from console.comms.services import Recipient, send
+from console.comms.sending import Recipient, send
 from console.events.models import Event
 
 Capture = Callable[..., Any]
@@ -23,7 +23,7 @@ Capture = Callable[..., Any]
 @pytest.fixture
 def dispatched(monkeypatch: pytest.MonkeyPatch) -> list[list[int]]:
     calls: list[list[int]] = []
-    monkeypatch.setattr(services, "_dispatch", lambda ids, run_after=None: calls.append(list(ids)))
+    monkeypatch.setattr(sending, "dispatch", lambda ids, run_after=None: calls.append(list(ids)))
     return calls
 
 

@@ -9,8 +9,9 @@ import pytest
 from django.utils import timezone
 
 from console.comms.classes import lookup
+from console.comms.maintenance import reconcile
 from console.comms.models import Attempt, Delivery, Message, Status
-from console.comms.services import reconcile, send
+from console.comms.sending import send
 from console.events.models import Event
 from tests.comms.smtp import ACCEPT_HANG, SMTPServer, smtp_for_worker  # noqa: F401  (fixture)
 from tests.conftest import Worker, wait_for

@@ -10,7 +10,7 @@ from django.urls import reverse
 
 from console.comms.classes import lookup
 from console.comms.models import Message, Status
-from console.comms.services import send
+from console.comms.sending import send
 from console.comms.views import sign
 from tests.comms.smtp import SMTPServer, smtp_for_worker  # noqa: F401  (fixture)
 from tests.conftest import Worker, wait_for

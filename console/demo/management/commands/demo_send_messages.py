@@ -9,7 +9,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import transaction
 
 from console.comms.classes import lookup
-from console.comms.services import Recipient, send
+from console.comms.sending import Recipient, send
 
 TYPES = ("order_confirmation", "password_reset", "shipping_update")
 
