@@ -145,7 +145,8 @@ def console_rebuild() -> dict[str, float]:
     from console.demo.models import AccountBalance
     from console.events.models import Event
     from console.eventsourcing.models import RebuildRun
-    from console.eventsourcing.rebuild import rebuild_start, run_rebuild
+    from console.eventsourcing.replay import run_rebuild
+    from console.eventsourcing.services import rebuild_start
 
     versions = [0] * ACCOUNTS
     rows = []

@@ -10,9 +10,9 @@ class EventsourcingConfig(AppConfig):
 
     def ready(self) -> None:
         from console.core.registry import Panel, registry
-        from console.eventsourcing import conf, events, panels, rebuild  # noqa: F401  # checks
+        from console.eventsourcing import conf, declarations, panels, replay  # noqa: F401  # checks
 
         registry.add_nav("Streams", "eventsourcing:streams", 40)
         registry.add_nav("Projections", "eventsourcing:projections", 50)
         registry.add_panel(Panel("eventsourcing/_panel.html", panels.projections_panel, order=40))
-        registry.add_duty("eventsourcing.rebuilds", rebuild.redispatch_stale)
+        registry.add_duty("eventsourcing.rebuilds", replay.redispatch_stale)

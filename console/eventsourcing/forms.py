@@ -5,7 +5,7 @@ from typing import Any
 
 from django import forms
 
-from console.eventsourcing.rebuild import RebuildError, parse_as_of
+from console.eventsourcing.services import RebuildError, parse_as_of
 
 
 class RebuildForm(forms.Form):

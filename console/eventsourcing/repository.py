@@ -26,6 +26,7 @@ from console.eventsourcing.domain import (
     upcast,
 )
 from console.eventsourcing.models import Snapshot
+from console.eventsourcing.projections import apply_inline, inline_wanted
 
 A = TypeVar("A", bound=Aggregate)
 
@@ -52,8 +53,6 @@ def save(*aggregates: Aggregate, actor: Any = None, causation_id: str | None = N
     the unique (stream_id, version) constraint fails, nothing is written, and ``ConcurrencyError`` says so.
     Inline projections and snapshots are written in the same transaction.
     """
-    from console.eventsourcing.projections import apply_inline, inline_wanted
-
     actor_id = actor if isinstance(actor, int) or actor is None else actor.pk
     metadata = _metadata(causation_id)
     if actor_id is not None:

@@ -17,7 +17,7 @@ from console.eventsourcing import projections, repository
 from console.eventsourcing.domain import Aggregate, UnknownEventType, UpcastError
 from console.eventsourcing.forms import RebuildForm
 from console.eventsourcing.models import ProjectionState, RebuildRun
-from console.eventsourcing.rebuild import (
+from console.eventsourcing.services import (
     RebuildError,
     projection_pause,
     projection_resume,

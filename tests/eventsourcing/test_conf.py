@@ -9,7 +9,7 @@ from django.utils import timezone
 
 from console.eventsourcing.conf import check_settings
 from console.eventsourcing.models import RebuildRun
-from console.eventsourcing.rebuild import redispatch_stale
+from console.eventsourcing.replay import redispatch_stale
 
 
 def _ids(settings: Any, value: object) -> list[str]:

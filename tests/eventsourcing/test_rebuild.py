@@ -18,9 +18,10 @@ from console.events.models import Checkpoint, Event
 from console.events.reader import read_records
 from console.events.records import Record
 from console.events.subscriptions import catch_up
-from console.eventsourcing import rebuild as rebuild_module
+from console.eventsourcing import replay
 from console.eventsourcing.models import ProjectionState, RebuildRun
-from console.eventsourcing.rebuild import (
+from console.eventsourcing.replay import run_rebuild
+from console.eventsourcing.services import (
     RebuildError,
     parse_as_of,
     projection_pause,
@@ -29,7 +30,6 @@ from console.eventsourcing.rebuild import (
     rebuild_promote,
     rebuild_resume,
     rebuild_start,
-    run_rebuild,
 )
 from tests.eventsourcing.conftest import open_account, some_history
 
@@ -96,7 +96,7 @@ def test_an_inline_projection_keeps_serving_and_being_written_during_a_rebuild(
             assert AccountBalance.objects.get(account_id="acc-0").balance > 1_000_000
         return original(*args, **kwargs)
 
-    monkeypatch.setattr(rebuild_module, "read_records", read_then_write)  # a deposit lands mid-rebuild
+    monkeypatch.setattr(replay, "read_records", read_then_write)  # a deposit lands mid-rebuild
     run_rebuild(run.pk)
     monkeypatch.undo()
     # ...and the swapped-in generation has it too.
@@ -193,7 +193,7 @@ def test_a_cancelled_or_failed_rebuild_resumes_from_where_it_stopped(
             raise RuntimeError("database went away")
         return original(*args, **kwargs)
 
-    monkeypatch.setattr(rebuild_module, "read_records", fail_on_third)
+    monkeypatch.setattr(replay, "read_records", fail_on_third)
     with pytest.raises(RuntimeError):
         run_rebuild(run.pk)
     monkeypatch.undo()
@@ -302,6 +302,6 @@ def test_a_rebuild_has_a_log_that_grew_in_bulk_measured_first(transactional_db: 
     with connection.cursor() as cursor:
         cursor.execute("SELECT pg_stat_force_next_flush()")
     with connection.cursor() as cursor:  # the flush happens once the previous statement has ended
-        rebuild_module._measure_log()
+        replay._measure_log()
         cursor.execute("SELECT reltuples FROM pg_class WHERE oid = 'events_event'::regclass")
         assert cursor.fetchone()[0] >= 3000

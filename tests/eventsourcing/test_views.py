@@ -11,7 +11,8 @@ from console.demo.accounts import account_withdraw
 from console.events.models import Event
 from console.events.subscriptions import catch_up
 from console.eventsourcing.models import RebuildRun
-from console.eventsourcing.rebuild import rebuild_start, run_rebuild
+from console.eventsourcing.replay import run_rebuild
+from console.eventsourcing.services import rebuild_start
 from tests.eventsourcing.conftest import open_account
 
 Login = Callable[[User], Client]

@@ -9,7 +9,8 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from console.eventsourcing import projections
 from console.eventsourcing.models import RebuildRun
-from console.eventsourcing.rebuild import RebuildError, parse_as_of, rebuild_start, run_rebuild
+from console.eventsourcing.replay import run_rebuild
+from console.eventsourcing.services import RebuildError, parse_as_of, rebuild_start
 
 
 class Command(BaseCommand):
