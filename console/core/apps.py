@@ -9,9 +9,14 @@ class CoreConfig(AppConfig):
     verbose_name = "Console core"
 
     def ready(self) -> None:
-        from console.core import checks  # noqa: F401  # registers system checks
+        from django.apps import apps
+
+        from console.core import backends, checks  # noqa: F401  # registers system checks
         from console.core.registry import registry
         from console.core.tick import forget_stopped_processes
 
         registry.add_nav("Dashboard", "core:dashboard", 0)
         registry.add_duty("core.forget_stopped_processes", forget_stopped_processes)
+        if apps.is_installed("huey.contrib.djhuey") and backends.uses_huey():
+            # Huey's own periodic schedule runs the tick; other backends run `manage.py console_tick --loop`.
+            from console.core import schedule  # noqa: F401

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import socket
 
-from django.apps import apps
 from django.tasks import task
 from django.utils import timezone
 
@@ -26,8 +25,3 @@ def heartbeat() -> str:
     )
     return worker
 
-
-if apps.is_installed("huey.contrib.djhuey") and backends.uses_huey():
-    # Huey's consumer imports every app's tasks module: this registers the periodic maintenance schedule.
-    # Other backends have no schedule of their own; `manage.py console_tick --loop` runs the tick for them.
-    from console.core import schedule  # noqa: F401
