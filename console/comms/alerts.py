@@ -27,8 +27,7 @@ log = structlog.get_logger("console.comms")
 def mandatory_failed(msg: Message) -> None:
     emit(
         declarations.MESSAGE_MANDATORY_FAILED,
-        stream_type="message",
-        stream_id=str(msg.pk),
+        **Message.stream_of(msg.pk),
         message_id=msg.pk,
         message_type=msg.message_type,
         recipient=msg.recipient,
@@ -48,8 +47,7 @@ def policy_rejected(delivery: Delivery, outcome: Outcome) -> None:
     msg = delivery.message
     emit(
         declarations.MESSAGE_POLICY_REJECTED,
-        stream_type="message",
-        stream_id=str(msg.pk),
+        **Message.stream_of(msg.pk),
         message_id=msg.pk,
         message_type=msg.message_type,
         channel=delivery.channel,

@@ -140,8 +140,7 @@ def record_sent(deliveries: list[Delivery], *, soft: set[tuple[str, str]] | None
         for d in deliveries:
             emit(
                 declarations.MESSAGE_SENT,
-                stream_type="message",
-                stream_id=str(d.message_id),
+                **Message.stream_of(d.message_id),
                 message_id=d.message_id,
                 message_type=d.message.message_type,
                 channel=d.channel,
@@ -205,8 +204,7 @@ def record_outcome(delivery: Delivery, outcome: Outcome) -> None:
                 Message.objects.filter(pk=msg.pk).update(status=Status.DEFERRED)
                 emit(
                     declarations.MESSAGE_DEFERRED,
-                    stream_type="message",
-                    stream_id=str(msg.pk),
+                    **Message.stream_of(msg.pk),
                     message_id=msg.pk,
                     message_type=msg.message_type,
                     channel=delivery.channel,
@@ -257,8 +255,7 @@ def mark_defunct(delivery: Delivery, outcome: Outcome, now: datetime) -> None:
     contact.mark_defunct(reason=outcome.error or "permanent recipient failure", evidence=evidence, at=now)
     emit(
         declarations.CONTACT_DEFUNCT,
-        stream_type="contact",
-        stream_id=str(contact.pk),
+        **ContactPoint.stream_of(contact.pk),
         channel=contact.channel,
         address=contact.address,
         reason=contact.reason,
@@ -275,8 +272,7 @@ def fail(delivery: Delivery, failure_class: str, outcome: Outcome | None, *, rea
     can_fall_back = sending.may_fall_back(msg) and failure_class != FailureClass.EXPIRED
     emit(
         declarations.MESSAGE_FAILED,
-        stream_type="message",
-        stream_id=str(msg.pk),
+        **Message.stream_of(msg.pk),
         message_id=msg.pk,
         message_type=msg.message_type,
         channel=delivery.channel,

@@ -16,6 +16,8 @@ from django.db import models
 from django.db.models import F, Q
 from django.utils import timezone
 
+from console.events.pipeline import Stream
+
 
 class Channel(models.TextChoices):
     EMAIL = "email", "Email"
@@ -86,6 +88,11 @@ class ContactPoint(models.Model):
 
     def __str__(self) -> str:
         return f"{self.channel}:{self.address}"
+
+    @staticmethod
+    def stream_of(pk: int) -> Stream:
+        """The log stream of a contact point's events, as ``emit()`` takes it."""
+        return Stream(stream_type="contact", stream_id=str(pk))
 
     def count_soft_failure(self, *, at: datetime, threshold: int, evidence: dict[str, Any]) -> bool:
         """One more temporary failure in a row; True when it is the one that makes the address soft-failing."""
@@ -186,6 +193,11 @@ class Message(models.Model):
 
     def __str__(self) -> str:
         return f"{self.message_type} to {self.recipient} (#{self.pk})"
+
+    @staticmethod
+    def stream_of(pk: int) -> Stream:
+        """The log stream of a message's events, as ``emit()`` takes it."""
+        return Stream(stream_type="message", stream_id=str(pk))
 
     @property
     def expired(self) -> bool:

@@ -58,8 +58,7 @@ def provider_event(
             Message.objects.filter(pk=delivery.message_id, status=Status.SENT).update(status=Status.DELIVERED)
             emit(
                 declarations.MESSAGE_DELIVERED,
-                stream_type="message",
-                stream_id=str(delivery.message_id),
+                **Message.stream_of(delivery.message_id),
                 message_id=delivery.message_id,
                 message_type=delivery.message.message_type,
                 channel=delivery.channel,

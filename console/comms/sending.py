@@ -191,8 +191,7 @@ def message_send(
         emit(
             declarations.MESSAGE_QUEUED,
             actor=actor,
-            stream_type="message",
-            stream_id=str(msg.pk),
+            **Message.stream_of(msg.pk),
             message_id=msg.pk,
             message_type=msg.message_type,
             recipient=msg.recipient,

@@ -38,8 +38,7 @@ def message_resend(*, message: Message, actor: AbstractBaseUser, force: bool = F
         emit(
             declarations.MESSAGE_RESENT,
             actor=actor,
-            stream_type="message",
-            stream_id=str(msg.pk),
+            **Message.stream_of(msg.pk),
             message_id=msg.pk,
             message_type=msg.message_type,
             forced=force,
@@ -91,8 +90,7 @@ def contact_reactivate(*, contact: ContactPoint, actor: AbstractBaseUser) -> Con
         emit(
             declarations.CONTACT_REACTIVATED,
             actor=actor,
-            stream_type="contact",
-            stream_id=str(locked.pk),
+            **ContactPoint.stream_of(locked.pk),
             channel=locked.channel,
             address=locked.address,
             previous_state=previous_state,

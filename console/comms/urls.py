@@ -10,8 +10,8 @@ urlpatterns = [
     path("messages/resend/", views.message_bulk, name="messages_resend"),
     path("messages/previews/", views.previews, name="previews"),
     path("messages/<int:pk>/", views.message_detail, name="message"),
-    path("messages/<int:pk>/resend/", views.message_resend_view, name="message_resend"),
+    path("messages/<int:pk>/resend/", views.message_resend, name="message_resend"),
     path("contacts/", views.contact_list, name="contacts"),
-    path("contacts/reactivate/", views.contact_reactivate_view, name="contact_reactivate"),
+    path("contacts/reactivate/", views.contact_reactivate, name="contact_reactivate"),
     path("comms/inbound/", views.inbound, name="inbound"),
 ]

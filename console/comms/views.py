@@ -15,13 +15,13 @@ from django.urls import reverse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
 
-from console.comms import declarations
+from console.comms import declarations, services
 from console.comms.classes import MessageError, message_classes
 from console.comms.conf import comms_settings
 from console.comms.explain import explain
 from console.comms.models import Attempt, ContactPoint, Message, Status
 from console.comms.reports import provider_event
-from console.comms.services import ResendRefused, contact_reactivate, message_bulk_resend, message_resend
+from console.comms.services import ResendRefused
 from console.comms.tables import (
     CONTACT_ORDERINGS,
     MESSAGE_ORDERINGS,
@@ -93,7 +93,7 @@ def message_bulk(request: ConsoleRequest) -> HttpResponse:
             "resendable": matching.resendable(force=force).count(),
         }
         return render(request, "comms/resend_confirm.html", {"counts": counts, "query": query, "force": force})
-    result = message_bulk_resend(
+    result = services.message_bulk_resend(
         messages=matching.resendable(force=force), actor=request.user, force=force, filters=query
     )
     skipped = matching.count() - matching.resendable(force=force).count() + result.skipped
@@ -132,11 +132,11 @@ def message_detail(request: ConsoleRequest, pk: int) -> HttpResponse:
 
 @staff_required
 @require_POST
-def message_resend_view(request: ConsoleRequest, pk: int) -> HttpResponse:
+def message_resend(request: ConsoleRequest, pk: int) -> HttpResponse:
     require_perm(request, RESEND_PERM)
     message = get_object_or_404(Message, pk=pk)
     try:
-        message_resend(message=message, actor=request.user, force=request.POST.get("force") == "1")
+        services.message_resend(message=message, actor=request.user, force=request.POST.get("force") == "1")
     except ResendRefused as exc:
         flash.error(request, str(exc))
     else:
@@ -163,14 +163,14 @@ def contact_list(request: ConsoleRequest) -> HttpResponse:
 
 @staff_required
 @require_POST
-def contact_reactivate_view(request: ConsoleRequest) -> HttpResponse:
+def contact_reactivate(request: ConsoleRequest) -> HttpResponse:
     require_perm(request, REACTIVATE_PERM)
     pk = _pk(request.POST.get("contact", ""))
     if pk is None:
         flash.error(request, "Choose a contact point to reactivate.")
         return redirect("comms:contacts")
     contact = get_object_or_404(ContactPoint, pk=pk)
-    contact = contact_reactivate(contact=contact, actor=request.user)
+    contact = services.contact_reactivate(contact=contact, actor=request.user)
     flash.success(request, f"{contact.address} is active again.")
     return redirect(reverse("comms:contacts") + "?" + request.POST.get("query", ""))
 

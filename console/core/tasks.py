@@ -24,4 +24,3 @@ def heartbeat() -> str:
         },
     )
     return worker
-

@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypedDict
 
 import structlog
 from django.conf import settings
@@ -30,6 +30,14 @@ if TYPE_CHECKING:
 
 logger = structlog.get_logger("console.events")
 warnings_log = logging.getLogger("console.events.policy")
+
+
+class Stream(TypedDict):
+    """Which stream an event belongs to, as models that write to the log name theirs: ``emit(..., **stream)``."""
+
+    stream_type: str
+    stream_id: str
+
 
 # Metadata keys copied from the bound context into every persisted event.
 METADATA_KEYS = ("request_id", "correlation_id", "causation_id", "job_run_id", "ip")

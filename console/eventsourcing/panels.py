@@ -12,6 +12,6 @@ from console.eventsourcing.models import RebuildRun
 
 def projections_panel(request: HttpRequest) -> dict[str, Any]:
     return {
-        "statuses": [projections.Status.of(projector) for projector in projections.registered()],
+        "statuses": [projections.ProjectionStatus.of(projector) for projector in projections.registered()],
         "rebuilding": RebuildRun.objects.unfinished().count(),
     }

@@ -13,6 +13,7 @@ from collections.abc import Callable, Collection, Sequence
 from typing import Any, ClassVar, Literal
 
 from django.db import connection, models, transaction
+from django.utils import timezone
 
 from console.events.models import Checkpoint, Event, ParkedEvent
 from console.events.reader import Cursor, head
@@ -261,7 +262,7 @@ def check_known(events: Sequence[StoredEvent]) -> None:
 # --- status --------------------------------------------------------------------------------------------
 
 
-class Status:
+class ProjectionStatus:
     """What the projections table shows for one projection."""
 
     def __init__(self, projector: Projector) -> None:
@@ -278,7 +279,7 @@ class Status:
         self.last_error = ""
 
     @classmethod
-    def of(cls, projector: Projector) -> Status:
+    def of(cls, projector: Projector) -> ProjectionStatus:
         status = cls(projector)
         newest: Cursor = head()
         if projector.mode == "inline":
@@ -300,8 +301,6 @@ class Status:
         status.lag_events = behind.count() if newest != cursor else 0
         oldest = behind.order_by("position").values_list("recorded_at", flat=True).first()
         if oldest is not None:
-            from django.utils import timezone
-
             status.lag_seconds = max(0.0, (timezone.now() - oldest).total_seconds())
         return status
 

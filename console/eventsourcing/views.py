@@ -13,19 +13,11 @@ from django.views.decorators.http import require_GET, require_POST
 from console.core.auth import require_perm, staff_required
 from console.core.http import ConsoleRequest, vary_on_htmx, wants_fragment
 from console.events.models import Event
-from console.eventsourcing import projections, repository
+from console.eventsourcing import projections, repository, services
 from console.eventsourcing.domain import Aggregate, UnknownEventType, UpcastError
 from console.eventsourcing.forms import RebuildForm
 from console.eventsourcing.models import ProjectionState, RebuildRun
-from console.eventsourcing.services import (
-    RebuildError,
-    projection_pause,
-    projection_resume,
-    rebuild_cancel,
-    rebuild_promote,
-    rebuild_resume,
-    rebuild_start,
-)
+from console.eventsourcing.services import RebuildError
 
 MANAGE = "eventsourcing.manage_projection"
 RECENT_WINDOW = 2000
@@ -113,7 +105,7 @@ def _projection_rows() -> list[dict[str, Any]]:
         mine = runs.get(projector.name, [])[:5]
         rows.append(
             {
-                "status": projections.Status.of(projector),
+                "status": projections.ProjectionStatus.of(projector),
                 "runs": mine,
                 "generation": live.get(projector.name, 0),
                 "busy": any(not run.is_finished for run in mine),
@@ -149,7 +141,7 @@ def _projections_page(request: ConsoleRequest, *, form: RebuildForm | None = Non
 
 @staff_required
 @require_GET
-def projections_view(request: ConsoleRequest) -> HttpResponse:
+def projection_list(request: ConsoleRequest) -> HttpResponse:
     return _projections_page(request)
 
 
@@ -162,7 +154,7 @@ def projection_rebuild(request: ConsoleRequest, name: str) -> HttpResponse:
         return _projections_page(request, form=form, form_for=name)
     data = form.cleaned_data
     try:
-        run = rebuild_start(
+        run = services.rebuild_start(
             projection=name,
             actor=request.user,
             as_of_position=data["as_of_position"],
@@ -189,14 +181,14 @@ def _act(request: ConsoleRequest, action: Any, done: str, **kwargs: Any) -> Http
 
 @staff_required
 @require_POST
-def projection_pause_view(request: ConsoleRequest, name: str) -> HttpResponse:
-    return _act(request, projection_pause, f"{name} is paused.", name=name)
+def projection_pause(request: ConsoleRequest, name: str) -> HttpResponse:
+    return _act(request, services.projection_pause, f"{name} is paused.", name=name)
 
 
 @staff_required
 @require_POST
-def projection_resume_view(request: ConsoleRequest, name: str) -> HttpResponse:
-    return _act(request, projection_resume, f"{name} is resumed.", name=name)
+def projection_resume(request: ConsoleRequest, name: str) -> HttpResponse:
+    return _act(request, services.projection_resume, f"{name} is resumed.", name=name)
 
 
 def _run(run_id: int) -> RebuildRun:
@@ -205,27 +197,27 @@ def _run(run_id: int) -> RebuildRun:
 
 @staff_required
 @require_POST
-def rebuild_cancel_view(request: ConsoleRequest, run_id: int) -> HttpResponse:
+def rebuild_cancel(request: ConsoleRequest, run_id: int) -> HttpResponse:
     run = _run(run_id)
-    return _act(request, rebuild_cancel, f"Rebuild #{run.pk} is cancelled.", run_id=run.pk)
+    return _act(request, services.rebuild_cancel, f"Rebuild #{run.pk} is cancelled.", run_id=run.pk)
 
 
 @staff_required
 @require_POST
-def rebuild_resume_view(request: ConsoleRequest, run_id: int) -> HttpResponse:
+def rebuild_resume(request: ConsoleRequest, run_id: int) -> HttpResponse:
     run = _run(run_id)
-    return _act(request, rebuild_resume, f"Rebuild #{run.pk} is resuming.", run_id=run.pk)
+    return _act(request, services.rebuild_resume, f"Rebuild #{run.pk} is resuming.", run_id=run.pk)
 
 
 @staff_required
 @require_POST
-def rebuild_promote_view(request: ConsoleRequest, run_id: int) -> HttpResponse:
+def rebuild_promote(request: ConsoleRequest, run_id: int) -> HttpResponse:
     run = _run(run_id)
     require_perm(request, MANAGE)
     if request.POST.get("confirm") != "yes":
         messages.error(request, f"Confirm that rebuild #{run.pk} should replace the live read model.")
         return redirect("eventsourcing:projections")
-    return _act(request, rebuild_promote, f"Rebuild #{run.pk} is now live.", run_id=run.pk)
+    return _act(request, services.rebuild_promote, f"Rebuild #{run.pk} is now live.", run_id=run.pk)
 
 
 @staff_required

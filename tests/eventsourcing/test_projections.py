@@ -86,19 +86,19 @@ def test_an_unknown_event_type_is_reported_and_parked_not_crashed_on(db: None, s
     assert parked.event.type == "account.renamed"
     assert "account.renamed" in parked.error
     assert AccountActivity.objects.get(account_id="acc-1").total_in == 7
-    status = projections.Status.of(projections.get(ACTIVITY))
+    status = projections.ProjectionStatus.of(projections.get(ACTIVITY))
     assert (status.parked, status.lag_events) == (1, 0)
 
 
 def test_status_reports_lag_in_events_and_seconds(db: None) -> None:
     open_account("acc-1", deposit=3)
-    status = projections.Status.of(projections.get(ACTIVITY))
+    status = projections.ProjectionStatus.of(projections.get(ACTIVITY))
     assert (status.mode, status.lag_events, status.state) == ("async", 2, "active")
     assert status.lag_seconds >= 0
-    inline = projections.Status.of(projections.get("accounts.balances"))
+    inline = projections.ProjectionStatus.of(projections.get("accounts.balances"))
     assert (inline.mode, inline.lag_events) == ("inline", 0)
     catch_up(ACTIVITY)
-    assert projections.Status.of(projections.get(ACTIVITY)).lag_events == 0
+    assert projections.ProjectionStatus.of(projections.get(ACTIVITY)).lag_events == 0
 
 
 @pytest.mark.parametrize("name", ["accounts.balances", ACTIVITY])

@@ -42,7 +42,7 @@ class Command(BaseCommand):
             f"{'projection':<24} {'mode':<7} {'status':<9} {'position':>9} {'lag':>7} {'lag s':>8} parked"
         )
         for projector in projections.registered():
-            s = projections.Status.of(projector)
+            s = projections.ProjectionStatus.of(projector)
             self.stdout.write(
                 f"{s.name:<24} {s.mode:<7} {s.state:<9} {s.position:>9} {s.lag_events:>7} "
                 f"{s.lag_seconds:>8.1f} {s.parked}"
