@@ -20,7 +20,6 @@ import time
 from collections.abc import Sequence
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, ClassVar
-from urllib.parse import urlsplit
 
 import httpx
 import structlog
@@ -51,30 +50,83 @@ CLAIM_TIMEOUT = timedelta(minutes=5)
 
 
 class UnsafeURL(ValueError):
-    """A webhook URL that is not http(s) or resolves to an address we must not call."""
+    """A webhook URL that is malformed, not http(s), or resolves to an address we must not call."""
 
 
-def check_url(url: str, *, resolve: bool = True) -> None:
-    """Refuse non-http(s) URLs and, unless the setting allows them, private, loopback and link-local hosts."""
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise UnsafeURL("Use an http:// or https:// URL with a host name.")
-    if events_settings().webhook_allow_private:
-        return
-    host = parts.hostname
+Address = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+# IPv6 forms that carry an IPv4 address in their last 32 bits, reached through a tunnel or translator:
+# IPv4-compatible (::a.b.c.d, deprecated) and NAT64's well-known prefix (RFC 6052). IPv4-mapped and 6to4 have
+# their own properties on IPv6Address.
+IPV4_IN_LAST_32_BITS = (ipaddress.IPv6Network("::/96"), ipaddress.IPv6Network("64:ff9b::/96"))
+# NAT64's local-use prefix (RFC 8215): only reaches the operator's own network, and where the IPv4 address sits
+# depends on the prefix length the operator chose.
+LOCAL_NAT64 = ipaddress.IPv6Network("64:ff9b:1::/48")
+
+
+def embedded_ipv4(address: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
+    """The IPv4 address an IPv6 address leads to (mapped, 6to4, IPv4-compatible, NAT64), if it carries one."""
+    if address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    if address.sixtofour is not None:
+        return address.sixtofour
+    if any(address in prefix for prefix in IPV4_IN_LAST_32_BITS):
+        return ipaddress.IPv4Address(int(address) & 0xFFFF_FFFF)
+    return None
+
+
+def is_public(address: Address) -> bool:
+    """Whether an address is on the public internet, an IPv6 one judged by the IPv4 address it carries too.
+
+    ``is_global`` alone is not enough: Python 3.12 calls ``::127.0.0.1``, ``64:ff9b::a00:1`` and
+    ``2002:c0a8:101::`` global, yet they lead to loopback, 10.0.0.1 and 192.168.1.1.
+    """
+    if not address.is_global or address.is_multicast:
+        return False
+    if isinstance(address, ipaddress.IPv6Address):
+        if address in LOCAL_NAT64:
+            return False
+        inner = embedded_ipv4(address)
+        return inner is None or is_public(inner)
+    return True
+
+
+def _resolve(host: str, port: int) -> tuple[Address, ...]:
     try:
-        addresses = [ipaddress.ip_address(host)]
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except (OSError, UnicodeError) as exc:
+        raise UnsafeURL(f"The host {host!r} does not resolve.") from exc
+    # The resolver's order is the order a connecting socket would try them in.
+    return tuple(dict.fromkeys(ipaddress.ip_address(info[4][0]) for info in infos))
+
+
+def check_url(url: str) -> None:
+    """Resolve the URL's host and check every address it has.
+
+    Refuses malformed and non-http(s) URLs and, unless ``WEBHOOK_ALLOW_PRIVATE``, any address that is not
+    public (see ``is_public``).
+    """
+    try:
+        parsed = httpx.URL(url)
+    except httpx.InvalidURL as exc:
+        raise UnsafeURL(f"This is not a valid URL ({exc}).") from exc
+    if parsed.scheme not in ("http", "https") or not parsed.host:
+        raise UnsafeURL("Use an http:// or https:// URL with a host name.")
+    port = parsed.port if parsed.port is not None else 443 if parsed.scheme == "https" else 80
+    if not 1 <= port <= 65535:
+        raise UnsafeURL(f"The port must be between 1 and 65535, not {port}.")
+    host = parsed.raw_host.decode("ascii")
+    try:
+        addresses: tuple[Address, ...] = (ipaddress.ip_address(host),)
+        resolved = False
     except ValueError:
-        if not resolve:
-            return
-        try:
-            infos = socket.getaddrinfo(host, parts.port or (443 if parts.scheme == "https" else 80))
-        except (socket.gaierror, UnicodeError) as exc:
-            raise UnsafeURL(f"The host {host!r} does not resolve.") from exc
-        addresses = [ipaddress.ip_address(info[4][0]) for info in infos]
-    for address in addresses:
-        if not address.is_global or address.is_multicast:
-            raise UnsafeURL(f"{host} resolves to a private or reserved address ({address}); that is not allowed.")
+        addresses = _resolve(host, port)
+        resolved = True
+    if not events_settings().webhook_allow_private:
+        for address in addresses:
+            if not is_public(address):
+                subject = f"{host} resolves to {address}, which" if resolved else str(address)
+                raise UnsafeURL(f"{subject} is a private or reserved address; that is not allowed.")
 
 
 def sign(secret: str, message_id: str, timestamp: int, body: bytes) -> str:

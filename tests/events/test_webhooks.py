@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import socket
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
@@ -60,6 +62,89 @@ def test_signature_matches_the_standard_webhooks_reference_vector() -> None:
 def test_it_refuses_other_schemes_and_private_addresses(url: str) -> None:
     with pytest.raises(UnsafeURL):
         check_url(url)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://[::ffff:10.0.0.1]/hook",  # IPv4-mapped
+        "http://[::ffff:169.254.169.254]/hook",
+        "http://[::127.0.0.1]/hook",  # IPv4-compatible
+        "http://[::c0a8:101]/hook",
+        "http://[64:ff9b::7f00:1]/hook",  # NAT64, well-known prefix
+        "http://[64:ff9b::a9fe:a9fe]/hook",
+        "http://[64:ff9b:1::808:808]/hook",  # NAT64, local-use prefix: never public
+        "http://[2002:7f00:1::]/hook",  # 6to4
+        "http://[2002:c0a8:101::1]/hook",
+        "http://[2002:f000:1::]/hook",  # 6to4 of 240.0.0.1, reserved
+    ],
+)
+def test_it_refuses_ipv6_forms_of_private_ipv4_addresses(url: str) -> None:
+    with pytest.raises(UnsafeURL, match="private or reserved"):
+        check_url(url)
+
+
+@pytest.mark.parametrize(
+    "url", ["http://[::ffff:8.8.8.8]/hook", "http://[64:ff9b::808:808]/hook", "http://[2002:808:808::1]/hook"]
+)
+def test_ipv6_forms_of_public_ipv4_addresses_pass(url: str) -> None:
+    check_url(url)
+
+
+@pytest.mark.parametrize(
+    ("url", "error"),
+    [
+        ("https://example.com:99999/hook", "port must be between 1 and 65535"),
+        ("https://example.com:0/hook", "port must be between 1 and 65535"),
+        ("http:///hook", "with a host name"),
+        ("http://:80/hook", "with a host name"),
+        ("http://[::1/hook", "not a valid URL"),
+    ],
+)
+def test_it_refuses_malformed_urls(url: str, error: str) -> None:
+    with pytest.raises(UnsafeURL, match=error):
+        check_url(url)
+
+
+class Resolver:
+    """Stands in for DNS: each name answers its lists of addresses in turn, repeating the last."""
+
+    def __init__(self, answers: dict[str, list[list[str]]]) -> None:
+        self.answers = answers
+        self.asked: list[str] = []
+        self._real = socket.getaddrinfo
+
+    def getaddrinfo(self, host: str | bytes | None, port: Any, *args: Any, **kwargs: Any) -> list[Any]:
+        name = host.decode() if isinstance(host, bytes) else host
+        if name not in self.answers:
+            return self._real(host, port, *args, **kwargs)
+        self.asked.append(name)
+        turns = self.answers[name]
+        addresses = turns.pop(0) if len(turns) > 1 else turns[0]
+        return [
+            (socket.AF_INET6, socket.SOCK_STREAM, 6, "", (address, int(port), 0, 0))
+            if ":" in address
+            else (socket.AF_INET, socket.SOCK_STREAM, 6, "", (address, int(port)))
+            for address in addresses
+        ]
+
+
+@pytest.fixture
+def dns(monkeypatch: pytest.MonkeyPatch) -> Callable[[dict[str, list[list[str]]]], Resolver]:
+    """The resolver the code calls (``socket.getaddrinfo``), answering for the names a test gives."""
+
+    def install(answers: dict[str, list[list[str]]]) -> Resolver:
+        resolver = Resolver(answers)
+        monkeypatch.setattr(socket, "getaddrinfo", resolver.getaddrinfo)
+        return resolver
+
+    return install
+
+
+def test_a_name_is_refused_when_any_of_its_addresses_is_private(dns: Callable[..., Resolver]) -> None:
+    dns({"mixed.test": [["93.184.215.14", "64:ff9b::a00:1"]]})
+    with pytest.raises(UnsafeURL, match=r"mixed.test resolves to 64:ff9b::a00:1, which is a private"):
+        check_url("https://mixed.test/hook")
 
 
 def test_private_addresses_are_allowed_by_the_setting(settings: Any) -> None:
@@ -191,10 +276,20 @@ def test_operator_creates_an_endpoint_and_the_event_names_them(
     assert endpoint.secret in page and "Nothing delivered to this endpoint yet." in page
 
 
-@pytest.mark.parametrize(
-    ("url", "error"),
-    [("ftp://example.com/hook", "http:// or https://"), ("http://127.0.0.1/hook", "private or reserved")],
-)
+BAD_URLS = [
+    ("ftp://example.com/hook", "http:// or https://"),
+    ("http://127.0.0.1/hook", "private or reserved"),
+    ("https://example.com:99999/hook", "port must be between 1 and 65535, not 99999"),
+    ("https://example.com:0/hook", "port must be between 1 and 65535, not 0"),
+    ("http://:80/hook", "Enter a valid URL"),
+    ("http://[::ffff:192.168.0.1]/hook", "private or reserved"),
+    ("http://[::10.0.0.1]/hook", "private or reserved"),
+    ("http://[64:ff9b::a9fe:a9fe]/hook", "private or reserved"),
+    ("http://[2002:7f00:1::]/hook", "private or reserved"),
+]
+
+
+@pytest.mark.parametrize(("url", "error"), BAD_URLS)
 def test_bad_urls_are_refused_with_a_form_error(client: Client, operator: User, url: str, error: str) -> None:
     client.force_login(operator)
     response = client.post("/webhooks/new/", {"name": "x", "url": url})
@@ -202,6 +297,19 @@ def test_bad_urls_are_refused_with_a_form_error(client: Client, operator: User, 
     assert error in response.content.decode()
     assert 'class="field-error"' in response.content.decode()
     assert not WebhookEndpoint.objects.exists()
+
+
+@pytest.mark.parametrize(("url", "error"), BAD_URLS)
+def test_editing_to_a_bad_url_is_refused_with_a_form_error(
+    client: Client, operator: User, endpoint: WebhookEndpoint, settings: Any, url: str, error: str
+) -> None:
+    settings.CONSOLE_EVENTS = {}
+    client.force_login(operator)
+    response = client.post(f"/webhooks/{endpoint.pk}/edit/", {"name": "x", "url": url})
+    assert response.status_code == 200
+    assert error in response.content.decode() and 'class="field-error"' in response.content.decode()
+    endpoint.refresh_from_db()
+    assert endpoint.name == "Receiver"
 
 
 def test_staff_without_the_permission_cannot_create_or_resend(client: Client, staff: User, db: None) -> None:
