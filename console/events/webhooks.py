@@ -5,10 +5,15 @@ in the transaction that moves its checkpoint: the log is the outbox, so a rolled
 and a committed one is never forgotten. Sending happens later, outside any transaction, in a task: CloudEvents
 1.0 JSON bodies signed the Standard Webhooks way, retried with exponential backoff and full jitter, and the
 endpoint switched off after a 410 or a long failure streak.
+
+An attempt resolves the endpoint's host once, checks every address, and connects only to those addresses, so
+an answer that changes in between (DNS rebinding) cannot point it elsewhere; it has one deadline for the
+whole exchange and reads at most a fixed number of bytes of the answer.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import hmac
@@ -16,8 +21,10 @@ import ipaddress
 import json
 import random
 import socket
+import ssl
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -91,6 +98,14 @@ def is_public(address: Address) -> bool:
     return True
 
 
+@dataclass(frozen=True)
+class Target:
+    """A checked URL and the addresses its host had when it was checked: the only ones an attempt connects to."""
+
+    url: httpx.URL
+    addresses: tuple[Address, ...]
+
+
 def _resolve(host: str, port: int) -> tuple[Address, ...]:
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
@@ -100,8 +115,8 @@ def _resolve(host: str, port: int) -> tuple[Address, ...]:
     return tuple(dict.fromkeys(ipaddress.ip_address(info[4][0]) for info in infos))
 
 
-def check_url(url: str) -> None:
-    """Resolve the URL's host and check every address it has.
+def check_url(url: str) -> Target:
+    """Resolve the URL's host once and check every address it has.
 
     Refuses malformed and non-http(s) URLs and, unless ``WEBHOOK_ALLOW_PRIVATE``, any address that is not
     public (see ``is_public``).
@@ -127,6 +142,101 @@ def check_url(url: str) -> None:
             if not is_public(address):
                 subject = f"{host} resolves to {address}, which" if resolved else str(address)
                 raise UnsafeURL(f"{subject} is a private or reserved address; that is not allowed.")
+    return Target(url=parsed, addresses=addresses)
+
+
+@dataclass(frozen=True)
+class Answer:
+    status_code: int
+    body: bytes
+    # Bytes of the body read off the connection, kept or not: at most one network read past the cap.
+    received: int
+    # Why reading stopped before the end of the body, or "".
+    cut: str
+
+    @property
+    def text(self) -> str:
+        text = self.body.decode("utf-8", errors="replace")
+        return f"{text}\n[{self.cut}]" if self.cut else text
+
+
+def post(target: Target, *, content: bytes, headers: dict[str, str], tls: ssl.SSLContext) -> Answer:
+    """POST to the target's checked addresses within ``WEBHOOK_TIMEOUT_SECONDS`` for the whole exchange.
+
+    Raises ``httpx.HTTPError``, or ``TimeoutError`` when the answer's status has not arrived in time; a body
+    longer than ``WEBHOOK_RESPONSE_MAX_BYTES`` or still arriving at the deadline is cut there.
+    """
+    conf = events_settings()
+    # httpx's timeouts apply to each network operation, so a receiver sending a byte a second never trips
+    # them, and httpx has no deadline for a whole exchange (encode/httpx#1450). Cancelling the async client at
+    # one does it, for the TLS handshake and the status line as much as for the body.
+    return asyncio.run(
+        _post(
+            target,
+            content=content,
+            headers=headers,
+            tls=tls,
+            budget=conf.webhook_timeout_seconds,
+            limit=conf.webhook_response_max_bytes,
+        )
+    )
+
+
+async def _post(
+    target: Target, *, content: bytes, headers: dict[str, str], tls: ssl.SSLContext, budget: float, limit: int
+) -> Answer:
+    deadline = asyncio.get_running_loop().time() + budget
+    # trust_env=False: a proxy taken from the environment would resolve the host name again by itself.
+    async with httpx.AsyncClient(verify=tls, timeout=budget, follow_redirects=False, trust_env=False) as client:
+        requests = [
+            # The "sni_hostname" request extension is httpx's documented way to connect to an address of our
+            # choosing: the URL names the checked address, so nothing resolves the name again, while the Host
+            # header, TLS SNI and the certificate check keep the name.
+            client.build_request(
+                "POST",
+                target.url.copy_with(host=str(address)),
+                content=content,
+                headers={**headers, "host": target.url.netloc.decode("ascii")},
+                extensions={"sni_hostname": target.url.raw_host.decode("ascii")},
+            )
+            for address in target.addresses
+        ]
+        async with asyncio.timeout_at(deadline):
+            response = await _first_to_connect(client, requests)
+        try:
+            return await _read(response, deadline=deadline, limit=limit)
+        finally:
+            await response.aclose()
+
+
+async def _first_to_connect(client: httpx.AsyncClient, requests: list[httpx.Request]) -> httpx.Response:
+    """Send to each address in turn until one connects, as a socket connecting by name would."""
+    *others, last = requests
+    for request in others:
+        try:
+            return await client.send(request, stream=True)
+        except httpx.ConnectError:
+            continue
+    return await client.send(last, stream=True)
+
+
+async def _read(response: httpx.Response, *, deadline: float, limit: int) -> Answer:
+    """Read the body a network chunk at a time, keeping at most ``limit`` bytes, until the deadline."""
+    kept = bytearray()
+    received = 0
+    cut = ""
+    try:
+        async with asyncio.timeout_at(deadline):
+            # Raw bytes: a compressed answer is never expanded in memory.
+            async for chunk in response.aiter_raw():
+                received += len(chunk)
+                kept += chunk[: limit - len(kept)]
+                if received > limit:
+                    cut = f"cut after {limit} bytes"
+                    break
+    except TimeoutError:
+        cut = "cut off: still arriving at the deadline"
+    return Answer(status_code=response.status_code, body=bytes(kept), received=received, cut=cut)
 
 
 def sign(secret: str, message_id: str, timestamp: int, body: bytes) -> str:
@@ -227,7 +337,7 @@ def _record(delivery: WebhookDelivery, *, ok: bool, status_code: int | None, err
     delivery.attempts += 1
     delivery.last_status_code = status_code
     delivery.last_error = error[:2000]
-    delivery.last_response = response[:2000]
+    delivery.last_response = response
     delivery.claimed_at = None
     with transaction.atomic():
         if ok:
@@ -254,7 +364,7 @@ def _record(delivery: WebhookDelivery, *, ok: bool, status_code: int | None, err
             endpoint_disable(endpoint=endpoint, reason=reason)
 
 
-def send(delivery: WebhookDelivery, client: httpx.Client) -> bool:
+def send(delivery: WebhookDelivery, *, tls: ssl.SSLContext) -> bool:
     """One attempt; returns whether the receiver accepted it. Never raises for the receiver's faults."""
     endpoint = delivery.endpoint
     if delivery.event is None:
@@ -270,20 +380,24 @@ def send(delivery: WebhookDelivery, client: httpx.Client) -> bool:
         "webhook-timestamp": str(timestamp),
         "webhook-signature": sign(endpoint.secret, delivery.message_id, timestamp, body),
         "user-agent": "ops-console-webhooks/1",
+        # The delivery log keeps the answer as sent; asking for no compression keeps it readable there.
+        "accept-encoding": "identity",
     }
     started = time.perf_counter()
     status_code: int | None = None
+    received: int | None = None
     error = response_text = ""
     try:
-        check_url(endpoint.url)
-        response = client.post(endpoint.url, content=body, headers=headers)
-        status_code = response.status_code
-        response_text = response.text[:2000]
+        answer = post(check_url(endpoint.url), content=body, headers=headers, tls=tls)
+        status_code, received, response_text = answer.status_code, answer.received, answer.text
         ok = 200 <= status_code < 300
         if not ok:
             error = f"HTTP {status_code}"
     except UnsafeURL as exc:
         ok, error = False, str(exc)
+    except TimeoutError:
+        budget = events_settings().webhook_timeout_seconds
+        ok, error = False, f"No answer within {budget:g} s (WEBHOOK_TIMEOUT_SECONDS)."
     except httpx.HTTPError as exc:
         ok, error = False, f"{exc.__class__.__name__}: {exc}"
     delivery.duration_ms = int((time.perf_counter() - started) * 1000)
@@ -294,6 +408,7 @@ def send(delivery: WebhookDelivery, client: httpx.Client) -> bool:
         position=delivery.event_position,
         ok=ok,
         status_code=status_code,
+        response_bytes=received,
         error=error or None,
     )
     return ok
@@ -304,16 +419,16 @@ def deliver_due(limit: int = 50) -> dict[str, int]:
     sent = failed = 0
     batch = claim_due(limit)
     if not batch:
-        # The tick calls this every time: building an HTTP client (TLS context) is not free.
+        # The tick calls this every time: loading the trusted certificates is not free.
         return {"sent": sent, "failed": failed}
-    with httpx.Client(timeout=events_settings().webhook_timeout_seconds, follow_redirects=False) as client:
-        while batch:
-            for delivery in batch:
-                if send(delivery, client):
-                    sent += 1
-                else:
-                    failed += 1
-            batch = claim_due(limit) if len(batch) == limit else []
+    tls = httpx.create_ssl_context()
+    while batch:
+        for delivery in batch:
+            if send(delivery, tls=tls):
+                sent += 1
+            else:
+                failed += 1
+        batch = claim_due(limit) if len(batch) == limit else []
     return {"sent": sent, "failed": failed}
 
 
