@@ -62,21 +62,21 @@ class UnsafeURL(ValueError):
 
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 
-# IPv6 forms that carry an IPv4 address in their last 32 bits, reached through a tunnel or translator:
-# IPv4-compatible (::a.b.c.d, deprecated) and NAT64's well-known prefix (RFC 6052). IPv4-mapped and 6to4 have
-# their own properties on IPv6Address.
+# IPv6 forms that carry an IPv4 address in their last 32 bits, reached through a translator or tunnel:
+# IPv4-compatible (::a.b.c.d, deprecated) and NAT64's well-known prefix (RFC 6052). IPv4-mapped addresses have
+# their own property on IPv6Address.
 IPV4_IN_LAST_32_BITS = (ipaddress.IPv6Network("::/96"), ipaddress.IPv6Network("64:ff9b::/96"))
-# NAT64's local-use prefix (RFC 8215): only reaches the operator's own network, and where the IPv4 address sits
-# depends on the prefix length the operator chose.
-LOCAL_NAT64 = ipaddress.IPv6Network("64:ff9b:1::/48")
+# Never public, whichever IPv4 address they carry. NAT64's local-use prefix (RFC 8215) only reaches the
+# operator's own network, at a place in the address that depends on the operator's prefix length. 6to4
+# (2002::/16, deprecated by RFC 7526) goes through whichever relay is nearest; Python 3.13 calls all of it
+# non-global while 3.12 calls all of it global, and refusing it keeps both the same.
+NEVER_PUBLIC = (ipaddress.IPv6Network("64:ff9b:1::/48"), ipaddress.IPv6Network("2002::/16"))
 
 
 def embedded_ipv4(address: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
-    """The IPv4 address an IPv6 address leads to (mapped, 6to4, IPv4-compatible, NAT64), if it carries one."""
+    """The IPv4 address an IPv6 address leads to (mapped, IPv4-compatible, NAT64), if it carries one."""
     if address.ipv4_mapped is not None:
         return address.ipv4_mapped
-    if address.sixtofour is not None:
-        return address.sixtofour
     if any(address in prefix for prefix in IPV4_IN_LAST_32_BITS):
         return ipaddress.IPv4Address(int(address) & 0xFFFF_FFFF)
     return None
@@ -91,7 +91,7 @@ def is_public(address: Address) -> bool:
     if not address.is_global or address.is_multicast:
         return False
     if isinstance(address, ipaddress.IPv6Address):
-        if address in LOCAL_NAT64:
+        if any(address in prefix for prefix in NEVER_PUBLIC):
             return False
         inner = embedded_ipv4(address)
         return inner is None or is_public(inner)
