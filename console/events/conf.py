@@ -31,8 +31,9 @@ class EventsSettings(AppSettings):
     # Subscriptions: backoff after a failing event, doubled per failure up to the cap.
     retry_base_seconds: float = field(default=2.0, metadata=AT_LEAST_ZERO)
     retry_max_seconds: float = field(default=3600.0, metadata=POSITIVE)
-    # Webhooks.
+    # Webhooks: one attempt's whole budget (connect, send, read), and how much of an answer is read and kept.
     webhook_timeout_seconds: float = field(default=10.0, metadata=POSITIVE)
+    webhook_response_max_bytes: int = field(default=64 * 1024, metadata=POSITIVE)
     webhook_max_attempts: int = field(default=12, metadata=POSITIVE)
     webhook_retry_base_seconds: float = field(default=30.0, metadata=AT_LEAST_ZERO)
     webhook_retry_max_seconds: float = field(default=6 * 3600.0, metadata=POSITIVE)

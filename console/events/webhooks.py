@@ -5,10 +5,15 @@ in the transaction that moves its checkpoint: the log is the outbox, so a rolled
 and a committed one is never forgotten. Sending happens later, outside any transaction, in a task: CloudEvents
 1.0 JSON bodies signed the Standard Webhooks way, retried with exponential backoff and full jitter, and the
 endpoint switched off after a 410 or a long failure streak.
+
+An attempt resolves the endpoint's host once, checks every address, and connects only to those addresses, so
+an answer that changes in between (DNS rebinding) cannot point it elsewhere; it has one deadline for the
+whole exchange and reads at most a fixed number of bytes of the answer.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import hmac
@@ -16,11 +21,12 @@ import ipaddress
 import json
 import random
 import socket
+import ssl
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, ClassVar
-from urllib.parse import urlsplit
 
 import httpx
 import structlog
@@ -51,30 +57,186 @@ CLAIM_TIMEOUT = timedelta(minutes=5)
 
 
 class UnsafeURL(ValueError):
-    """A webhook URL that is not http(s) or resolves to an address we must not call."""
+    """A webhook URL that is malformed, not http(s), or resolves to an address we must not call."""
 
 
-def check_url(url: str, *, resolve: bool = True) -> None:
-    """Refuse non-http(s) URLs and, unless the setting allows them, private, loopback and link-local hosts."""
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise UnsafeURL("Use an http:// or https:// URL with a host name.")
-    if events_settings().webhook_allow_private:
-        return
-    host = parts.hostname
+Address = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+# IPv6 forms that carry an IPv4 address in their last 32 bits, reached through a translator or tunnel:
+# IPv4-compatible (::a.b.c.d, deprecated) and NAT64's well-known prefix (RFC 6052). IPv4-mapped addresses have
+# their own property on IPv6Address.
+IPV4_IN_LAST_32_BITS = (ipaddress.IPv6Network("::/96"), ipaddress.IPv6Network("64:ff9b::/96"))
+# Never public, whichever IPv4 address they carry. NAT64's local-use prefix (RFC 8215) only reaches the
+# operator's own network, at a place in the address that depends on the operator's prefix length. 6to4
+# (2002::/16, deprecated by RFC 7526) goes through whichever relay is nearest; Python 3.13 calls all of it
+# non-global while 3.12 calls all of it global, and refusing it keeps both the same.
+NEVER_PUBLIC = (ipaddress.IPv6Network("64:ff9b:1::/48"), ipaddress.IPv6Network("2002::/16"))
+
+
+def embedded_ipv4(address: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
+    """The IPv4 address an IPv6 address leads to (mapped, IPv4-compatible, NAT64), if it carries one."""
+    if address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    if any(address in prefix for prefix in IPV4_IN_LAST_32_BITS):
+        return ipaddress.IPv4Address(int(address) & 0xFFFF_FFFF)
+    return None
+
+
+def is_public(address: Address) -> bool:
+    """Whether an address is on the public internet, an IPv6 one judged by the IPv4 address it carries too.
+
+    ``is_global`` alone is not enough: Python 3.12 calls ``::127.0.0.1``, ``64:ff9b::a00:1`` and
+    ``2002:c0a8:101::`` global, yet they lead to loopback, 10.0.0.1 and 192.168.1.1.
+    """
+    if not address.is_global or address.is_multicast:
+        return False
+    if isinstance(address, ipaddress.IPv6Address):
+        if any(address in prefix for prefix in NEVER_PUBLIC):
+            return False
+        inner = embedded_ipv4(address)
+        return inner is None or is_public(inner)
+    return True
+
+
+@dataclass(frozen=True)
+class Target:
+    """A checked URL and the addresses its host had when it was checked: the only ones an attempt connects to."""
+
+    url: httpx.URL
+    addresses: tuple[Address, ...]
+
+
+def _resolve(host: str, port: int) -> tuple[Address, ...]:
     try:
-        addresses = [ipaddress.ip_address(host)]
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except (OSError, UnicodeError) as exc:
+        raise UnsafeURL(f"The host {host!r} does not resolve.") from exc
+    # The resolver's order is the order a connecting socket would try them in.
+    return tuple(dict.fromkeys(ipaddress.ip_address(info[4][0]) for info in infos))
+
+
+def check_url(url: str) -> Target:
+    """Resolve the URL's host once and check every address it has.
+
+    Refuses malformed and non-http(s) URLs and, unless ``WEBHOOK_ALLOW_PRIVATE``, any address that is not
+    public (see ``is_public``).
+    """
+    try:
+        parsed = httpx.URL(url)
+    except httpx.InvalidURL as exc:
+        raise UnsafeURL(f"This is not a valid URL ({exc}).") from exc
+    if parsed.scheme not in ("http", "https") or not parsed.host:
+        raise UnsafeURL("Use an http:// or https:// URL with a host name.")
+    port = parsed.port if parsed.port is not None else 443 if parsed.scheme == "https" else 80
+    if not 1 <= port <= 65535:
+        raise UnsafeURL(f"The port must be between 1 and 65535, not {port}.")
+    host = parsed.raw_host.decode("ascii")
+    try:
+        addresses: tuple[Address, ...] = (ipaddress.ip_address(host),)
+        resolved = False
     except ValueError:
-        if not resolve:
-            return
+        addresses = _resolve(host, port)
+        resolved = True
+    if not events_settings().webhook_allow_private:
+        for address in addresses:
+            if not is_public(address):
+                subject = f"{host} resolves to {address}, which" if resolved else str(address)
+                raise UnsafeURL(f"{subject} is a private or reserved address; that is not allowed.")
+    return Target(url=parsed, addresses=addresses)
+
+
+@dataclass(frozen=True)
+class Answer:
+    status_code: int
+    body: bytes
+    # Bytes of the body read off the connection, kept or not: at most one network read past the cap.
+    received: int
+    # Why reading stopped before the end of the body, or "".
+    cut: str
+
+    @property
+    def text(self) -> str:
+        text = self.body.decode("utf-8", errors="replace")
+        return f"{text}\n[{self.cut}]" if self.cut else text
+
+
+def post(target: Target, *, content: bytes, headers: dict[str, str], tls: ssl.SSLContext) -> Answer:
+    """POST to the target's checked addresses within ``WEBHOOK_TIMEOUT_SECONDS`` for the whole exchange.
+
+    Raises ``httpx.HTTPError``, or ``TimeoutError`` when the answer's status has not arrived in time; a body
+    longer than ``WEBHOOK_RESPONSE_MAX_BYTES`` or still arriving at the deadline is cut there.
+    """
+    conf = events_settings()
+    # httpx's timeouts apply to each network operation, so a receiver sending a byte a second never trips
+    # them, and httpx has no deadline for a whole exchange (encode/httpx#1450). Cancelling the async client at
+    # one does it, for the TLS handshake and the status line as much as for the body.
+    return asyncio.run(
+        _post(
+            target,
+            content=content,
+            headers=headers,
+            tls=tls,
+            budget=conf.webhook_timeout_seconds,
+            limit=conf.webhook_response_max_bytes,
+        )
+    )
+
+
+async def _post(
+    target: Target, *, content: bytes, headers: dict[str, str], tls: ssl.SSLContext, budget: float, limit: int
+) -> Answer:
+    deadline = asyncio.get_running_loop().time() + budget
+    # trust_env=False: a proxy taken from the environment would resolve the host name again by itself.
+    async with httpx.AsyncClient(verify=tls, timeout=budget, follow_redirects=False, trust_env=False) as client:
+        requests = [
+            # The "sni_hostname" request extension is httpx's documented way to connect to an address of our
+            # choosing: the URL names the checked address, so nothing resolves the name again, while the Host
+            # header, TLS SNI and the certificate check keep the name.
+            client.build_request(
+                "POST",
+                target.url.copy_with(host=str(address)),
+                content=content,
+                headers={**headers, "host": target.url.netloc.decode("ascii")},
+                extensions={"sni_hostname": target.url.raw_host.decode("ascii")},
+            )
+            for address in target.addresses
+        ]
+        async with asyncio.timeout_at(deadline):
+            response = await _first_to_connect(client, requests)
         try:
-            infos = socket.getaddrinfo(host, parts.port or (443 if parts.scheme == "https" else 80))
-        except (socket.gaierror, UnicodeError) as exc:
-            raise UnsafeURL(f"The host {host!r} does not resolve.") from exc
-        addresses = [ipaddress.ip_address(info[4][0]) for info in infos]
-    for address in addresses:
-        if not address.is_global or address.is_multicast:
-            raise UnsafeURL(f"{host} resolves to a private or reserved address ({address}); that is not allowed.")
+            return await _read(response, deadline=deadline, limit=limit)
+        finally:
+            await response.aclose()
+
+
+async def _first_to_connect(client: httpx.AsyncClient, requests: list[httpx.Request]) -> httpx.Response:
+    """Send to each address in turn until one connects, as a socket connecting by name would."""
+    *others, last = requests
+    for request in others:
+        try:
+            return await client.send(request, stream=True)
+        except httpx.ConnectError:
+            continue
+    return await client.send(last, stream=True)
+
+
+async def _read(response: httpx.Response, *, deadline: float, limit: int) -> Answer:
+    """Read the body a network chunk at a time, keeping at most ``limit`` bytes, until the deadline."""
+    kept = bytearray()
+    received = 0
+    cut = ""
+    try:
+        async with asyncio.timeout_at(deadline):
+            # Raw bytes: a compressed answer is never expanded in memory.
+            async for chunk in response.aiter_raw():
+                received += len(chunk)
+                kept += chunk[: limit - len(kept)]
+                if received > limit:
+                    cut = f"cut after {limit} bytes"
+                    break
+    except TimeoutError:
+        cut = "cut off: still arriving at the deadline"
+    return Answer(status_code=response.status_code, body=bytes(kept), received=received, cut=cut)
 
 
 def sign(secret: str, message_id: str, timestamp: int, body: bytes) -> str:
@@ -175,7 +337,7 @@ def _record(delivery: WebhookDelivery, *, ok: bool, status_code: int | None, err
     delivery.attempts += 1
     delivery.last_status_code = status_code
     delivery.last_error = error[:2000]
-    delivery.last_response = response[:2000]
+    delivery.last_response = response
     delivery.claimed_at = None
     with transaction.atomic():
         if ok:
@@ -202,7 +364,7 @@ def _record(delivery: WebhookDelivery, *, ok: bool, status_code: int | None, err
             endpoint_disable(endpoint=endpoint, reason=reason)
 
 
-def send(delivery: WebhookDelivery, client: httpx.Client) -> bool:
+def send(delivery: WebhookDelivery, *, tls: ssl.SSLContext) -> bool:
     """One attempt; returns whether the receiver accepted it. Never raises for the receiver's faults."""
     endpoint = delivery.endpoint
     if delivery.event is None:
@@ -218,20 +380,24 @@ def send(delivery: WebhookDelivery, client: httpx.Client) -> bool:
         "webhook-timestamp": str(timestamp),
         "webhook-signature": sign(endpoint.secret, delivery.message_id, timestamp, body),
         "user-agent": "ops-console-webhooks/1",
+        # The delivery log keeps the answer as sent; asking for no compression keeps it readable there.
+        "accept-encoding": "identity",
     }
     started = time.perf_counter()
     status_code: int | None = None
+    received: int | None = None
     error = response_text = ""
     try:
-        check_url(endpoint.url)
-        response = client.post(endpoint.url, content=body, headers=headers)
-        status_code = response.status_code
-        response_text = response.text[:2000]
+        answer = post(check_url(endpoint.url), content=body, headers=headers, tls=tls)
+        status_code, received, response_text = answer.status_code, answer.received, answer.text
         ok = 200 <= status_code < 300
         if not ok:
             error = f"HTTP {status_code}"
     except UnsafeURL as exc:
         ok, error = False, str(exc)
+    except TimeoutError:
+        budget = events_settings().webhook_timeout_seconds
+        ok, error = False, f"No answer within {budget:g} s (WEBHOOK_TIMEOUT_SECONDS)."
     except httpx.HTTPError as exc:
         ok, error = False, f"{exc.__class__.__name__}: {exc}"
     delivery.duration_ms = int((time.perf_counter() - started) * 1000)
@@ -242,6 +408,7 @@ def send(delivery: WebhookDelivery, client: httpx.Client) -> bool:
         position=delivery.event_position,
         ok=ok,
         status_code=status_code,
+        response_bytes=received,
         error=error or None,
     )
     return ok
@@ -252,16 +419,16 @@ def deliver_due(limit: int = 50) -> dict[str, int]:
     sent = failed = 0
     batch = claim_due(limit)
     if not batch:
-        # The tick calls this every time: building an HTTP client (TLS context) is not free.
+        # The tick calls this every time: loading the trusted certificates is not free.
         return {"sent": sent, "failed": failed}
-    with httpx.Client(timeout=events_settings().webhook_timeout_seconds, follow_redirects=False) as client:
-        while batch:
-            for delivery in batch:
-                if send(delivery, client):
-                    sent += 1
-                else:
-                    failed += 1
-            batch = claim_due(limit) if len(batch) == limit else []
+    tls = httpx.create_ssl_context()
+    while batch:
+        for delivery in batch:
+            if send(delivery, tls=tls):
+                sent += 1
+            else:
+                failed += 1
+        batch = claim_due(limit) if len(batch) == limit else []
     return {"sent": sent, "failed": failed}
 
 

@@ -6,8 +6,9 @@ import base64
 import hashlib
 import hmac
 import json
+import ssl
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -58,14 +59,22 @@ PUBLISHED = declare(
 
 @dataclass
 class Receiver:
-    """A webhook receiver on a real socket that verifies Standard Webhooks signatures."""
+    """A webhook receiver on a real socket that verifies Standard Webhooks signatures.
+
+    ``respond``, when set, writes the whole answer itself (slow, huge, malformed ones).
+    """
 
     secret: str = ""
     answers: list[int] = field(default_factory=list)
     received: list[dict[str, Any]] = field(default_factory=list)
     url: str = ""
+    respond: Callable[[BaseHTTPRequestHandler], None] | None = None
+    # Server names TLS clients asked for (SNI), when the receiver speaks https.
+    server_names: list[str | None] = field(default_factory=list)
 
     def verify(self, headers: Any, body: bytes) -> bool:
+        if "webhook-signature" not in headers:
+            return False
         key = base64.b64decode(self.secret.removeprefix("whsec_"))
         signed = f"{headers['webhook-id']}.{headers['webhook-timestamp']}.".encode() + body
         expected = base64.b64encode(hmac.new(key, signed, hashlib.sha256).digest()).decode()
@@ -73,28 +82,52 @@ class Receiver:
         return any(hmac.compare_digest(expected, candidate) for candidate in offered)
 
 
+StartReceiver = Callable[..., Receiver]
+
+
 @pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    state = Receiver()
+def start_receiver() -> Iterator[StartReceiver]:
+    """Starts receivers on real sockets: ``start_receiver("127.0.0.2", port=8080, tls=context)``; all stop after."""
+    running: list[tuple[ThreadingHTTPServer, threading.Thread]] = []
 
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            body = self.rfile.read(int(self.headers["content-length"]))
-            verified = state.verify(self.headers, body)
-            state.received.append({"headers": dict(self.headers), "body": json.loads(body), "verified": verified})
-            status = state.answers.pop(0) if state.answers else (200 if verified else 401)
-            self.send_response(status)
-            self.end_headers()
-            self.wfile.write(b"ok")
+    def start(host: str = "127.0.0.1", *, port: int = 0, tls: ssl.SSLContext | None = None) -> Receiver:
+        state = Receiver()
 
-        def log_message(self, format: str, *args: Any) -> None:
-            return
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers["content-length"]))
+                verified = state.verify(self.headers, body)
+                state.received.append({"headers": dict(self.headers), "body": json.loads(body), "verified": verified})
+                if state.respond is not None:
+                    state.respond(self)
+                    return
+                status = state.answers.pop(0) if state.answers else (200 if verified else 401)
+                self.send_response(status)
+                self.end_headers()
+                self.wfile.write(b"ok")
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    state.url = f"http://127.0.0.1:{server.server_address[1]}/hook"
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield state
-    server.shutdown()
-    server.server_close()
-    thread.join(5)
+            def log_message(self, format: str, *args: Any) -> None:
+                return
+
+        server = ThreadingHTTPServer((host, port), Handler)
+        scheme = "http"
+        if tls is not None:
+            tls.sni_callback = lambda _socket, name, _context: state.server_names.append(name)
+            server.socket = tls.wrap_socket(server.socket, server_side=True)
+            scheme = "https"
+        state.url = f"{scheme}://{host}:{server.server_address[1]}/hook"
+        thread = threading.Thread(target=server.serve_forever, daemon=True)
+        thread.start()
+        running.append((server, thread))
+        return state
+
+    yield start
+    for server, thread in running:
+        server.shutdown()
+        server.server_close()
+        thread.join(5)
+
+
+@pytest.fixture
+def receiver(start_receiver: StartReceiver) -> Receiver:
+    return start_receiver()
