@@ -4,7 +4,8 @@ from typing import Any
 
 from django import forms
 
-from console.events.webhooks import UnsafeURL, check_url, published_types
+from console.events.webhook_sender import published_types
+from console.events.webhook_urls import UnsafeURL, check_url
 
 
 class WebhookForm(forms.Form):

@@ -14,18 +14,17 @@ import traceback
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from datetime import timedelta
-from typing import TYPE_CHECKING, ClassVar
+from typing import ClassVar
 
 import structlog
 from django.db import DEFAULT_DB_ALIAS, connections, transaction
+from django.tasks import Task
 from django.utils import timezone
+from django.utils.module_loading import import_string
 
 from console.events.conf import events_settings
 from console.events.models import Checkpoint, Event, ParkedEvent
 from console.events.reader import Cursor, cursor_of, read_batch
-
-if TYPE_CHECKING:
-    from django.contrib.auth.models import AbstractBaseUser
 
 log = structlog.get_logger(__name__)
 
@@ -179,46 +178,21 @@ def resume(name: str) -> None:
     Checkpoint.objects.update_or_create(name=name, defaults={"status": Checkpoint.Status.ACTIVE, "retry_at": None})
 
 
-def subscription_pause(*, actor: AbstractBaseUser, name: str) -> Checkpoint:
-    """Pause subscriber ``name`` (console action): recorded in the log with the actor."""
-    from console.events.declarations import SUBSCRIPTION_PAUSED
-    from console.events.pipeline import emit
-
-    get(name)
-    with transaction.atomic():
-        pause(name)
-        checkpoint = Checkpoint.objects.get(name=name)
-        emit(SUBSCRIPTION_PAUSED, actor=actor, name=name, position=checkpoint.position)
-    return checkpoint
-
-
-def subscription_resume(*, actor: AbstractBaseUser, name: str) -> Checkpoint:
-    """Resume subscriber ``name`` and let it catch up after commit."""
-    from console.events.declarations import SUBSCRIPTION_RESUMED
-    from console.events.pipeline import emit
-
-    get(name)
-    with transaction.atomic():
-        resume(name)
-        checkpoint = Checkpoint.objects.get(name=name)
-        emit(SUBSCRIPTION_RESUMED, actor=actor, name=name, position=checkpoint.position)
-        transaction.on_commit(_dispatch)
-    return checkpoint
-
-
 # Appends can arrive thousands of times a second, and each catch-up task handles everything committed by
 # the time it runs: so a process enqueues at most one task per window, plus one deferred to the window's end
 # that covers whatever is appended inside it. Nothing waits for the tick, and the queue is not flooded.
 DISPATCH_WINDOW_SECONDS = 0.25
+# The catch-up task, named rather than imported: the tasks module imports this one.
+CATCH_UP = "console.events.tasks.catch_up_subscriptions"
 _window_lock = threading.Lock()
 _window_until = 0.0
 _window_deferred = False
 
 
-def _dispatch() -> None:
+def dispatch() -> None:
+    """Enqueue a catch-up of every subscriber, coalesced per process (see DISPATCH_WINDOW_SECONDS)."""
     global _window_until, _window_deferred
-    from console.events.tasks import catch_up_subscriptions
-
+    catch_up_subscriptions: Task[[], dict[str, int]] = import_string(CATCH_UP)
     if not catch_up_subscriptions.get_backend().supports_defer:
         # Inline backends run the task now; there is nothing to coalesce.
         catch_up_subscriptions.enqueue()
@@ -248,9 +222,9 @@ def notify_appended(using: str = DEFAULT_DB_ALIAS) -> None:
     if not _subscribers:
         return
     conn = connections[using]
-    if conn.in_atomic_block and any(entry[1] is _dispatch for entry in conn.run_on_commit):
+    if conn.in_atomic_block and any(entry[1] is dispatch for entry in conn.run_on_commit):
         return
-    transaction.on_commit(_dispatch, using=using)
+    transaction.on_commit(dispatch, using=using)
 
 
 def notify_sink(record: object, event_dict: object) -> None:

@@ -1,10 +1,14 @@
-"""Tasks of the events app, dispatched through django.tasks."""
+"""Tasks of the events app: thin shims over the worker code."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.tasks import task
 
+from console.events.context import restored
 from console.events.subscriptions import catch_up_all
+from console.events.webhook_sender import deliver_due
 
 
 @task()
@@ -14,8 +18,7 @@ def catch_up_subscriptions() -> dict[str, int]:
 
 
 @task()
-def deliver_webhooks() -> dict[str, int]:
+def deliver_webhooks(context: dict[str, Any] | None = None) -> dict[str, int]:
     """Send the webhook deliveries that are due."""
-    from console.events.webhooks import deliver_due
-
-    return deliver_due()
+    with restored(context):
+        return deliver_due()

@@ -17,7 +17,7 @@ from console.core.auth import require_perm, staff_required
 from console.core.http import ConsoleRequest, vary_on_htmx, wants_fragment
 from console.core.tables import ConsoleTable, Ordering, filtered_table
 from console.events import metrics as event_metrics
-from console.events import subscriptions
+from console.events import services, subscriptions
 from console.events.access import token_or_staff
 from console.events.browse import ORDERINGS, EventFilter, EventTable, event_rows
 from console.events.catalog import catalog
@@ -25,7 +25,6 @@ from console.events.conf import events_settings
 from console.events.forms import WebhookForm
 from console.events.models import Checkpoint, Event, ParkedEvent, WebhookDelivery, WebhookEndpoint
 from console.events.reader import START, Cursor, cursor_of, read_batch, uses_xid
-from console.events.webhooks import delivery_resend, webhook_create, webhook_update
 
 # How far the detail page follows a causation chain, and how many related events it lists.
 CHAIN_LIMIT = 20
@@ -187,7 +186,7 @@ def webhook_new(request: ConsoleRequest) -> HttpResponse:
     require_perm(request, "events.add_webhookendpoint")
     form = WebhookForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
-        endpoint = webhook_create(
+        endpoint = services.webhook_create(
             actor=request.user,
             name=form.cleaned_data["name"],
             url=form.cleaned_data["url"],
@@ -212,7 +211,7 @@ def webhook_edit(request: ConsoleRequest, pk: int) -> HttpResponse:
     }
     form = WebhookForm(request.POST or None, initial=initial)
     if request.method == "POST" and form.is_valid():
-        webhook_update(
+        services.webhook_update(
             actor=request.user,
             endpoint=endpoint,
             name=form.cleaned_data["name"],
@@ -290,7 +289,7 @@ def webhook_resend(request: ConsoleRequest, pk: int) -> HttpResponse:
     delivery = get_object_or_404(WebhookDelivery.objects.select_related("endpoint"), pk=pk)
     if delivery.event_id is None:
         raise Http404("That event was pruned; it cannot be sent again.")
-    again = delivery_resend(actor=request.user, delivery=delivery)
+    again = services.delivery_resend(actor=request.user, delivery=delivery)
     messages.success(request, f"Event #{again.event_position} queued again as delivery {again.pk}.")
     return redirect("events:webhook", pk=delivery.endpoint_id)
 
@@ -328,7 +327,7 @@ def _subscriber_or_404(name: str) -> str:
 @require_POST
 def subscription_pause(request: ConsoleRequest, name: str) -> HttpResponse:
     require_perm(request, "events.change_checkpoint")
-    subscriptions.subscription_pause(actor=request.user, name=_subscriber_or_404(name))
+    services.subscription_pause(actor=request.user, name=_subscriber_or_404(name))
     messages.success(request, f"Subscriber {name} paused.")
     return redirect("events:subscriptions")
 
@@ -337,6 +336,6 @@ def subscription_pause(request: ConsoleRequest, name: str) -> HttpResponse:
 @require_POST
 def subscription_resume(request: ConsoleRequest, name: str) -> HttpResponse:
     require_perm(request, "events.change_checkpoint")
-    subscriptions.subscription_resume(actor=request.user, name=_subscriber_or_404(name))
+    services.subscription_resume(actor=request.user, name=_subscriber_or_404(name))
     messages.success(request, f"Subscriber {name} resumed; it catches up in the background.")
     return redirect("events:subscriptions")

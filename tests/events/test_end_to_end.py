@@ -17,7 +17,7 @@ from django.test import Client
 from console.core.tick import run_tick
 from console.events.models import Checkpoint, Event, WebhookDelivery
 from console.events.pipeline import emit
-from console.events.webhooks import webhook_create
+from console.events.services import webhook_create
 from tests.conftest import Worker, wait_for
 from tests.events.conftest import PUBLISHED, Receiver
 from tests.events.test_metrics import sample

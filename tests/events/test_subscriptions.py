@@ -159,7 +159,7 @@ def test_appending_in_one_transaction_enqueues_one_catch_up(db: None, django_cap
         emit(PING, n=1)
         emit(PING, n=2)
         notify_appended()
-    assert [c for c in callbacks if c is subscriptions._dispatch] == [subscriptions._dispatch]
+    assert [c for c in callbacks if c is subscriptions.dispatch] == [subscriptions.dispatch]
 
 
 def test_unknown_subscriber_names_are_an_error() -> None:
@@ -197,7 +197,7 @@ def test_an_operator_pauses_and_resumes_and_both_are_audited(
     assert paused.actor == operator and paused.data["name"] == "test.recorder"
     with django_capture_on_commit_callbacks() as callbacks:
         assert client.post("/events/subscriptions/test.recorder/resume/").status_code == 302
-    assert subscriptions._dispatch in callbacks
+    assert subscriptions.dispatch in callbacks
     assert Event.objects.get(type="subscription.resumed").actor == operator
     assert catch_up("test.recorder") == 2
 
@@ -234,12 +234,12 @@ def test_a_burst_of_appends_enqueues_one_task_now_and_one_at_the_windows_end(mon
     monkeypatch.setattr("console.events.tasks.catch_up_subscriptions", fake)
     monkeypatch.setattr(subscriptions, "_window_until", 0.0)
     for _ in range(50):
-        subscriptions._dispatch()
+        subscriptions.dispatch()
     assert len(fake.enqueued) == 2
     assert fake.enqueued[0] is None  # the first append is caught up at once
     assert fake.enqueued[1] is not None  # the rest by one task deferred to the end of the window
     monkeypatch.setattr(subscriptions, "_window_until", 0.0)  # a later window starts afresh
-    subscriptions._dispatch()
+    subscriptions.dispatch()
     assert len(fake.enqueued) == 3 and fake.enqueued[2] is None
 
 
@@ -247,5 +247,5 @@ def test_inline_backends_are_never_coalesced(monkeypatch: pytest.MonkeyPatch) ->
     fake = FakeTask(supports_defer=False)
     monkeypatch.setattr("console.events.tasks.catch_up_subscriptions", fake)
     for _ in range(3):
-        subscriptions._dispatch()
+        subscriptions.dispatch()
     assert fake.enqueued == [None, None, None]

@@ -23,17 +23,10 @@ from django.utils import timezone
 
 from console.events.models import Checkpoint, Event, WebhookDelivery, WebhookEndpoint
 from console.events.pipeline import emit
+from console.events.services import webhook_create
 from console.events.subscriptions import catch_up
-from console.events.webhooks import (
-    UnsafeURL,
-    check_url,
-    claim_due,
-    deliver_due,
-    post,
-    retry_delay,
-    sign,
-    webhook_create,
-)
+from console.events.webhook_sender import claim_due, deliver_due, post, retry_delay, sign
+from console.events.webhook_urls import UnsafeURL, check_url
 from tests.events.conftest import PUBLISHED, Receiver, StartReceiver
 
 

@@ -1,4 +1,4 @@
-"""Publishing the log to webhook endpoints.
+"""Publishing the log to webhook endpoints: the subscriber that queues deliveries, and the sender.
 
 The ``events.webhooks`` subscriber turns each published event into one delivery row per interested endpoint,
 in the transaction that moves its checkpoint: the log is the outbox, so a rolled-back change is never sent
@@ -6,8 +6,7 @@ and a committed one is never forgotten. Sending happens later, outside any trans
 1.0 JSON bodies signed the Standard Webhooks way, retried with exponential backoff and full jitter, and the
 endpoint switched off after a 410 or a long failure streak.
 
-An attempt resolves the endpoint's host once, checks every address, and connects only to those addresses, so
-an answer that changes in between (DNS rebinding) cannot point it elsewhere; it has one deadline for the
+An attempt connects only to the addresses ``webhook_urls.check_url()`` checked, has one deadline for the
 whole exchange and reads at most a fixed number of bytes of the answer.
 """
 
@@ -17,10 +16,8 @@ import asyncio
 import base64
 import hashlib
 import hmac
-import ipaddress
 import json
 import random
-import socket
 import ssl
 import time
 from collections.abc import Sequence
@@ -36,113 +33,25 @@ from django.utils import timezone
 
 from console.events.catalog import catalog
 from console.events.conf import events_settings
+from console.events.context import enqueue_on_commit
 from console.events.declarations import (
-    WEBHOOK_CREATED,
-    WEBHOOK_DELIVERY_RESENT,
     WEBHOOK_DISABLED,
-    WEBHOOK_UPDATED,
 )
 from console.events.models import Event, WebhookDelivery, WebhookEndpoint
 from console.events.pipeline import emit
 from console.events.subscriptions import Subscriber
+from console.events.webhook_urls import Target, UnsafeURL, check_url
 
 if TYPE_CHECKING:
-    from django.contrib.auth.models import AbstractBaseUser
+    pass
 
 log = structlog.get_logger(__name__)
 
 SOURCE = "/console/events"
 # A claimed delivery whose sender died is handed out again after this long.
 CLAIM_TIMEOUT = timedelta(minutes=5)
-
-
-class UnsafeURL(ValueError):
-    """A webhook URL that is malformed, not http(s), or resolves to an address we must not call."""
-
-
-Address = ipaddress.IPv4Address | ipaddress.IPv6Address
-
-# IPv6 forms that carry an IPv4 address in their last 32 bits, reached through a translator or tunnel:
-# IPv4-compatible (::a.b.c.d, deprecated) and NAT64's well-known prefix (RFC 6052). IPv4-mapped addresses have
-# their own property on IPv6Address.
-IPV4_IN_LAST_32_BITS = (ipaddress.IPv6Network("::/96"), ipaddress.IPv6Network("64:ff9b::/96"))
-# Never public, whichever IPv4 address they carry. NAT64's local-use prefix (RFC 8215) only reaches the
-# operator's own network, at a place in the address that depends on the operator's prefix length. 6to4
-# (2002::/16, deprecated by RFC 7526) goes through whichever relay is nearest; Python 3.13 calls all of it
-# non-global while 3.12 calls all of it global, and refusing it keeps both the same.
-NEVER_PUBLIC = (ipaddress.IPv6Network("64:ff9b:1::/48"), ipaddress.IPv6Network("2002::/16"))
-
-
-def embedded_ipv4(address: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
-    """The IPv4 address an IPv6 address leads to (mapped, IPv4-compatible, NAT64), if it carries one."""
-    if address.ipv4_mapped is not None:
-        return address.ipv4_mapped
-    if any(address in prefix for prefix in IPV4_IN_LAST_32_BITS):
-        return ipaddress.IPv4Address(int(address) & 0xFFFF_FFFF)
-    return None
-
-
-def is_public(address: Address) -> bool:
-    """Whether an address is on the public internet, an IPv6 one judged by the IPv4 address it carries too.
-
-    ``is_global`` alone is not enough: Python 3.12 calls ``::127.0.0.1``, ``64:ff9b::a00:1`` and
-    ``2002:c0a8:101::`` global, yet they lead to loopback, 10.0.0.1 and 192.168.1.1.
-    """
-    if not address.is_global or address.is_multicast:
-        return False
-    if isinstance(address, ipaddress.IPv6Address):
-        if any(address in prefix for prefix in NEVER_PUBLIC):
-            return False
-        inner = embedded_ipv4(address)
-        return inner is None or is_public(inner)
-    return True
-
-
-@dataclass(frozen=True)
-class Target:
-    """A checked URL and the addresses its host had when it was checked: the only ones an attempt connects to."""
-
-    url: httpx.URL
-    addresses: tuple[Address, ...]
-
-
-def _resolve(host: str, port: int) -> tuple[Address, ...]:
-    try:
-        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    except (OSError, UnicodeError) as exc:
-        raise UnsafeURL(f"The host {host!r} does not resolve.") from exc
-    # The resolver's order is the order a connecting socket would try them in.
-    return tuple(dict.fromkeys(ipaddress.ip_address(info[4][0]) for info in infos))
-
-
-def check_url(url: str) -> Target:
-    """Resolve the URL's host once and check every address it has.
-
-    Refuses malformed and non-http(s) URLs and, unless ``WEBHOOK_ALLOW_PRIVATE``, any address that is not
-    public (see ``is_public``).
-    """
-    try:
-        parsed = httpx.URL(url)
-    except httpx.InvalidURL as exc:
-        raise UnsafeURL(f"This is not a valid URL ({exc}).") from exc
-    if parsed.scheme not in ("http", "https") or not parsed.host:
-        raise UnsafeURL("Use an http:// or https:// URL with a host name.")
-    port = parsed.port if parsed.port is not None else 443 if parsed.scheme == "https" else 80
-    if not 1 <= port <= 65535:
-        raise UnsafeURL(f"The port must be between 1 and 65535, not {port}.")
-    host = parsed.raw_host.decode("ascii")
-    try:
-        addresses: tuple[Address, ...] = (ipaddress.ip_address(host),)
-        resolved = False
-    except ValueError:
-        addresses = _resolve(host, port)
-        resolved = True
-    if not events_settings().webhook_allow_private:
-        for address in addresses:
-            if not is_public(address):
-                subject = f"{host} resolves to {address}, which" if resolved else str(address)
-                raise UnsafeURL(f"{subject} is a private or reserved address; that is not allowed.")
-    return Target(url=parsed, addresses=addresses)
+# The sending task, named rather than imported: the tasks module imports this one.
+DELIVER = "console.events.tasks.deliver_webhooks"
 
 
 @dataclass(frozen=True)
@@ -295,14 +204,9 @@ class WebhookPublisher(Subscriber):
             dispatch_on_commit()
 
 
-def _send_due() -> None:
-    from console.events.tasks import deliver_webhooks
-
-    deliver_webhooks.enqueue()
-
-
 def dispatch_on_commit() -> None:
-    transaction.on_commit(_send_due)
+    """Send what is due once the current transaction has committed the deliveries."""
+    enqueue_on_commit(DELIVER)
 
 
 def retry_delay(attempts: int) -> timedelta:
@@ -432,56 +336,6 @@ def deliver_due(limit: int = 50) -> dict[str, int]:
     return {"sent": sent, "failed": failed}
 
 
-# --- write functions (views and forms call these) -------------------------------------------------------------
-
-
-def webhook_create(
-    *, actor: AbstractBaseUser, name: str, url: str, event_types: list[str], active: bool = True
-) -> WebhookEndpoint:
-    with transaction.atomic():
-        endpoint = WebhookEndpoint.objects.create(
-            name=name, url=url, event_types=sorted(event_types), active=active, created_by_id=actor.pk
-        )
-        emit(
-            WEBHOOK_CREATED,
-            actor=actor,
-            stream_type="webhook",
-            stream_id=f"webhook-{endpoint.pk}",
-            endpoint_id=endpoint.pk,
-            name=name,
-            url=url,
-            event_types=endpoint.event_types,
-        )
-    return endpoint
-
-
-def webhook_update(
-    *, actor: AbstractBaseUser, endpoint: WebhookEndpoint, name: str, url: str, event_types: list[str], active: bool
-) -> WebhookEndpoint:
-    with transaction.atomic():
-        endpoint = WebhookEndpoint.objects.select_for_update().get(pk=endpoint.pk)
-        changed = sorted(
-            key
-            for key, value in (("name", name), ("url", url), ("event_types", sorted(event_types)), ("active", active))
-            if getattr(endpoint, key) != value
-        )
-        endpoint.name, endpoint.url, endpoint.event_types = name, url, sorted(event_types)
-        if active and not endpoint.active:
-            endpoint.disabled_reason = ""
-            endpoint.failure_streak = 0
-        endpoint.active = active
-        endpoint.save()
-        emit(
-            WEBHOOK_UPDATED,
-            actor=actor,
-            stream_type="webhook",
-            stream_id=f"webhook-{endpoint.pk}",
-            endpoint_id=endpoint.pk,
-            changed=changed,
-        )
-    return endpoint
-
-
 def endpoint_disable(*, endpoint: WebhookEndpoint, reason: str) -> None:
     with transaction.atomic():
         WebhookEndpoint.objects.filter(pk=endpoint.pk).update(active=False, disabled_reason=reason[:300])
@@ -493,27 +347,3 @@ def endpoint_disable(*, endpoint: WebhookEndpoint, reason: str) -> None:
             endpoint_id=endpoint.pk,
             reason=reason,
         )
-
-
-def delivery_resend(*, actor: AbstractBaseUser, delivery: WebhookDelivery) -> WebhookDelivery:
-    """Queue the same event to the same endpoint again, as a new delivery with the same message id."""
-    with transaction.atomic():
-        again = WebhookDelivery.objects.create(
-            endpoint=delivery.endpoint,
-            event=delivery.event,
-            event_position=delivery.event_position,
-            event_type=delivery.event_type,
-            message_id=delivery.message_id,
-        )
-        emit(
-            WEBHOOK_DELIVERY_RESENT,
-            actor=actor,
-            stream_type="webhook",
-            stream_id=f"webhook-{delivery.endpoint_id}",
-            endpoint_id=delivery.endpoint_id,
-            delivery_id=again.pk,
-            resent_from=delivery.pk,
-            position=delivery.event_position,
-        )
-        dispatch_on_commit()
-    return again
