@@ -130,3 +130,11 @@ def test_a_staff_session_gets_a_503_not_a_500_when_the_database_is_down(
     response = staff_client.get("/healthz")
     assert response.status_code == 503
     assert response.json() == {"status": "unavailable", "checks": {"database": "failing"}}
+
+
+def test_load_balancers_reach_it_over_plain_http_when_the_site_redirects_to_https(
+    client: Client, db: None, settings: Any
+) -> None:
+    settings.SECURE_SSL_REDIRECT = True
+    assert client.get("/").status_code == 301
+    assert client.get("/healthz").status_code == 503
