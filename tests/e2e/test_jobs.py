@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from django.contrib.auth.models import User
 from django.contrib.sessions.models import Session
 from playwright.sync_api import expect
 
@@ -94,3 +95,25 @@ def test_a_run_page_whose_session_expires_while_polling_goes_to_the_login_page(
     page.get_by_role("button", name="Sign in").click()
     page.wait_for_url(f"**/jobs/runs/{run.pk}/")
     expect(page.get_by_test_id("run-status")).to_have_text("succeeded", timeout=30_000)
+
+
+def test_a_hidden_tab_stops_polling_until_it_is_shown_again(signed_in_page: Any, admin_user: User) -> None:
+    page = signed_in_page
+    run = JobRun.objects.create(
+        command="demo_report", argv=[], argv_display="", requested_by=admin_user, status=Status.RUNNING
+    )
+    polls: list[str] = []
+    page.on("request", lambda request: polls.append(request.url) if "/output?" in request.url else None)
+    page.goto(f"/jobs/runs/{run.pk}/")
+    with page.expect_request(lambda request: "/output?" in request.url):
+        pass
+
+    page.evaluate("() => Object.defineProperty(document, 'visibilityState', {value: 'hidden', configurable: true})")
+    page.wait_for_timeout(500)  # a poll sent just before may still be on its way
+    while_hidden = len(polls)
+    page.wait_for_timeout(1500)
+    assert len(polls) == while_hidden
+
+    page.evaluate("() => Object.defineProperty(document, 'visibilityState', {value: 'visible', configurable: true})")
+    with page.expect_request(lambda request: "/output?" in request.url):
+        pass
