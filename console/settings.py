@@ -16,6 +16,7 @@ from urllib.parse import urlparse
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
+from django.utils.csp import CSP
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(os.environ.get("CONSOLE_VAR_DIR", BASE_DIR / "var"))
@@ -42,6 +43,19 @@ def env_list(name: str, default: list[str]) -> list[str]:
     if raw is None:
         return default
     return [item.strip() for item in raw.split(",") if item.strip()]
+
+
+def env_int(name: str, default: int, *, minimum: int = 0) -> int:
+    raw = os.environ.get(name)
+    if raw is None or not raw.strip():
+        return default
+    try:
+        value = int(raw.strip())
+    except ValueError:
+        raise ImproperlyConfigured(f"{name}={raw!r} is not a whole number") from None
+    if value < minimum:
+        raise ImproperlyConfigured(f"{name}={raw!r} is below {minimum}")
+    return value
 
 
 def env_choice(name: str, choices: tuple[str, ...], default: str) -> str:
@@ -100,6 +114,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "django.middleware.csp.ContentSecurityPolicyMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -124,6 +139,7 @@ TEMPLATES = [
         "OPTIONS": {
             "context_processors": [
                 "django.template.context_processors.request",
+                "django.template.context_processors.csp",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "console.core.context_processors.console",
@@ -214,13 +230,58 @@ STORAGES = {
     },
 }
 
+# --- HTTPS and cookies --------------------------------------------------------------------------------
+# Behind a proxy that terminates TLS, only the proxy's X-Forwarded-Proto tells Django a request came over
+# HTTPS (the proxy must set it and drop the client's own); without it, the SSL redirect would loop and the
+# CSRF check would refuse every form.
+BEHIND_TLS_PROXY = env_bool("CONSOLE_BEHIND_TLS_PROXY", False)
+SERVES_TLS = env_bool("CONSOLE_SERVES_TLS", False)
+if BEHIND_TLS_PROXY:
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+SECURE_SSL_REDIRECT = BEHIND_TLS_PROXY or SERVES_TLS
+# Load balancers probe the web processes directly over plain HTTP; a redirect would read as "down".
+SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
+
+# Development serves plain HTTP, where a Secure cookie would never come back.
+SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = not DEBUG
 SESSION_COOKIE_HTTPONLY = True
 CSRF_COOKIE_HTTPONLY = False
+
+# Browsers keep HSTS only from HTTPS answers, so it costs nothing over plain HTTP. Subdomains and preloading
+# are promises about every other site on the domain, so they stay off unless asked for; Django's deploy
+# checks W005 and W021 only say that they are off.
+SECURE_HSTS_SECONDS = env_int("CONSOLE_HSTS_SECONDS", 0 if DEBUG else 365 * 24 * 3600)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("CONSOLE_HSTS_INCLUDE_SUBDOMAINS", False)
+SECURE_HSTS_PRELOAD = env_bool("CONSOLE_HSTS_PRELOAD", False)
+SILENCED_SYSTEM_CHECKS = ["security.W005", "security.W021"]
+
 SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
 
+# --- Content Security Policy ------------------------------------------------------------------------------
+# Scripts and styles come from this site's static files, or inline with the request's nonce; nothing is
+# evaluated (htmx is configured to need no eval, see console/base.html). HTML message bodies are framed from
+# this site under a stricter policy of their own. Development only reports violations, so that Django's debug
+# pages keep their inline scripts and styles while the browser's console still shows what would break.
+_CSP: dict[str, list[str]] = {
+    "default-src": [CSP.SELF],
+    "script-src": [CSP.SELF, CSP.NONCE],
+    "style-src": [CSP.SELF, CSP.NONCE],
+    "img-src": [CSP.SELF],
+    "object-src": [CSP.NONE],
+    "base-uri": [CSP.NONE],
+    "form-action": [CSP.SELF],
+    "frame-ancestors": [CSP.NONE],
+}
+SECURE_CSP: dict[str, list[str]] = {} if DEBUG else _CSP
+SECURE_CSP_REPORT_ONLY: dict[str, list[str]] = _CSP if DEBUG else {}
+
+# Development prints mail; a deployment sends it to the machine's own mail relay unless told otherwise.
+_MAIL_BACKEND = "console" if DEBUG else "smtp"
 MAILERS = {
-    "default": {"BACKEND": os.environ.get("CONSOLE_MAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")},
+    "default": {
+        "BACKEND": os.environ.get("CONSOLE_MAIL_BACKEND", f"django.core.mail.backends.{_MAIL_BACKEND}.EmailBackend")
+    },
 }
 DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "console@localhost")
 ADMINS = [("Ops", a) for a in env_list("CONSOLE_ADMINS", [])]

@@ -190,12 +190,24 @@ def browser() -> Iterator[Any]:
 
 
 @pytest.fixture
-def page(browser: Any, live_server: Any) -> Iterator[Any]:
+def csp_violations() -> list[str]:
+    """What Chromium reported to the console as blocked by the Content Security Policy, in any frame."""
+    return []
+
+
+@pytest.fixture
+def page(browser: Any, live_server: Any, csp_violations: list[str]) -> Iterator[Any]:
     context = browser.new_context(base_url=live_server.url)
     context.set_default_timeout(15_000)
     page = context.new_page()
+    page.on(
+        "console",
+        lambda message: csp_violations.append(message.text) if "Content Security Policy" in message.text else None,
+    )
     yield page
     context.close()
+    # Every browser test also proves that the pages it visited work under the site's policy.
+    assert csp_violations == [], "\n".join(csp_violations)
 
 
 @pytest.fixture

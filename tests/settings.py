@@ -13,6 +13,8 @@ RUN = os.environ.setdefault("CONSOLE_TEST_RUN", str(os.getpid()))
 os.environ.setdefault("SECRET_KEY", f"test-run-{RUN}-" + "k" * 40)
 os.environ.setdefault("CONSOLE_HUEY_NAME", f"console-test-{RUN}")
 os.environ.setdefault("LOG_LEVEL", "WARNING")
+# Processes the tests start send no real mail unless a test points them at its own SMTP server.
+os.environ.setdefault("CONSOLE_MAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
 
 from console.settings import *  # noqa: E402, F403
 from console.settings import DATABASES, INSTALLED_APPS, VAR_DIR  # noqa: E402

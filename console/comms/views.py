@@ -9,9 +9,10 @@ import time
 from typing import Any
 
 from django.contrib import messages as flash
-from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, JsonResponse
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBadRequest, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
+from django.views.decorators.clickjacking import xframe_options_sameorigin
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
 
@@ -128,6 +129,45 @@ def message_detail(request: ConsoleRequest, pk: int) -> HttpResponse:
             response.status_code = 286
         return vary_on_htmx(response)
     return vary_on_htmx(render(request, "comms/message_detail.html", context))
+
+
+# A message's HTML is someone else's markup. It is shown in a sandboxed frame loaded from its own URL under
+# its own policy: inline styles as mail clients allow them, no scripts, nothing fetched from anywhere (no
+# tracking pixels). A srcdoc frame would inherit the console page's policy, which forbids inline styles.
+HTML_BODY_POLICY = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; sandbox; frame-ancestors 'self'"
+
+
+def _html_body(html: str) -> HttpResponse:
+    if not html:
+        raise Http404("There is no HTML body.")
+    response = HttpResponse(html, content_type="text/html; charset=utf-8")
+    # Set here, so the site's own policy (Django's CSP middleware keeps a header a view set) does not apply.
+    response["Content-Security-Policy"] = HTML_BODY_POLICY
+    return response
+
+
+@staff_required
+@require_GET
+@xframe_options_sameorigin
+def message_html(request: ConsoleRequest, pk: int) -> HttpResponse:
+    """The HTML body of one message, for the frame on its page."""
+    message = get_object_or_404(Message.objects.only("html_body"), pk=pk)
+    return _html_body(message.html_body)
+
+
+@staff_required
+@require_GET
+@xframe_options_sameorigin
+def preview_html(request: ConsoleRequest, key: str) -> HttpResponse:
+    """A message class's HTML body rendered with its sample context, for the frame on the previews page."""
+    cls = message_classes.get(key)
+    if cls is None:
+        raise Http404("No message class has this key.")
+    try:
+        rendered = cls.sample().render()
+    except MessageError as exc:
+        raise Http404(str(exc)) from None
+    return _html_body(rendered.html)
 
 
 @staff_required

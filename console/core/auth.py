@@ -6,30 +6,47 @@ import functools
 from collections.abc import Callable
 from typing import Any, cast
 
+from django.conf import settings
 from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
+from django.shortcuts import resolve_url
+from django_htmx.http import HttpResponseClientRedirect
+from django_htmx.middleware import HtmxDetails
 
-from console.core.http import ConsoleRequest
+from console.core.http import ConsoleRequest, wants_fragment
 
 View = Callable[..., HttpResponse]
 
 
-def staff_required(view: Callable[..., HttpResponse]) -> View:
-    """Anonymous users go to the login page; signed-in users who are not active staff get a 403.
+def _login_redirect(request: HttpRequest) -> HttpResponse:
+    """Send a signed-out visitor to the login page, to come back where they were.
 
-    Fragment URLs use this too: an htmx request from a session that expired gets ``HX-Redirect`` to the
-    login page rather than a login form swapped into the middle of a table.
+    htmx follows a 302 inside its XMLHttpRequest and would swap the login form into the fragment's target
+    (the middle of a table, a job's live output). An htmx request gets a 2xx with ``HX-Redirect`` instead,
+    which htmx answers by loading the login page as a whole page. Its ``next`` is the page the user is on
+    (``HX-Current-URL``), not the fragment's URL, which is no page to come back to.
     """
+    htmx: HtmxDetails | None = getattr(request, "htmx", None)
+    if not htmx:
+        return redirect_to_login(request.get_full_path())
+    # A boosted link or a history restore asked for a whole page: that page is where to come back to.
+    back = htmx.current_url_abs_path if wants_fragment(request) else request.get_full_path()
+    if back is None:
+        # The page is on another origin (or the header is missing): never send anyone there after login.
+        return HttpResponseClientRedirect(resolve_url(settings.LOGIN_URL))
+    return HttpResponseClientRedirect(redirect_to_login(back).url)
+
+
+def staff_required(view: Callable[..., HttpResponse]) -> View:
+    """Anonymous users go to the login page (see ``_login_redirect``); signed-in users who are not active
+    staff get a 403. Fragment URLs use this too."""
 
     @functools.wraps(view)
     def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         user = request.user
         if not user.is_authenticated:
-            response = redirect_to_login(request.get_full_path())
-            if getattr(request, "htmx", False):
-                response["HX-Redirect"] = response["Location"]
-            return response
+            return _login_redirect(request)
         if not (user.is_active and user.is_staff):
             raise PermissionDenied("The console is for staff only.")
         return view(cast(ConsoleRequest, request), *args, **kwargs)

@@ -1,10 +1,12 @@
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from django.db import connection, transaction
+import structlog
+from django.db import DatabaseError, connection, transaction
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.views.decorators.cache import never_cache
@@ -17,6 +19,8 @@ from console.core.http import ConsoleRequest
 from console.core.models import MaintenanceTick, WorkerHeartbeat
 from console.core.registry import registry
 from console.core.tasks import heartbeat
+
+log = structlog.get_logger(__name__)
 
 # The dashboard asks the worker for a fresh heartbeat at most this often.
 PING_EVERY = timedelta(seconds=5)
@@ -62,56 +66,91 @@ def worker_status(request: ConsoleRequest) -> HttpResponse:
     return render(request, "core/dashboard.html#worker", worker_context())
 
 
-@never_cache
-@require_GET
-def healthz(request: HttpRequest) -> JsonResponse:
-    """Database, queue, worker and maintenance tick: 200 when all are fine, 503 with the reasons otherwise."""
+@dataclass(frozen=True)
+class Check:
+    """One component of /healthz: whether it is fine, what it looks like, and why it is not."""
+
+    name: str
+    ok: bool
+    detail: str
+    problem: str = ""
+
+
+def health_checks() -> list[Check]:
+    """Database, queue, worker and maintenance tick; stops after the database when that is unreachable."""
     conf = core_settings()
-    checks: dict[str, str] = {}
-    problems: list[str] = []
+    checks: list[Check] = []
 
     started = time.perf_counter()
     try:
         with connection.cursor() as cursor:
             cursor.execute("SELECT 1")
-        checks["database"] = f"ok ({(time.perf_counter() - started) * 1000:.1f} ms)"
     except Exception as exc:
-        checks["database"] = "unreachable"
-        problems.append(f"database: {exc.__class__.__name__}: {exc}")
-        return JsonResponse({"status": "unavailable", "checks": checks, "problems": problems}, status=503)
+        log.warning("healthz: the database is unreachable", error=f"{exc.__class__.__name__}: {exc}")
+        return [Check("database", False, "unreachable", f"{exc.__class__.__name__}: {exc}")]
+    checks.append(Check("database", True, f"ok ({(time.perf_counter() - started) * 1000:.1f} ms)"))
 
     if backends.runs_inline():
-        checks["queue"] = "inline (tasks run in the request; no queue)"
-        checks["worker"] = "inline (no worker needed)"
+        checks.append(Check("queue", True, "inline (tasks run in the request; no queue)"))
+        checks.append(Check("worker", True, "inline (no worker needed)"))
     elif backends.never_runs():
-        checks["queue"] = "never run (the task backend only records tasks)"
-        problems.append(f"queue: {backends.backend_path()} never runs tasks: jobs and messages would wait for ever")
+        checks.append(
+            Check(
+                "queue",
+                False,
+                "never run (the task backend only records tasks)",
+                f"{backends.backend_path()} never runs tasks: jobs and messages would wait for ever",
+            )
+        )
     else:
         try:
             depth = backends.queue_depth()
-            checks["queue"] = "ok" if depth is None else f"ok ({depth} waiting)"
+            checks.append(Check("queue", True, "ok" if depth is None else f"ok ({depth} waiting)"))
         except Exception as exc:
-            checks["queue"] = "unreachable"
-            problems.append(f"queue: {exc.__class__.__name__}: {exc}")
+            log.warning("healthz: the queue is unreachable", error=f"{exc.__class__.__name__}: {exc}")
+            checks.append(Check("queue", False, "unreachable", f"{exc.__class__.__name__}: {exc}"))
         worker = WorkerHeartbeat.objects.latest_seen()
         if worker is None:
-            checks["worker"] = "never seen"
-            problems.append("worker: no worker has ever picked up a task")
+            checks.append(Check("worker", False, "never seen", "no worker has ever picked up a task"))
         elif worker.age_seconds > conf.worker_stale_seconds:
-            checks["worker"] = f"last seen {worker.age_seconds} s ago"
-            problems.append(f"worker: last seen {worker.age_seconds} s ago")
+            seen = f"last seen {worker.age_seconds} s ago"
+            checks.append(Check("worker", False, seen, seen))
         else:
-            checks["worker"] = f"ok (last seen {worker.age_seconds} s ago)"
+            checks.append(Check("worker", True, f"ok (last seen {worker.age_seconds} s ago)"))
 
     tick = MaintenanceTick.objects.latest_run()
     if tick is None:
         # Not yet a problem: a site that just started has not ticked; one that ticked and stopped has.
-        checks["tick"] = "never ran"
+        checks.append(Check("tick", True, "never ran"))
     elif tick.age_seconds > conf.tick_stale_seconds:
-        checks["tick"] = f"last ran {tick.age_seconds} s ago"
-        problems.append(f"tick: the periodic duties last ran {tick.age_seconds} s ago")
+        ran = f"last ran {tick.age_seconds} s ago"
+        checks.append(Check("tick", False, ran, f"the periodic duties {ran}"))
     else:
-        checks["tick"] = f"ok (last ran {tick.age_seconds} s ago)"
+        checks.append(Check("tick", True, f"ok (last ran {tick.age_seconds} s ago)"))
+    return checks
 
-    body = {"status": "ok" if not problems else "unavailable", "checks": checks, "problems": problems}
-    return JsonResponse(body, status=200 if not problems else 503)
+
+def _sees_detail(request: HttpRequest) -> bool:
+    """Only staff learn why something is failing: exception text names hosts and ports, depths and ages
+    describe the site. Reading the session needs the database, which may be what is down."""
+    try:
+        user = request.user
+        return bool(user.is_authenticated and user.is_active and user.is_staff)
+    except DatabaseError:
+        return False
+
+
+@never_cache
+@require_GET
+def healthz(request: HttpRequest) -> JsonResponse:
+    """200 when every component is fine, 503 otherwise; ``ok``/``failing`` per component, with the details
+    and the problems for staff sessions."""
+    checks = health_checks()
+    healthy = all(check.ok for check in checks)
+    body: dict[str, Any] = {"status": "ok" if healthy else "unavailable"}
+    if _sees_detail(request):
+        body["checks"] = {check.name: check.detail for check in checks}
+        body["problems"] = [f"{check.name}: {check.problem}" for check in checks if not check.ok]
+    else:
+        body["checks"] = {check.name: "ok" if check.ok else "failing" for check in checks}
+    return JsonResponse(body, status=200 if healthy else 503)

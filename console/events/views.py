@@ -241,7 +241,14 @@ class DeliveryTable(ConsoleTable):
     last_status_code = tables.Column(verbose_name="HTTP", default="—")
     last_error = tables.Column(verbose_name="Error", default="")
     next_attempt_at = tables.DateTimeColumn(verbose_name="Next attempt", format="Y-m-d H:i:s")
-    resend = tables.Column(accessor="pk", verbose_name="", orderable=False)
+    # A template column: it renders in the page's own context, which holds the CSRF token and the perms.
+    resend = tables.TemplateColumn(
+        "{% if perms.events.change_webhookendpoint and record.event_id %}"
+        '<form method="post" action="{% url "events:webhook_resend" record.pk %}">{% csrf_token %}'
+        '<button type="submit" class="secondary">Resend</button></form>{% endif %}',
+        verbose_name="",
+        orderable=False,
+    )
 
     class Meta(ConsoleTable.Meta):
         model = WebhookDelivery
@@ -253,12 +260,6 @@ class DeliveryTable(ConsoleTable):
 
     def render_status(self, value: str) -> str:
         return format_html('<span class="badge {}">{}</span>', value, value)
-
-    def render_resend(self, value: int) -> str:
-        return format_html(
-            '<form method="post" action="{}"><button type="submit" class="secondary">Resend</button></form>',
-            reverse("events:webhook_resend", args=[value]),
-        )
 
 
 DELIVERY_ORDERINGS = {"newest": ("Newest", Ordering("id", "id", descending=True))}

@@ -58,7 +58,36 @@ def test_user_text_is_escaped_everywhere(client: Client, staff: User) -> None:
     client.force_login(staff)
     detail = client.get(reverse("comms:message", args=[message.pk])).content.decode()
     assert "<script>alert(1)</script>" not in detail
-    assert 'sandbox=""' in detail and "srcdoc=" in detail
+    html = client.get(reverse("comms:message_html", args=[message.pk])).content.decode()
+    assert "<script>alert(1)</script>" not in html and "&lt;script&gt;" in html
+
+
+def test_an_html_body_is_framed_from_its_own_url_under_its_own_sandboxing_policy(client: Client, staff: User) -> None:
+    message = make(Status.SENT)
+    client.force_login(staff)
+    detail = client.get(reverse("comms:message", args=[message.pk])).content.decode()
+    url = reverse("comms:message_html", args=[message.pk])
+    assert f'sandbox="" referrerpolicy="no-referrer" src="{url}"' in detail and "srcdoc" not in detail
+    response = client.get(url)
+    assert response.status_code == 200 and response.content.decode() == message.html_body
+    assert response["Content-Type"] == "text/html; charset=utf-8"
+    policy = [part.strip() for part in response["Content-Security-Policy"].split(";")]
+    assert policy == [
+        "default-src 'none'",
+        "style-src 'unsafe-inline'",
+        "img-src data:",
+        "sandbox",
+        "frame-ancestors 'self'",
+    ]
+    assert response["X-Frame-Options"] == "SAMEORIGIN"
+
+
+def test_a_message_without_an_html_body_has_no_frame(client: Client, staff: User) -> None:
+    message = make(Status.SENT)
+    Message.objects.filter(pk=message.pk).update(html_body="")
+    client.force_login(staff)
+    assert "<iframe" not in client.get(reverse("comms:message", args=[message.pk])).content.decode()
+    assert client.get(reverse("comms:message_html", args=[message.pk])).status_code == 404
 
 
 def test_staff_without_the_permission_cannot_resend(client: Client, staff: User, dispatched: list[list[int]]) -> None:
@@ -141,7 +170,7 @@ def test_the_detail_page_explains_and_polls_only_while_in_flight(client: Client,
     assert final.status_code == 286 and "hx-trigger" not in final.content.decode()
     queued = make(Status.QUEUED)
     live = client.get(reverse("comms:message", args=[queued.pk]), headers={"HX-Request": "true"})
-    assert live.status_code == 200 and "every 1s [document.visibilityState === 'visible']" in live.content.decode()
+    assert live.status_code == 200 and 'hx-trigger="every 1s"' in live.content.decode()
     assert client.get(reverse("comms:message", args=[999999])).status_code == 404
 
 
@@ -167,6 +196,12 @@ def test_previews_render_every_class_with_sample_context(client: Client, staff: 
     page = client.get(reverse("comms:previews")).content.decode()
     assert "Your order A-1042 is confirmed" in page and "Reset your password" in page
     assert "Parcelway has it" in page and "(never re-routed)" in page
+    url = reverse("comms:preview_html", args=["password_reset"])
+    assert f'src="{url}"' in page
+    frame = client.get(url)
+    assert frame.status_code == 200 and "Reset your password" in frame.content.decode()
+    assert "sandbox" in frame["Content-Security-Policy"] and frame["X-Frame-Options"] == "SAMEORIGIN"
+    assert client.get(reverse("comms:preview_html", args=["no_such_class"])).status_code == 404
 
 
 def test_alerts_show_as_a_banner_for_staff(client: Client, staff: User) -> None:

@@ -83,7 +83,28 @@ def test_it_forbids_inactive_staff(client: Client, staff: User, path: str, name:
     assert client.get(path).status_code in (302, 403)
 
 
-def test_it_redirects_expired_htmx_sessions_with_hx_redirect(client: Client, db: None) -> None:
-    response = client.get("/", headers={"HX-Request": "true"})
-    assert response.status_code == 302
-    assert response["HX-Redirect"].startswith("/accounts/login/")
+def test_it_sends_an_expired_htmx_session_to_login_from_the_page_it_is_on(client: Client, db: None) -> None:
+    response = client.get(
+        "/jobs/runs/7/output?after=0",
+        headers={"HX-Request": "true", "HX-Current-URL": "http://testserver/jobs/runs/7/?tab=output"},
+    )
+    # A 2xx: htmx follows a 302 itself and would swap the login form into the fragment's target.
+    assert response.status_code == 200
+    assert "Location" not in response
+    assert response["HX-Redirect"] == "/accounts/login/?next=/jobs/runs/7/%3Ftab%3Doutput"
+
+
+def test_it_never_sends_an_expired_htmx_session_back_to_another_origin(client: Client, db: None) -> None:
+    response = client.get(
+        "/jobs/runs/7/output", headers={"HX-Request": "true", "HX-Current-URL": "https://evil.example/jobs/"}
+    )
+    assert response.status_code == 200
+    assert response["HX-Redirect"] == "/accounts/login/"
+
+
+def test_it_sends_an_expired_boosted_navigation_back_to_the_page_it_asked_for(client: Client, db: None) -> None:
+    response = client.get(
+        "/jobs/", headers={"HX-Request": "true", "HX-Boosted": "true", "HX-Current-URL": "http://testserver/"}
+    )
+    assert response.status_code == 200
+    assert response["HX-Redirect"] == "/accounts/login/?next=/jobs/"

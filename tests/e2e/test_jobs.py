@@ -5,10 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from django.contrib.auth.models import User
+from django.contrib.sessions.models import Session
 from playwright.sync_api import expect
 
 from console.jobs.models import JobRun, Status
-from tests.conftest import Worker
+from tests.conftest import PASSWORD, Worker
 
 pytestmark = pytest.mark.browser
 
@@ -68,3 +70,50 @@ def test_choosing_a_subcommand_shows_only_its_arguments(signed_in_page: Any) -> 
     page.get_by_label("name").fill("Nightly")
     page.get_by_label("cron").fill("0 3 * * *")
     expect(page.get_by_test_id("cli-preview")).to_have_text("python manage.py demo_report Nightly schedule '0 3 * * *'")
+
+
+def test_a_run_page_whose_session_expires_while_polling_goes_to_the_login_page(
+    signed_in_page: Any, worker: Worker
+) -> None:
+    page = signed_in_page
+    page.goto("/jobs/demo_import/")
+    page.locator("#id_batches").fill("3")
+    page.locator("#id_seconds").fill("6")
+    page.get_by_role("button", name="Run demo_import").click()
+    page.wait_for_url("**/jobs/runs/*/")
+    run = JobRun.objects.get()
+    expect(page.get_by_test_id("output")).to_contain_text("batch 1/3 imported", timeout=20_000)
+
+    Session.objects.all().delete()
+
+    # The next poll lands the whole page on the login form, not the form inside the output panel.
+    page.wait_for_url(f"**/accounts/login/?next=/jobs/runs/{run.pk}/")
+    expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
+    expect(page.get_by_test_id("output")).to_have_count(0)
+    page.get_by_label("Username").fill("admin")
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_url(f"**/jobs/runs/{run.pk}/")
+    expect(page.get_by_test_id("run-status")).to_have_text("succeeded", timeout=30_000)
+
+
+def test_a_hidden_tab_stops_polling_until_it_is_shown_again(signed_in_page: Any, admin_user: User) -> None:
+    page = signed_in_page
+    run = JobRun.objects.create(
+        command="demo_report", argv=[], argv_display="", requested_by=admin_user, status=Status.RUNNING
+    )
+    polls: list[str] = []
+    page.on("request", lambda request: polls.append(request.url) if "/output?" in request.url else None)
+    page.goto(f"/jobs/runs/{run.pk}/")
+    with page.expect_request(lambda request: "/output?" in request.url):
+        pass
+
+    page.evaluate("() => Object.defineProperty(document, 'visibilityState', {value: 'hidden', configurable: true})")
+    page.wait_for_timeout(500)  # a poll sent just before may still be on its way
+    while_hidden = len(polls)
+    page.wait_for_timeout(1500)
+    assert len(polls) == while_hidden
+
+    page.evaluate("() => Object.defineProperty(document, 'visibilityState', {value: 'visible', configurable: true})")
+    with page.expect_request(lambda request: "/output?" in request.url):
+        pass

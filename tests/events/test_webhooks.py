@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import re
 import shutil
 import socket
 import ssl
@@ -556,6 +557,34 @@ def test_the_delivery_log_lists_deliveries_and_resend_queues_one_again(
     assert resent.actor == operator and resent.data["resent_from"] == delivery.pk
     deliver_due()
     assert len(receiver.received) == 2
+
+
+def test_the_resend_button_is_a_form_that_passes_the_csrf_check(
+    operator: User, endpoint: WebhookEndpoint, receiver: Receiver
+) -> None:
+    _publish()
+    deliver_due()
+    delivery = WebhookDelivery.objects.get()
+    browser = Client(enforce_csrf_checks=True)
+    browser.force_login(operator)
+    page = browser.get(f"/webhooks/{endpoint.pk}/").content.decode()
+    form = re.search(rf'<form method="post" action="(/webhooks/deliveries/{delivery.pk}/resend/)">(.*?)</form>', page)
+    assert form is not None, page
+    token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', form.group(2))
+    assert token is not None, form.group(0)
+    response = browser.post(form.group(1), {"csrfmiddlewaretoken": token.group(1)})
+    assert response.status_code == 302
+    assert WebhookDelivery.objects.exclude(pk=delivery.pk).get().status == "pending"
+
+
+def test_staff_without_the_permission_see_no_resend_button(
+    client: Client, staff: User, endpoint: WebhookEndpoint, receiver: Receiver
+) -> None:
+    _publish()
+    deliver_due()
+    client.force_login(staff)
+    page = client.get(f"/webhooks/{endpoint.pk}/").content.decode()
+    assert "succeeded" in page and "/resend/" not in page
 
 
 def test_the_publisher_is_a_checkpointed_subscriber(endpoint: WebhookEndpoint) -> None:

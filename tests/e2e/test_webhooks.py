@@ -1,0 +1,49 @@
+"""Staff resend a webhook delivery from the endpoint's page in Chromium (real receiver on 127.0.0.1)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from django.contrib.auth.models import User
+from playwright.sync_api import expect
+
+from console.events.models import WebhookDelivery
+from console.events.pipeline import emit
+from console.events.services import webhook_create
+from console.events.subscriptions import catch_up
+from console.events.webhook_sender import deliver_due
+from tests.events.conftest import PUBLISHED, Receiver, receiver  # noqa: F401  (fixture)
+
+pytestmark = pytest.mark.browser
+
+
+def test_staff_resend_a_delivery_and_see_it_queued_then_delivered(
+    signed_in_page: Any,
+    admin_user: User,
+    receiver: Receiver,  # noqa: F811  (the fixture imported above)
+    settings: Any,
+) -> None:
+    settings.CONSOLE_EVENTS = {**settings.CONSOLE_EVENTS, "WEBHOOK_ALLOW_PRIVATE": True}
+    endpoint = webhook_create(actor=admin_user, name="Receiver", url=receiver.url, event_types=[])
+    receiver.secret = endpoint.secret
+    event = emit(PUBLISHED, n=1, colour="red")
+    assert event is not None
+    catch_up("events.webhooks")
+    deliver_due()
+    first = WebhookDelivery.objects.get()
+
+    page = signed_in_page
+    page.goto(f"/webhooks/{endpoint.pk}/")
+    rows = page.locator("#table-region tbody tr")
+    expect(rows).to_have_count(1)
+    rows.get_by_role("button", name="Resend").click()
+
+    expect(page.locator(".messages")).to_contain_text(f"Event #{event.position} queued again as delivery")
+    again = WebhookDelivery.objects.exclude(pk=first.pk).get()
+    expect(page.locator(".messages")).to_have_text(f"Event #{event.position} queued again as delivery {again.pk}.")
+    expect(rows).to_have_count(2)
+    expect(rows.first).to_contain_text("pending")
+    deliver_due()
+    assert [r["verified"] for r in receiver.received] == [True, True]
+    assert receiver.received[0]["headers"]["webhook-id"] == receiver.received[1]["headers"]["webhook-id"]
