@@ -14,13 +14,15 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import functools
 import hashlib
 import hmac
 import json
 import random
 import ssl
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Coroutine, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -79,8 +81,9 @@ def post(target: Target, *, content: bytes, headers: dict[str, str], tls: ssl.SS
     # httpx's timeouts apply to each network operation, so a receiver sending a byte a second never trips
     # them, and httpx has no deadline for a whole exchange (encode/httpx#1450). Cancelling the async client at
     # one does it, for the TLS handshake and the status line as much as for the body.
-    return asyncio.run(
-        _post(
+    return _run_to_completion(
+        functools.partial(
+            _post,
             target,
             content=content,
             headers=headers,
@@ -89,6 +92,21 @@ def post(target: Target, *, content: bytes, headers: dict[str, str], tls: ssl.SS
             limit=conf.webhook_response_max_bytes,
         )
     )
+
+
+def _run_to_completion[T](make: Callable[[], Coroutine[Any, Any, T]]) -> T:
+    """Run a coroutine from synchronous code, also when this thread already runs an event loop.
+
+    Workers call ``post()`` from plain threads; inline task backends can call it from a thread that runs an
+    event loop (an async server, a test driving a browser), where ``asyncio.run`` refuses: there the
+    coroutine gets a loop of its own in a short-lived thread.
+    """
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(make())
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(lambda: asyncio.run(make())).result()
 
 
 async def _post(

@@ -13,7 +13,7 @@ from console.events.pipeline import emit
 from console.events.services import webhook_create
 from console.events.subscriptions import catch_up
 from console.events.webhook_sender import deliver_due
-from tests.events.conftest import PUBLISHED, Receiver, receiver  # noqa: F401  (fixture)
+from tests.events.conftest import PUBLISHED, Receiver, receiver, start_receiver  # noqa: F401  (fixtures)
 
 pytestmark = pytest.mark.browser
 

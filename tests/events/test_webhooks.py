@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import re
 import shutil
@@ -11,6 +12,7 @@ import subprocess
 import time
 import tracemalloc
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
@@ -365,6 +367,20 @@ def test_it_reads_one_network_chunk_past_the_cap_at_most(receiver: Receiver, set
     assert answer.status_code == 200 and answer.body == b"x" * 1000
     assert 1000 < answer.received <= 1000 + 65536
     assert answer.cut == "cut after 1000 bytes"
+
+
+def test_it_posts_from_a_thread_that_already_runs_an_event_loop(receiver: Receiver, settings: Any) -> None:
+    # An inline task backend under an async server (or a test driving a browser) calls the sender this way.
+    settings.CONSOLE_EVENTS = {"WEBHOOK_ALLOW_PRIVATE": True}
+
+    async def inside_a_loop() -> int:
+        return post(check_url(receiver.url), content=b"{}", headers={}, tls=ssl.create_default_context()).status_code
+
+    # A thread of its own: the test's thread may run a loop already (Playwright's, in a whole-suite run).
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        status = pool.submit(lambda: asyncio.run(inside_a_loop())).result()
+    assert status == 401  # the receiver's answer to an unsigned request
+    assert len(receiver.received) == 1
 
 
 def test_an_answer_dripping_in_after_its_status_is_cut_off_at_the_deadline(
