@@ -50,6 +50,7 @@ DENY = frozenset(
         "makemessages",
         "console_tick",
         "console_admin",
+        "console_job",
         # django-extensions: shells, servers, database wipes and interactive helpers
         "shell_plus",
         "runserver_plus",

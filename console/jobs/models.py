@@ -6,6 +6,8 @@ from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
+from console.jobs.vault import unseal
+
 
 class Status(models.TextChoices):
     QUEUED = "queued"
@@ -39,11 +41,16 @@ class JobRun(models.Model):
 
     command = models.CharField(max_length=100)
     app = models.CharField(max_length=200, blank=True, default="")
-    argv = models.JSONField(default=list, help_text="Arguments after the command name, exactly as run.")
+    argv = models.JSONField(
+        default=list, help_text="Arguments after the command name as run, secret values masked (see sealed_secrets)."
+    )
     argv_display = models.TextField(
         blank=True, default="", help_text="The command line with secret values masked: what is shown and searched."
     )
     secret_indexes = models.JSONField(default=list, blank=True, help_text="Positions in argv holding secrets.")
+    sealed_secrets = models.TextField(
+        blank=True, default="", help_text="The secret arguments, encrypted with a key derived from SECRET_KEY."
+    )
     form_data = models.JSONField(
         default=dict, blank=True, help_text="The form as submitted, secrets left out: prefills an edited re-run."
     )
@@ -95,6 +102,14 @@ class JobRun(models.Model):
 
     def __str__(self) -> str:
         return f"#{self.pk} {self.command}"
+
+    def real_argv(self) -> list[str]:
+        """argv as the command must get it, the secrets unsealed (``Unsealable`` when the key is gone)."""
+        secrets = unseal(self.sealed_secrets)
+        return [secrets.get(i, value) for i, value in enumerate(self.argv)]
+
+    def secret_values(self) -> list[str]:
+        return list(unseal(self.sealed_secrets).values())
 
     @property
     def is_final(self) -> bool:

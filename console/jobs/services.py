@@ -20,6 +20,7 @@ from console.jobs.catalog import CommandInfo
 from console.jobs.conf import jobs_settings
 from console.jobs.introspect import Token, display_argv
 from console.jobs.models import ACTIVE, LIVE, JobRun, Status
+from console.jobs.vault import seal
 
 
 class JobConflict(Exception):
@@ -42,18 +43,23 @@ def job_start(
     form_data: dict[str, Any] | None = None,
     rerun_of: JobRun | None = None,
 ) -> JobRun:
-    """Queue a run of ``info`` with the parser-validated ``tokens``; the worker starts it after commit."""
+    """Queue a run of ``info`` with the parser-validated ``tokens``; the worker starts it after commit.
+
+    Secret values are sealed (encrypted) apart from ``argv``, which holds them masked.
+    """
     conf = jobs_settings()
     exclusive = conf.is_exclusive(info.name)
+    secrets = {i: t.value for i, t in enumerate(tokens) if t.secret}
     with transaction.atomic():
         if exclusive and JobRun.objects.filter(command=info.name, status__in=ACTIVE).exists():
             raise JobConflict(f"{info.name} is already queued or running, and may not run twice at once.")
         run = JobRun.objects.create(
             command=info.name,
             app=info.app,
-            argv=[t.value for t in tokens],
+            argv=[t.display for t in tokens],
             argv_display=display_argv(tokens),
-            secret_indexes=[i for i, t in enumerate(tokens) if t.secret],
+            secret_indexes=sorted(secrets),
+            sealed_secrets=seal(secrets),
             form_data=form_data or {},
             requested_by=actor,  # type: ignore[misc]  # the console's users are auth.User
             reason=reason,
@@ -76,10 +82,15 @@ def job_start(
     return run
 
 
-def job_rerun(*, actor: AbstractBaseUser, run: JobRun, info: CommandInfo, reason: str = "") -> JobRun:
-    """Queue the same command line again (secrets included: they were stored to run it the first time)."""
+def rerun_tokens(run: JobRun) -> list[Token]:
+    """The run's command line again, secrets unsealed (``Unsealable`` when SECRET_KEY changed since)."""
     secret = set(run.secret_indexes)
-    tokens = [Token(value, i in secret) for i, value in enumerate(run.argv)]
+    return [Token(value, i in secret) for i, value in enumerate(run.real_argv())]
+
+
+def job_rerun(*, actor: AbstractBaseUser, run: JobRun, info: CommandInfo, reason: str = "") -> JobRun:
+    """Queue the same command line again, secrets included (kept sealed to run it the first time)."""
+    tokens = rerun_tokens(run)
     return job_start(
         actor=actor, info=info, tokens=tokens, reason=reason or run.reason, form_data=run.form_data, rerun_of=run
     )

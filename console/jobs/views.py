@@ -25,6 +25,7 @@ from console.jobs.introspect import CommandForm, cli_preview
 from console.jobs.models import ACTIVE, LIVE, JobRun, Status
 from console.jobs.output import render_chunks, tail
 from console.jobs.services import JobConflict, job_deny, job_rerun, job_start, job_stop
+from console.jobs.vault import Unsealable
 
 # htmx stops polling when a poll is answered with this status.
 STOP_POLLING = 286
@@ -270,6 +271,9 @@ def run_rerun(request: ConsoleRequest, pk: int) -> HttpResponse:
     except JobConflict as exc:
         messages.error(request, str(exc))
         return redirect("jobs:run", pk=run.pk)
+    except Unsealable as exc:
+        messages.error(request, f"This run cannot be repeated as it was ({exc}): edit its arguments.")
+        return redirect(f"{reverse('jobs:command', args=[run.command])}?from={run.pk}")
     return redirect("jobs:run", pk=new.pk)
 
 

@@ -18,7 +18,7 @@ def test_the_defaults_pass_the_checks(settings: Any) -> None:
     assert errors(settings, {}) == []
     conf = jobs_settings()
     assert conf.permission_for("check") == DEFAULT_PERMISSION
-    assert {"shell", "run_huey", "db_worker", "console_admin", "console_tick", "flush"} <= conf.denied
+    assert {"shell", "run_huey", "db_worker", "console_admin", "console_tick", "console_job", "flush"} <= conf.denied
     assert "migrate" in conf.destructive and not conf.is_exclusive("migrate")
 
 

@@ -12,6 +12,7 @@ from django.utils import timezone
 
 from console.events.models import Event
 from console.jobs.models import JobRun, OutputChunk, Status
+from console.jobs.vault import seal
 
 
 def make_run(
@@ -123,7 +124,8 @@ def test_a_valid_form_queues_a_run_and_redirects_to_it(client: Client, operator:
     run = JobRun.objects.get()
     assert response.status_code == 302 and response["Location"] == f"/jobs/runs/{run.pk}/"
     assert run.status == Status.QUEUED and run.requested_by == operator and run.reason == "audit"
-    assert run.argv == ["--tag=a", "--tag=b", "--api-token=hunter2", "Q1 <b>", "build"]
+    assert run.real_argv() == ["--tag=a", "--tag=b", "--api-token=hunter2", "Q1 <b>", "build"]
+    assert run.argv == ["--tag=a", "--tag=b", "--api-token=••••••", "Q1 <b>", "build"]
     assert run.argv_display == "--tag=a --tag=b --api-token=•••••• 'Q1 <b>' build"
     assert "hunter2" not in run.argv_display and "hunter2" not in str(run.form_data)
     queued = Event.objects.get(type="job.queued")
@@ -298,15 +300,28 @@ def test_stopping_a_queued_run_cancels_it_at_once(client: Client, operator: User
 def test_rerun_queues_the_same_arguments_secrets_included(client: Client, operator: User) -> None:
     run = make_run(operator, status=Status.FAILED)
     JobRun.objects.filter(pk=run.pk).update(
-        argv=["--api-token", "hunter2", "Q1", "build"], secret_indexes=[1], argv_display="--api-token •••••• Q1 build"
+        argv=["--api-token", "••••••", "Q1", "build"],
+        secret_indexes=[1],
+        sealed_secrets=seal({1: "hunter2"}),
+        argv_display="--api-token •••••• Q1 build",
     )
     client.force_login(operator)
     response = client.post(f"/jobs/runs/{run.pk}/rerun")
     new = JobRun.objects.exclude(pk=run.pk).get()
     assert response["Location"] == f"/jobs/runs/{new.pk}/"
-    assert new.argv == ["--api-token", "hunter2", "Q1", "build"] and new.rerun_of == run
+    assert new.real_argv() == ["--api-token", "hunter2", "Q1", "build"] and new.rerun_of == run
+    assert new.argv == ["--api-token", "••••••", "Q1", "build"] and "hunter2" not in new.sealed_secrets
     assert new.argv_display == "--api-token •••••• Q1 build"
     assert Event.objects.get(type="job.queued").data["rerun_of"] == run.pk
+
+
+def test_a_rerun_whose_secrets_cannot_be_opened_goes_to_the_form(client: Client, operator: User) -> None:
+    run = make_run(operator, status=Status.FAILED, secret_indexes=[0], sealed_secrets="sealed-with-a-key-long-gone")
+    client.force_login(operator)
+    response = client.post(f"/jobs/runs/{run.pk}/rerun", follow=True)
+    assert response.redirect_chain == [(f"/jobs/demo_report/?from={run.pk}", 302)]
+    assert "This run cannot be repeated as it was" in response.content.decode()
+    assert JobRun.objects.count() == 1
 
 
 def test_rerun_of_a_command_now_denied_is_refused(client: Client, operator: User, settings: Any) -> None:
