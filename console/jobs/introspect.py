@@ -436,7 +436,8 @@ def _required(action: argparse.Action) -> bool:
 
 
 class CommandForm(forms.Form):
-    """The generated form; after ``is_valid()``, ``tokens`` holds the argv the real parser accepted."""
+    """The generated form; after ``is_valid()``, ``tokens`` holds the argv the real parser accepted, and
+    ``options`` what the parser made of it (as the command's ``handle()`` gets it)."""
 
     template_name = "jobs/_command_form.html"
 
@@ -446,6 +447,7 @@ class CommandForm(forms.Form):
         self.command_name = name
         self.spec = inspect_parser(command.create_parser("manage.py", name))
         self.tokens: list[Token] = []
+        self.options: dict[str, Any] = {}
         self._add_fields(self.spec, top=True)
 
     def _add_fields(self, spec: ParserSpec, *, top: bool) -> None:
@@ -505,6 +507,7 @@ class CommandForm(forms.Form):
             # Belt and braces: a run always uses the console's own settings module and import path.
             raise forms.ValidationError("--settings and --pythonpath cannot be set for a job.", code="not-offered")
         self.tokens = tokens
+        self.options = vars(options)
         return cleaned
 
     def _tokens(self, spec: ParserSpec, cleaned: dict[str, Any], *, top: bool) -> list[Token]:

@@ -16,7 +16,7 @@ from django.utils import timezone
 from console.events.context import capture
 from console.events.pipeline import emit
 from console.jobs import events
-from console.jobs.catalog import CommandInfo
+from console.jobs.catalog import CommandInfo, access_for_argv
 from console.jobs.conf import jobs_settings
 from console.jobs.introspect import Token, display_argv
 from console.jobs.models import ACTIVE, LIVE, JobRun, Status
@@ -34,6 +34,11 @@ def _enqueue(run_id: int) -> None:
     transaction.on_commit(lambda: run_job.enqueue(run_id, context=context))
 
 
+def _present(**fields: Any) -> dict[str, Any]:
+    """The optional event fields that have a value."""
+    return {name: value for name, value in fields.items() if value not in (None, "")}
+
+
 def job_start(
     *,
     actor: AbstractBaseUser,
@@ -45,10 +50,12 @@ def job_start(
 ) -> JobRun:
     """Queue a run of ``info`` with the parser-validated ``tokens``; the worker starts it after commit.
 
-    Secret values are sealed (encrypted) apart from ``argv``, which holds them masked.
+    Secret values are sealed (encrypted) apart from ``argv``, which holds them masked; the run is filed under
+    the class its arguments put it in, which decides who may read its output.
     """
     conf = jobs_settings()
     exclusive = conf.is_exclusive(info.name)
+    access = access_for_argv(info, [t.value for t in tokens])
     secrets = {i: t.value for i, t in enumerate(tokens) if t.secret}
     with transaction.atomic():
         if exclusive and JobRun.objects.filter(command=info.name, status__in=ACTIVE).exists():
@@ -60,6 +67,8 @@ def job_start(
             argv_display=display_argv(tokens),
             secret_indexes=sorted(secrets),
             sealed_secrets=seal(secrets),
+            job_class=access.job_class,
+            permission=access.permission,
             form_data=form_data or {},
             requested_by=actor,  # type: ignore[misc]  # the console's users are auth.User
             reason=reason,
@@ -75,8 +84,9 @@ def job_start(
             run_id=run.pk,
             command=info.name,
             argv=[t.display for t in tokens],
+            job_class=access.job_class.value,
             reason=reason,
-            **({"rerun_of": rerun_of.pk} if rerun_of else {}),
+            **_present(permission=access.permission, rerun_of=rerun_of.pk if rerun_of else None),
         )
         _enqueue(run.pk)
     return run
@@ -120,10 +130,10 @@ def job_stop(*, actor: AbstractBaseUser, run: JobRun) -> JobRun:
     return run
 
 
-def job_deny(*, actor: AbstractBaseUser, command: str, why: str) -> None:
-    """Record a refused attempt to run a command (the view then answers 403)."""
+def job_deny(*, actor: AbstractBaseUser, command: str, why: str, run: JobRun | None = None) -> None:
+    """Record a refused attempt to run a command, or to read or stop a run (the view then answers 403)."""
     with transaction.atomic():
-        emit(events.JOB_DENIED, actor=actor, command=command[:100], why=why)
+        emit(events.JOB_DENIED, actor=actor, command=command[:100], why=why, **_present(run_id=run.pk if run else None))
 
 
 # --- the reaper: a tick duty -----------------------------------------------------------------------------

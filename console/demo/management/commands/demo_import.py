@@ -12,6 +12,7 @@ GREEN, YELLOW, RESET = "\x1b[32m", "\x1b[33m", "\x1b[0m"
 
 class Command(BaseCommand):
     help = "Demo: import records in batches for about a minute, drawing progress bars with carriage returns."
+    console_job_class = "changes-data"
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--batches", type=int, default=12, help="How many batches to import.")
