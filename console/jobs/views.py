@@ -154,7 +154,7 @@ def command_form(request: ConsoleRequest, command: str) -> HttpResponse:
         initial: dict[str, Any] = {}
         source = request.GET.get("from", "")
         if source.isdigit():
-            previous = JobRun.objects.filter(pk=int(source), command=info.name).first()
+            previous = JobRun.objects.visible_to(request.user).filter(pk=int(source), command=info.name).first()
             if previous is not None:
                 initial = dict(previous.form_data)
         form = CommandForm(initial=initial, command=loaded, name=info.name)

@@ -188,6 +188,17 @@ def test_an_edited_rerun_starts_from_the_previous_form(client: Client, operator:
     assert 'value="Q3 report"' in page and '<option value="html" selected>' in page
 
 
+def test_an_edited_rerun_starts_only_from_a_run_the_user_may_read(client: Client, staff_with: Any) -> None:
+    rebuild = {"subcommand": "rebuild", "rebuild__name": "accounts.activity"}
+    run = classed_run(staff_with(RUN, MANAGE_PROJECTION), "projections", ["rebuild", "accounts.activity"])
+    JobRun.objects.filter(pk=run.pk).update(form_data=rebuild)
+    client.force_login(staff_with(RUN))
+    page = client.get(f"/jobs/projections/?from={run.pk}").content.decode()
+    assert 'value="accounts.activity"' not in page
+    client.force_login(staff_with(RUN, MANAGE_PROJECTION))
+    assert 'value="accounts.activity"' in client.get(f"/jobs/projections/?from={run.pk}").content.decode()
+
+
 # --- run detail and live output ------------------------------------------------------------------------------
 
 
