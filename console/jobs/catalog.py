@@ -11,7 +11,7 @@ from django.contrib.auth.models import AnonymousUser, PermissionsMixin
 from django.core.management import get_commands, load_command_class
 from django.core.management.base import BaseCommand
 
-from console.jobs.access import BUILT_IN, BY_OPTIONS, UNKNOWN, Access, lacking
+from console.jobs.access import BUILT_IN, BY_OPTIONS, UNKNOWN, Access, JobClass, lacking
 from console.jobs.conf import JobsSettings, jobs_settings
 from console.jobs.introspect import validate_argv
 
@@ -64,7 +64,11 @@ class CommandInfo:
         command = self._command
         judge = getattr(command, "console_job_class_for", None)
         if options is not None and callable(judge):
-            return Access.parse(judge(options)) or Access(UNKNOWN)
+            try:
+                verdict = judge(options)
+            except Exception:  # a judge that fails on these arguments cannot vouch for anything less
+                return Access(JobClass.DESTRUCTIVE)
+            return Access.parse(verdict) or Access(UNKNOWN)
         declared = getattr(command, "console_job_class", None)
         if declared is not None:
             return Access.parse(declared) or Access(UNKNOWN)

@@ -71,6 +71,16 @@ def test_settings_override_the_table_and_the_commands_own_word(settings: Any) ->
     assert lookup("check").access == Access(JobClass.CONSOLE, "auth.view_user")
 
 
+def test_a_judge_that_fails_on_the_arguments_is_taken_as_destructive(monkeypatch: Any) -> None:
+    from console.eventsourcing.management.commands import projections
+
+    def broken(self: Any, options: dict[str, Any]) -> str:
+        raise KeyError("action")
+
+    monkeypatch.setattr(projections.Command, "console_job_class_for", broken)
+    assert access_for_argv(lookup("projections"), ["status"]) == Access(JobClass.DESTRUCTIVE)
+
+
 def test_a_command_nobody_classed_is_data_changing(monkeypatch: Any) -> None:
     monkeypatch.delitem(BUILT_IN, "check")
     assert lookup("check").access == Access(JobClass.CHANGES_DATA)
