@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import shutil
 import signal
@@ -52,6 +53,17 @@ def _user(username: str, *, staff: bool, superuser: bool = False, perms: tuple[s
 def staff(db: None) -> User:
     """Staff with no console permissions: may look, may not act."""
     return _user("staff", staff=True)
+
+
+@pytest.fixture
+def staff_with(db: None) -> Callable[..., User]:
+    """Makes staff who hold exactly the given permissions ("app_label.codename"), a new user per call."""
+    made = itertools.count(1)
+
+    def make(*perms: str) -> User:
+        return _user(f"staff-{next(made)}", staff=True, perms=perms)
+
+    return make
 
 
 @pytest.fixture

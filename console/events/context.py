@@ -35,6 +35,12 @@ def capture() -> dict[str, Any]:
     return context
 
 
+def bound_user_id() -> int | None:
+    """The user this request, task or job run acts for, if one is bound."""
+    value = structlog.contextvars.get_contextvars().get("user_id")
+    return value if isinstance(value, int) else None
+
+
 @contextmanager
 def restored(context: dict[str, Any] | None, **extra: Any) -> Iterator[None]:
     """Bind ``context`` (from ``capture()``) plus ``extra`` for the duration of a task."""

@@ -6,6 +6,9 @@ from django.conf import settings
 from django.db import models
 from django.db.models.functions import Coalesce
 
+# What the projections page's rebuild, pause, resume and cancel need, and a rebuild run as a job.
+MANAGE_PROJECTION = "eventsourcing.manage_projection"
+
 
 class Snapshot(models.Model):
     """The latest state of one aggregate, to load long streams from here instead of from version 1."""

@@ -16,10 +16,9 @@ from console.events.models import Event
 from console.eventsourcing import projections, repository, services
 from console.eventsourcing.domain import Aggregate, UnknownEventType, UpcastError
 from console.eventsourcing.forms import RebuildForm
-from console.eventsourcing.models import ProjectionState, RebuildRun
+from console.eventsourcing.models import MANAGE_PROJECTION, ProjectionState, RebuildRun
 from console.eventsourcing.services import RebuildError
 
-MANAGE = "eventsourcing.manage_projection"
 RECENT_WINDOW = 2000
 RECENT_STREAMS = 50
 STREAM_EVENTS = 1000
@@ -128,7 +127,7 @@ def _projections_page(request: ConsoleRequest, *, form: RebuildForm | None = Non
         "rows": rows,
         "busy": busy,
         "form_for": form_for,
-        "can_manage": request.user.has_perm(MANAGE),
+        "can_manage": request.user.has_perm(MANAGE_PROJECTION),
         "read_models": read_model_links(),
     }
     if wants_fragment(request):
@@ -148,7 +147,7 @@ def projection_list(request: ConsoleRequest) -> HttpResponse:
 @staff_required
 @require_POST
 def projection_rebuild(request: ConsoleRequest, name: str) -> HttpResponse:
-    require_perm(request, MANAGE)
+    require_perm(request, MANAGE_PROJECTION)
     form = RebuildForm(request.POST, auto_id=_auto_id(name))
     if not form.is_valid():
         return _projections_page(request, form=form, form_for=name)
@@ -169,7 +168,7 @@ def projection_rebuild(request: ConsoleRequest, name: str) -> HttpResponse:
 
 
 def _act(request: ConsoleRequest, action: Any, done: str, **kwargs: Any) -> HttpResponse:
-    require_perm(request, MANAGE)
+    require_perm(request, MANAGE_PROJECTION)
     try:
         action(actor=request.user, **kwargs)
     except RebuildError as exc:
@@ -213,7 +212,7 @@ def rebuild_resume(request: ConsoleRequest, run_id: int) -> HttpResponse:
 @require_POST
 def rebuild_promote(request: ConsoleRequest, run_id: int) -> HttpResponse:
     run = _run(run_id)
-    require_perm(request, MANAGE)
+    require_perm(request, MANAGE_PROJECTION)
     if request.POST.get("confirm") != "yes":
         messages.error(request, f"Confirm that rebuild #{run.pk} should replace the live read model.")
         return redirect("eventsourcing:projections")

@@ -6,8 +6,8 @@
         "INCLUDE": [],                # command names or app labels; empty means every command
         "EXCLUDE": [],                # command names or app labels, on top of the built-in deny list
         "DENY": [],                   # more command names that can never run, whatever else says
-        "PERMISSIONS": {},            # command -> "app.codename" needed to run it (default jobs.run_command)
-        "DESTRUCTIVE": ["migrate"],   # commands whose form asks to type the command name to confirm
+        "CLASSES": {},                # command -> "read-only", "exposes-data", "changes-data" or "destructive"
+        "PERMISSIONS": {},            # command -> "app.codename" of the page it stands for, instead of a class
         "TIMEOUTS": {},               # command -> seconds; DEFAULT_TIMEOUT for the rest
         "DEFAULT_TIMEOUT": 3600,
         "EXCLUSIVE": [],              # commands that may not run twice at once ("*" for every command)
@@ -27,6 +27,7 @@ from typing import Any
 from django.core.checks import CheckMessage, register
 
 from console.core.conf import POSITIVE, AppSettings
+from console.jobs.access import Access, JobClass
 
 # Interactive, server, shell, worker, scaffolding and wipe-everything commands never run from the console.
 DENY = frozenset(
@@ -50,6 +51,7 @@ DENY = frozenset(
         "makemessages",
         "console_tick",
         "console_admin",
+        "console_job",
         # django-extensions: shells, servers, database wipes and interactive helpers
         "shell_plus",
         "runserver_plus",
@@ -72,8 +74,6 @@ DENY = frozenset(
     }
 )
 
-DEFAULT_PERMISSION = "jobs.run_command"
-
 
 @dataclass(frozen=True)
 class JobsSettings(AppSettings):
@@ -83,8 +83,8 @@ class JobsSettings(AppSettings):
     include: tuple[str, ...] = ()
     exclude: tuple[str, ...] = ()
     deny: frozenset[str] = frozenset()
+    classes: dict[str, str] = field(default_factory=dict)
     permissions: dict[str, str] = field(default_factory=dict)
-    destructive: frozenset[str] = frozenset({"migrate"})
     timeouts: dict[str, float] = field(default_factory=dict)
     default_timeout: float = field(default=3600, metadata=POSITIVE)
     exclusive: frozenset[str] = frozenset()
@@ -99,8 +99,11 @@ class JobsSettings(AppSettings):
         """The built-in deny list and the site's additions: settings extend it, never shrink it."""
         return DENY | self.deny
 
-    def permission_for(self, command: str) -> str:
-        return self.permissions.get(command, DEFAULT_PERMISSION)
+    def access_for(self, command: str) -> Access | None:
+        """The site's own verdict on ``command``, for any arguments; None when the site says nothing."""
+        if command in self.permissions:
+            return Access(JobClass.CONSOLE, self.permissions[command])
+        return Access.parse(self.classes[command]) if command in self.classes else None
 
     def timeout_for(self, command: str) -> float:
         return float(self.timeouts.get(command, self.default_timeout))
@@ -112,6 +115,11 @@ class JobsSettings(AppSettings):
         found = []
         if not all(perm.count(".") == 1 for perm in self.permissions.values()):
             found.append('PERMISSIONS must map command names to "app_label.codename".')
+        classes = [c for c in JobClass.values if c != JobClass.CONSOLE]
+        if not all(value in classes for value in self.classes.values()):
+            found.append(f"CLASSES must map command names to one of: {', '.join(classes)}.")
+        if both := sorted(set(self.classes) & set(self.permissions)):
+            found.append(f"{', '.join(both)} cannot be in both CLASSES and PERMISSIONS.")
         if not all(seconds > 0 for seconds in self.timeouts.values()):
             found.append("TIMEOUTS must map command names to a positive number of seconds.")
         if self.lost_after_seconds <= 2 * self.heartbeat_seconds:

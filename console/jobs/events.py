@@ -10,7 +10,7 @@ JOB_QUEUED = declare(
     "job.queued",
     description="A user queued a management command as a job.",
     required={"run_id", "command", "argv"},
-    optional={"reason", "rerun_of"},
+    optional={"reason", "rerun_of", "job_class", "permission"},
     audit=True,
     metrics=[Metric("console_jobs_queued_total", "counter", "Jobs queued.")],
 )
@@ -56,8 +56,12 @@ JOB_LOST = declare(
 )
 JOB_DENIED = declare(
     "job.denied",
-    description="A user tried to run a command they may not run, or that never runs from the console.",
+    description=(
+        "A user tried to run a command they may not run, or that never runs from the console, or to read or "
+        "stop a run of one."
+    ),
     required={"command", "why"},
+    optional={"run_id"},
     level="warning",
     audit=True,
 )

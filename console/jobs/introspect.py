@@ -41,6 +41,7 @@ def looks_secret(action: argparse.Action) -> bool:
     words = set(re.split(r"[^a-z0-9]+", action.dest.lower()))
     for option in action.option_strings:
         words |= set(re.split(r"[^a-z0-9]+", option.lower()))
+    words |= {word.removesuffix("s") for word in words}  # --keys, --tokens, --api-secrets
     return bool(words & SECRET_WORDS)
 
 
@@ -132,6 +133,17 @@ class Arg:
             return forms.IntegerField(
                 min_value=0, max_value=10, initial=0, required=False, label=label, help_text=help_text
             )
+        if self.secret and self.kind in ("append", "multi"):
+            # A password input holds one line and never shows its value again: values are separated by spaces.
+            repeated = " (the option is repeated for each)" if self.kind == "append" else ""
+            return forms.CharField(
+                required=required,
+                label=label,
+                help_text=_join(help_text, f"Values separated by spaces{repeated}, quoted as in a shell."),
+                strip=False,
+                widget=forms.PasswordInput(render_value=False),
+                validators=[_words_validator(None if self.kind == "append" else action.nargs)],
+            )
         if self.kind == "append":
             return forms.CharField(
                 required=required,
@@ -207,7 +219,15 @@ class Arg:
             return [Token(option or "")] * int(value or 0)
         if self.kind == "append":
             out: list[Token] = []
-            for line in str(value or "").splitlines():
+            text = str(value or "")
+            if secret:
+                # From a one-line password input: each value is one repetition, or all of them one when the
+                # option takes several.
+                words = shlex.split(text)
+                lines = [shlex.join(words)] if self.action.nargs not in (None, "?") else words
+            else:
+                lines = text.splitlines()
+            for line in lines:
                 if not line.strip():
                     continue
                 values = shlex.split(line) if self.action.nargs not in (None, "?") else [line.strip()]
@@ -357,7 +377,8 @@ def inspect_parser(parser: argparse.ArgumentParser, prefix: str = "", top: bool 
             action=action,
             name=f"{prefix}{action.dest}" if action.dest != argparse.SUPPRESS else f"{prefix}{id(action)}",
             kind=kind,
-            secret=looks_secret(action) and kind not in ("flag", "count", "bool_optional"),
+            # A flag holds no value, and a value picked from a fixed list is no secret.
+            secret=looks_secret(action) and kind not in ("flag", "count", "bool_optional") and action.choices is None,
             advanced=top and action.dest in ADVANCED,
         )
         spec.args.append(arg)
@@ -415,7 +436,8 @@ def _required(action: argparse.Action) -> bool:
 
 
 class CommandForm(forms.Form):
-    """The generated form; after ``is_valid()``, ``tokens`` holds the argv the real parser accepted."""
+    """The generated form; after ``is_valid()``, ``tokens`` holds the argv the real parser accepted, and
+    ``options`` what the parser made of it (as the command's ``handle()`` gets it)."""
 
     template_name = "jobs/_command_form.html"
 
@@ -425,6 +447,7 @@ class CommandForm(forms.Form):
         self.command_name = name
         self.spec = inspect_parser(command.create_parser("manage.py", name))
         self.tokens: list[Token] = []
+        self.options: dict[str, Any] = {}
         self._add_fields(self.spec, top=True)
 
     def _add_fields(self, spec: ParserSpec, *, top: bool) -> None:
@@ -484,6 +507,7 @@ class CommandForm(forms.Form):
             # Belt and braces: a run always uses the console's own settings module and import path.
             raise forms.ValidationError("--settings and --pythonpath cannot be set for a job.", code="not-offered")
         self.tokens = tokens
+        self.options = vars(options)
         return cleaned
 
     def _tokens(self, spec: ParserSpec, cleaned: dict[str, Any], *, top: bool) -> list[Token]:

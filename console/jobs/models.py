@@ -1,10 +1,18 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import TYPE_CHECKING
 
 from django.conf import settings
 from django.db import models
+from django.db.models import Q
 from django.utils import timezone
+
+from console.jobs.access import RUN, VIEW_ALL, Access, JobClass, classes_seen_by
+from console.jobs.vault import unseal
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import AnonymousUser, PermissionsMixin
 
 
 class Status(models.TextChoices):
@@ -33,17 +41,35 @@ class JobRunQuerySet(models.QuerySet["JobRun"]):
     def unclaimed(self, *, older_than: timedelta) -> JobRunQuerySet:
         return self.filter(status=Status.QUEUED, queued_at__lt=timezone.now() - older_than)
 
+    def visible_to(self, user: PermissionsMixin | AnonymousUser) -> JobRunQuerySet:
+        """Runs whose page and output ``user`` may read: those of a class they may run, or all with VIEW_ALL."""
+        if user.has_perm(VIEW_ALL):
+            return self
+        held = user.get_all_permissions()
+        pages = sorted(held) if RUN in held else []
+        return self.filter(Q(job_class__in=classes_seen_by(held)) | Q(job_class=JobClass.CONSOLE, permission__in=pages))
+
 
 class JobRun(models.Model):
     """One execution of a management command, from the request that queued it to its exit."""
 
     command = models.CharField(max_length=100)
     app = models.CharField(max_length=200, blank=True, default="")
-    argv = models.JSONField(default=list, help_text="Arguments after the command name, exactly as run.")
+    argv = models.JSONField(
+        default=list, help_text="Arguments after the command name as run, secret values masked (see sealed_secrets)."
+    )
     argv_display = models.TextField(
         blank=True, default="", help_text="The command line with secret values masked: what is shown and searched."
     )
     secret_indexes = models.JSONField(default=list, blank=True, help_text="Positions in argv holding secrets.")
+    sealed_secrets = models.TextField(
+        blank=True, default="", help_text="The secret arguments, encrypted with a key derived from SECRET_KEY."
+    )
+    # Rows nobody classed (older than classes) are the most restricted: readable with the view-all right only.
+    job_class = models.CharField(max_length=20, choices=JobClass.choices, default=JobClass.DESTRUCTIVE)
+    permission = models.CharField(
+        max_length=255, blank=True, default="", help_text="For the class “console page”: the page's permission."
+    )
     form_data = models.JSONField(
         default=dict, blank=True, help_text="The form as submitted, secrets left out: prefills an edited re-run."
     )
@@ -77,7 +103,13 @@ class JobRun(models.Model):
 
     class Meta:
         ordering = ["-id"]
-        permissions = [("run_command", "Can run management commands as jobs")]
+        permissions = [
+            ("run_command", "Can run management commands as jobs (read-only ones with no other permission)"),
+            ("run_exposing_command", "Can run commands that show stored data or secrets"),
+            ("run_changing_command", "Can run commands that change data"),
+            ("run_destructive_command", "Can run destructive commands (with the exposing and changing permissions)"),
+            ("view_all_runs", "Can read every run and its output, whatever the command"),
+        ]
         indexes = [
             models.Index(fields=["command", "-id"], name="jobrun_command_id"),
             models.Index(fields=["status", "-id"], name="jobrun_status_id"),
@@ -95,6 +127,22 @@ class JobRun(models.Model):
 
     def __str__(self) -> str:
         return f"#{self.pk} {self.command}"
+
+    @property
+    def access(self) -> Access:
+        return Access(JobClass(self.job_class), self.permission)
+
+    def may_be_read_by(self, user: PermissionsMixin | AnonymousUser) -> bool:
+        """The same rule as ``JobRun.objects.visible_to``, for one run."""
+        return user.has_perm(VIEW_ALL) or not self.access.missing(user)
+
+    def real_argv(self) -> list[str]:
+        """argv as the command must get it, the secrets unsealed (``Unsealable`` when the key is gone)."""
+        secrets = unseal(self.sealed_secrets)
+        return [secrets.get(i, value) for i, value in enumerate(self.argv)]
+
+    def secret_values(self) -> list[str]:
+        return list(unseal(self.sealed_secrets).values())
 
     @property
     def is_final(self) -> bool:

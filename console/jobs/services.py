@@ -16,10 +16,11 @@ from django.utils import timezone
 from console.events.context import capture
 from console.events.pipeline import emit
 from console.jobs import events
-from console.jobs.catalog import CommandInfo
+from console.jobs.catalog import CommandInfo, access_for_argv
 from console.jobs.conf import jobs_settings
 from console.jobs.introspect import Token, display_argv
 from console.jobs.models import ACTIVE, LIVE, JobRun, Status
+from console.jobs.vault import seal
 
 
 class JobConflict(Exception):
@@ -33,6 +34,11 @@ def _enqueue(run_id: int) -> None:
     transaction.on_commit(lambda: run_job.enqueue(run_id, context=context))
 
 
+def _present(**fields: Any) -> dict[str, Any]:
+    """The optional event fields that have a value."""
+    return {name: value for name, value in fields.items() if value not in (None, "")}
+
+
 def job_start(
     *,
     actor: AbstractBaseUser,
@@ -42,18 +48,27 @@ def job_start(
     form_data: dict[str, Any] | None = None,
     rerun_of: JobRun | None = None,
 ) -> JobRun:
-    """Queue a run of ``info`` with the parser-validated ``tokens``; the worker starts it after commit."""
+    """Queue a run of ``info`` with the parser-validated ``tokens``; the worker starts it after commit.
+
+    Secret values are sealed (encrypted) apart from ``argv``, which holds them masked; the run is filed under
+    the class its arguments put it in, which decides who may read its output.
+    """
     conf = jobs_settings()
     exclusive = conf.is_exclusive(info.name)
+    access = access_for_argv(info, [t.value for t in tokens])
+    secrets = {i: t.value for i, t in enumerate(tokens) if t.secret}
     with transaction.atomic():
         if exclusive and JobRun.objects.filter(command=info.name, status__in=ACTIVE).exists():
             raise JobConflict(f"{info.name} is already queued or running, and may not run twice at once.")
         run = JobRun.objects.create(
             command=info.name,
             app=info.app,
-            argv=[t.value for t in tokens],
+            argv=[t.display for t in tokens],
             argv_display=display_argv(tokens),
-            secret_indexes=[i for i, t in enumerate(tokens) if t.secret],
+            secret_indexes=sorted(secrets),
+            sealed_secrets=seal(secrets),
+            job_class=access.job_class,
+            permission=access.permission,
             form_data=form_data or {},
             requested_by=actor,  # type: ignore[misc]  # the console's users are auth.User
             reason=reason,
@@ -69,17 +84,23 @@ def job_start(
             run_id=run.pk,
             command=info.name,
             argv=[t.display for t in tokens],
+            job_class=access.job_class.value,
             reason=reason,
-            **({"rerun_of": rerun_of.pk} if rerun_of else {}),
+            **_present(permission=access.permission, rerun_of=rerun_of.pk if rerun_of else None),
         )
         _enqueue(run.pk)
     return run
 
 
-def job_rerun(*, actor: AbstractBaseUser, run: JobRun, info: CommandInfo, reason: str = "") -> JobRun:
-    """Queue the same command line again (secrets included: they were stored to run it the first time)."""
+def rerun_tokens(run: JobRun) -> list[Token]:
+    """The run's command line again, secrets unsealed (``Unsealable`` when SECRET_KEY changed since)."""
     secret = set(run.secret_indexes)
-    tokens = [Token(value, i in secret) for i, value in enumerate(run.argv)]
+    return [Token(value, i in secret) for i, value in enumerate(run.real_argv())]
+
+
+def job_rerun(*, actor: AbstractBaseUser, run: JobRun, info: CommandInfo, reason: str = "") -> JobRun:
+    """Queue the same command line again, secrets included (kept sealed to run it the first time)."""
+    tokens = rerun_tokens(run)
     return job_start(
         actor=actor, info=info, tokens=tokens, reason=reason or run.reason, form_data=run.form_data, rerun_of=run
     )
@@ -109,10 +130,10 @@ def job_stop(*, actor: AbstractBaseUser, run: JobRun) -> JobRun:
     return run
 
 
-def job_deny(*, actor: AbstractBaseUser, command: str, why: str) -> None:
-    """Record a refused attempt to run a command (the view then answers 403)."""
+def job_deny(*, actor: AbstractBaseUser, command: str, why: str, run: JobRun | None = None) -> None:
+    """Record a refused attempt to run a command, or to read or stop a run (the view then answers 403)."""
     with transaction.atomic():
-        emit(events.JOB_DENIED, actor=actor, command=command[:100], why=why)
+        emit(events.JOB_DENIED, actor=actor, command=command[:100], why=why, **_present(run_id=run.pk if run else None))
 
 
 # --- the reaper: a tick duty -----------------------------------------------------------------------------

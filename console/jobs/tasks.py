@@ -28,9 +28,11 @@ from console.jobs.introspect import MASK
 from console.jobs.models import LIVE, JobRun, OutputChunk, Status, Stream
 from console.jobs.output import LineSplitter
 from console.jobs.services import kill_group
+from console.jobs.vault import Unsealable
 
 log = structlog.get_logger(__name__)
 READ_SIZE = 1 << 16
+LAUNCHER = "console_job"
 STATUS_CHECK_SECONDS = 0.5
 
 
@@ -67,8 +69,9 @@ def execute(run_id: int) -> str:
         return "not claimed"
     conf = jobs_settings()
     try:
+        # The launcher reads the real arguments from the run: secrets never reach a command line.
         process = subprocess.Popen(
-            manage_argv(run.command, *run.argv),
+            manage_argv(LAUNCHER, str(run.pk), run.command),
             env=child_env(CONSOLE_JOB_RUN_ID=str(run.pk)),
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
@@ -181,7 +184,11 @@ class Capture:
     @cached_property
     def secrets(self) -> list[str]:
         """Secret values this run was given: masked if the command echoes them (too short ones would mask noise)."""
-        values = [self.run.argv[i].partition("=")[2] or self.run.argv[i] for i in self.run.secret_indexes]
+        try:
+            sealed = self.run.secret_values()
+        except Unsealable:
+            return []  # the launcher cannot open them either: the command never gets them to echo
+        values = [value.partition("=")[2] or value for value in sealed]
         return sorted({value for value in values if len(value) >= 4}, key=len, reverse=True)
 
     def _mask(self, text: str) -> str:

@@ -1,13 +1,15 @@
 from __future__ import annotations
 
-from collections.abc import Iterator
+import functools
+from collections.abc import Callable, Iterator
 from datetime import timedelta
 from itertools import groupby
-from typing import Any
+from typing import Any, NoReturn
 
 from django import forms
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
+from django.core.management.base import CommandError
 from django.db.models import Count, Q
 from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -15,16 +17,18 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from console.core.auth import require_perm, staff_required
+from console.core.auth import staff_required
 from console.core.http import ConsoleRequest, vary_on_htmx, wants_fragment
 from console.core.tables import Ordering, filtered_table
 from console.jobs import catalog
+from console.jobs.access import VIEW_ALL, Access, lacking
 from console.jobs.catalog import CommandInfo, UnknownCommand
 from console.jobs.filters import JobRunFilter, JobRunTable
 from console.jobs.introspect import CommandForm, cli_preview
 from console.jobs.models import ACTIVE, LIVE, JobRun, Status
 from console.jobs.output import render_chunks, tail
-from console.jobs.services import JobConflict, job_deny, job_rerun, job_start, job_stop
+from console.jobs.services import JobConflict, job_deny, job_rerun, job_start, job_stop, rerun_tokens
+from console.jobs.vault import Unsealable
 
 # htmx stops polling when a poll is answered with this status.
 STOP_POLLING = 286
@@ -43,10 +47,10 @@ class RunMetaForm(forms.Form):
 
     prefix = "job"
 
-    def __init__(self, *args: Any, info: CommandInfo, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, info: CommandInfo, destructive: bool, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.info = info
-        if not info.destructive:
+        if not destructive:
             del self.fields["confirm"]
         else:
             self.fields["confirm"].required = True
@@ -58,20 +62,50 @@ class RunMetaForm(forms.Form):
         return value
 
 
-def _command(request: ConsoleRequest, name: str, *, audit: bool) -> CommandInfo:
-    """The command if this user may run it; 404 when unknown, 403 (audited on writes) when refused."""
+class Refused(PermissionDenied):
+    """A refusal the jobs pages explain: what was refused, and which permission is missing."""
+
+
+def explains_refusals(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+    """Answer ``Refused`` with a 403 page that says why, rather than the site's bare 403."""
+
+    @functools.wraps(view)
+    def wrapper(request: ConsoleRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        try:
+            return view(request, *args, **kwargs)
+        except Refused as exc:
+            return render(request, "jobs/refused.html", {"why": str(exc)}, status=403)
+
+    return wrapper
+
+
+def _refuse(
+    request: ConsoleRequest, command: str, why: str, *, action: str, run: JobRun | None = None, audit: bool = True
+) -> NoReturn:
+    """Record the attempt (unless ``audit`` is off) and answer 403 with ``why``."""
+    if audit:
+        job_deny(actor=request.user, command=command, why=why, run=run)
+    subject = f"Run #{run.pk} of {command}" if run else command
+    raise Refused(f"{subject} cannot be {action}: {why}.")
+
+
+def _command(request: ConsoleRequest, name: str, *, audit: bool = True) -> CommandInfo:
+    """The command if this user may run it (judged by its name); 404 when unknown, else a 403."""
     try:
         info = catalog.lookup(name)
     except UnknownCommand:
         raise Http404(f"No management command called {name!r}.") from None
-    why = catalog.refusal(info)
-    if why is None and not request.user.has_perm(info.permission):
-        why = f"lacks the {info.permission} permission"
+    why = catalog.denial(request.user, info)
     if why is not None:
-        if audit:
-            job_deny(actor=request.user, command=name, why=why)
-        raise PermissionDenied(f"{name} cannot be run from the console: {why}.")
+        _refuse(request, name, why, action="run from the console", audit=audit)
     return info
+
+
+def _check_arguments(request: ConsoleRequest, info: CommandInfo, access: Access) -> None:
+    """Arguments can put a run in a higher class than its command's name (``collectstatic --clear``)."""
+    why = catalog.denial(request.user, info, access)
+    if why is not None:
+        _refuse(request, info.name, why, action=f"run with these arguments ({access.label})")
 
 
 @staff_required
@@ -87,17 +121,22 @@ def command_catalog(request: ConsoleRequest) -> HttpResponse:
 
 
 @staff_required
+@explains_refusals
 @require_http_methods(["GET", "POST"])
 def command_form(request: ConsoleRequest, command: str) -> HttpResponse:
-    info = _command(request, command, audit=request.method == "POST")
+    info = _command(request, command)
     try:
         loaded = info.load()
     except Exception as exc:  # the command's own module is broken: say so instead of failing the page
         reason = f"{exc.__class__.__name__}: {exc}"
         return render(request, "jobs/unloadable.html", {"info": info, "reason": reason}, status=503)
+    access = info.access
     if request.method == "POST":
         form = CommandForm(request.POST, command=loaded, name=info.name)
-        meta = RunMetaForm(request.POST, info=info)
+        if form.is_valid():
+            access = info.access_with(form.options)
+            _check_arguments(request, info, access)
+        meta = RunMetaForm(request.POST, info=info, destructive=access.destructive)
         if form.is_valid() and meta.is_valid():
             try:
                 run = job_start(
@@ -115,11 +154,11 @@ def command_form(request: ConsoleRequest, command: str) -> HttpResponse:
         initial: dict[str, Any] = {}
         source = request.GET.get("from", "")
         if source.isdigit():
-            previous = JobRun.objects.filter(pk=int(source), command=info.name).first()
+            previous = JobRun.objects.visible_to(request.user).filter(pk=int(source), command=info.name).first()
             if previous is not None:
                 initial = dict(previous.form_data)
         form = CommandForm(initial=initial, command=loaded, name=info.name)
-        meta = RunMetaForm(info=info)
+        meta = RunMetaForm(info=info, destructive=access.destructive)
     if form.is_bound:
         preview = cli_preview(info.name, form.tokens) if form.tokens else None
     else:
@@ -128,14 +167,22 @@ def command_form(request: ConsoleRequest, command: str) -> HttpResponse:
     return render(
         request,
         "jobs/command.html",
-        {"info": info, "form": form, "meta": meta, "preview": preview or f"python manage.py {info.name} …"},
+        {
+            "info": info,
+            "access": access,
+            "form": form,
+            "meta": meta,
+            "preview": preview or f"python manage.py {info.name} …",
+        },
     )
 
 
 @staff_required
+@explains_refusals
 @require_POST
 def command_preview(request: ConsoleRequest, command: str) -> HttpResponse:
     """The CLI preview for the form as it is now; it validates, never runs anything."""
+    # Not audited: htmx asks for it as the user types; the page itself was.
     info = _command(request, command, audit=False)
     form = CommandForm(request.POST, command=info.load(), name=info.name)
     preview = cli_preview(info.name, form.tokens) if form.is_valid() else None
@@ -164,7 +211,7 @@ ORDERINGS = {"newest": ("Newest", Ordering("id", "id", descending=True))}
 def run_history(request: ConsoleRequest) -> HttpResponse:
     ft = filtered_table(
         request,
-        queryset=JobRun.objects.select_related("requested_by"),
+        queryset=JobRun.objects.visible_to(request.user).select_related("requested_by"),
         filterset_class=JobRunFilter,
         table_class=JobRunTable,
         orderings=ORDERINGS,
@@ -176,10 +223,24 @@ def run_history(request: ConsoleRequest) -> HttpResponse:
     return vary_on_htmx(render(request, "jobs/runs.html", context))
 
 
-@staff_required
-@require_GET
-def run_detail(request: ConsoleRequest, pk: int) -> HttpResponse:
+def _readable_run(request: ConsoleRequest, pk: int, *, audit: bool = True) -> JobRun:
+    """The run if this user may read it: they may run its class of command, or read every run."""
     run = get_object_or_404(JobRun.objects.select_related("requested_by", "stop_requested_by", "rerun_of"), pk=pk)
+    if not run.may_be_read_by(request.user):
+        why = f"{lacking(run.access.missing(request.user))} (or {VIEW_ALL})"
+        _refuse(request, run.command, why, action="read", run=run, audit=audit)
+    return run
+
+
+def _actions(request: ConsoleRequest, run: JobRun, rerun: RunMetaForm | None = None) -> dict[str, Any]:
+    """Whether to offer stop and re-run, and the re-run's form (reason; the typed confirmation if destructive)."""
+    may_act = _may_act(request, run)
+    if rerun is None and may_act and run.is_final:
+        rerun = RunMetaForm(info=catalog.lookup(run.command), destructive=run.access.destructive)
+    return {"may_act": may_act, "rerun": rerun}
+
+
+def _run_page(request: ConsoleRequest, run: JobRun, *, rerun: RunMetaForm | None = None) -> HttpResponse:
     chunks, earlier = tail(run)
     return render(
         request,
@@ -190,10 +251,17 @@ def run_detail(request: ConsoleRequest, pk: int) -> HttpResponse:
             "after": chunks[-1].seq if chunks else 0,
             "earlier": earlier,
             "done": run.is_final,
-            "may_act": _may_act(request, run),
             "poll_every": poll_every(has_output=bool(chunks)),
+            **_actions(request, run, rerun),
         },
     )
+
+
+@staff_required
+@explains_refusals
+@require_GET
+def run_detail(request: ConsoleRequest, pk: int) -> HttpResponse:
+    return _run_page(request, _readable_run(request, pk))
 
 
 def poll_every(*, has_output: bool) -> str:
@@ -203,10 +271,12 @@ def poll_every(*, has_output: bool) -> str:
 
 
 @staff_required
+@explains_refusals
 @require_GET
 def run_output(request: ConsoleRequest, pk: int) -> HttpResponse:
     """New output after ``after`` (polled), or the output before ``before`` ("load earlier")."""
-    run = get_object_or_404(JobRun.objects.select_related("requested_by", "stop_requested_by"), pk=pk)
+    # Not audited: a page whose reader lost the right polls on, once a second; the page itself was.
+    run = _readable_run(request, pk, audit=False)
     before = request.GET.get("before", "")
     if before.isdigit():
         chunks, earlier = tail(run, before=int(before))
@@ -230,8 +300,8 @@ def run_output(request: ConsoleRequest, pk: int) -> HttpResponse:
         "announce": True,
         # The summary (status, stop button) is sent again only when the status moved since the last poll.
         "refresh_summary": done or run.status != request.GET.get("seen", ""),
-        "may_act": _may_act(request, run),
         "poll_every": poll_every(has_output=cursor > 0),
+        **_actions(request, run),
     }
     response = render(request, "jobs/run.html#poll", context)
     if done:
@@ -240,33 +310,45 @@ def run_output(request: ConsoleRequest, pk: int) -> HttpResponse:
 
 
 def _may_act(request: ConsoleRequest, run: JobRun) -> bool:
+    """Whether to offer stop and re-run: the command still runs from the console and the user may run its class."""
     try:
         info = catalog.lookup(run.command)
     except UnknownCommand:
         return False
-    return catalog.may_run(request.user, info)
+    return catalog.denial(request.user, info, run.access) is None
 
 
 @staff_required
+@explains_refusals
 @require_POST
 def run_stop(request: ConsoleRequest, pk: int) -> HttpResponse:
     run = get_object_or_404(JobRun, pk=pk)
-    try:
-        info = catalog.lookup(run.command)
-    except UnknownCommand:
-        info = None
-    require_perm(request, info.permission if info else "jobs.run_command")
+    # Stopping needs the right to run what runs, even for a command that is on the deny list by now.
+    missing = run.access.missing(request.user)
+    if missing:
+        _refuse(request, run.command, lacking(missing), action="stopped", run=run)
     job_stop(actor=request.user, run=run)
     return redirect("jobs:run", pk=run.pk)
 
 
 @staff_required
+@explains_refusals
 @require_POST
 def run_rerun(request: ConsoleRequest, pk: int) -> HttpResponse:
-    run = get_object_or_404(JobRun, pk=pk)
-    info = _command(request, run.command, audit=True)
+    run = get_object_or_404(JobRun.objects.select_related("requested_by", "stop_requested_by", "rerun_of"), pk=pk)
+    info = _command(request, run.command)
     try:
-        new = job_rerun(actor=request.user, run=run, info=info, reason=request.POST.get("reason", "")[:500])
+        tokens = rerun_tokens(run)
+        access = catalog.access_for_argv(info, [t.value for t in tokens])
+    except (Unsealable, CommandError) as exc:
+        messages.error(request, f"This run cannot be repeated as it was ({exc}): edit its arguments.")
+        return redirect(f"{reverse('jobs:command', args=[run.command])}?from={run.pk}")
+    _check_arguments(request, info, access)
+    meta = RunMetaForm(request.POST, info=info, destructive=access.destructive)
+    if not meta.is_valid():
+        return _run_page(request, run, rerun=meta)
+    try:
+        new = job_rerun(actor=request.user, run=run, info=info, reason=meta.cleaned_data["reason"])
     except JobConflict as exc:
         messages.error(request, str(exc))
         return redirect("jobs:run", pk=run.pk)
@@ -274,9 +356,10 @@ def run_rerun(request: ConsoleRequest, pk: int) -> HttpResponse:
 
 
 @staff_required
+@explains_refusals
 @require_GET
 def run_download(request: ConsoleRequest, pk: int) -> HttpResponse:
-    run = get_object_or_404(JobRun, pk=pk)
+    run = _readable_run(request, pk)
 
     def lines() -> Iterator[str]:
         for text, stream in run.chunks.order_by("seq").values_list("text", "stream").iterator(chunk_size=50):

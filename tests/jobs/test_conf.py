@@ -6,7 +6,8 @@ from typing import Any
 
 import pytest
 
-from console.jobs.conf import DEFAULT_PERMISSION, check_jobs_settings, jobs_settings
+from console.jobs.access import Access, JobClass
+from console.jobs.conf import check_jobs_settings, jobs_settings
 
 
 def errors(settings: Any, value: object) -> list[tuple[str, str]]:
@@ -17,9 +18,9 @@ def errors(settings: Any, value: object) -> list[tuple[str, str]]:
 def test_the_defaults_pass_the_checks(settings: Any) -> None:
     assert errors(settings, {}) == []
     conf = jobs_settings()
-    assert conf.permission_for("check") == DEFAULT_PERMISSION
-    assert {"shell", "run_huey", "db_worker", "console_admin", "console_tick", "flush"} <= conf.denied
-    assert "migrate" in conf.destructive and not conf.is_exclusive("migrate")
+    assert conf.access_for("check") is None  # the site says nothing: the built-in table decides
+    assert {"shell", "run_huey", "db_worker", "console_admin", "console_tick", "console_job", "flush"} <= conf.denied
+    assert not conf.is_exclusive("migrate")
 
 
 @pytest.mark.parametrize(
@@ -32,6 +33,14 @@ def test_the_defaults_pass_the_checks(settings: Any) -> None:
         ({"FLUSH_BYTES": 1.5}, "console.jobs.E003", "CONSOLE_JOBS['FLUSH_BYTES']"),
         ({"TIMEOUTS": {"check": "soon"}}, "console.jobs.E003", "CONSOLE_JOBS['TIMEOUTS']"),
         ({"PERMISSIONS": {"check": "nodot"}}, "console.jobs.E004", "PERMISSIONS"),
+        ({"CLASSES": {"check": "read_only"}}, "console.jobs.E004", "CLASSES must map command names to one of"),
+        ({"CLASSES": {"check": "console"}}, "console.jobs.E004", "CLASSES must map command names to one of"),
+        ({"CLASSES": {"check": ["read-only"]}}, "console.jobs.E003", "CONSOLE_JOBS['CLASSES']"),
+        (
+            {"CLASSES": {"check": "destructive"}, "PERMISSIONS": {"check": "auth.view_user"}},
+            "console.jobs.E004",
+            "check cannot be in both CLASSES and PERMISSIONS",
+        ),
         ({"TIMEOUTS": {"check": -1}}, "console.jobs.E004", "TIMEOUTS"),
         ({"HEARTBEAT_SECONDS": 10, "LOST_AFTER_SECONDS": 15}, "console.jobs.E004", "LOST_AFTER_SECONDS"),
     ],
@@ -52,3 +61,11 @@ def test_settings_extend_the_deny_list_never_shrink_it(settings: Any) -> None:
     conf = jobs_settings()
     assert "check" in conf.denied and "shell" in conf.denied
     assert conf.is_exclusive("anything") and conf.timeout_for("check") == 5
+
+
+def test_classes_and_permissions_say_what_a_command_needs_for_any_arguments(settings: Any) -> None:
+    settings.CONSOLE_JOBS = {"CLASSES": {"check": "destructive"}, "PERMISSIONS": {"showmigrations": "auth.view_user"}}
+    conf = jobs_settings()
+    assert conf.access_for("check") == Access(JobClass.DESTRUCTIVE)
+    assert conf.access_for("showmigrations") == Access(JobClass.CONSOLE, "auth.view_user")
+    assert conf.access_for("migrate") is None

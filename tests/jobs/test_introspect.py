@@ -243,6 +243,45 @@ def test_a_secret_value_is_never_rendered_back_and_never_kept_for_reruns() -> No
     assert "password" not in form.submitted_data() and form.submitted_data()["source"] == "db"
 
 
+class Keys(BaseCommand):
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--token", action="append", help="Repeatable.")
+        parser.add_argument("--keys", nargs="+")
+        parser.add_argument("--key-pair", nargs=2)
+        parser.add_argument("--key-type", choices=["rsa", "ed25519"])
+        parser.add_argument("--name", required=True)
+
+
+def test_repeatable_and_multi_value_secrets_are_password_inputs_that_never_show_their_values() -> None:
+    data = {"token": "tok-one 'tok two'", "keys": "key-a key-b", "key_pair": "pair-a pair-b", "key_type": "rsa"}
+    invalid = CommandForm(data, command=Keys(), name="keys")  # --name missing: the page is shown again
+    assert not invalid.is_valid() and "name" in invalid.errors
+    for name in ("token", "keys", "key_pair"):
+        html = str(invalid[name])
+        assert 'type="password"' in html and 'value="' not in html, html
+    page = "".join(str(invalid[name]) for name in invalid.fields)
+    assert not any(word in page for word in ("tok-one", "key-a", "pair-a"))
+    # A value from a fixed list is no secret.
+    assert "<select" in str(invalid["key_type"]) and '<option value="rsa" selected>' in str(invalid["key_type"])
+
+    form = CommandForm({**data, "name": "n"}, command=Keys(), name="keys")
+    assert form.is_valid(), form.errors
+    assert [(t.value, t.secret) for t in form.tokens] == [
+        ("--keys", False),
+        ("key-a", True),
+        ("key-b", True),
+        ("--token=tok-one", True),
+        ("--token=tok two", True),
+        ("--key-pair", False),
+        ("pair-a", True),
+        ("pair-b", True),
+        ("--key-type=rsa", False),
+        ("--name=n", False),
+    ]
+    assert validate_argv(Keys(), "keys", [t.value for t in form.tokens]).token == ["tok-one", "tok two"]
+    assert not {"token", "keys", "key_pair"} & set(form.submitted_data())
+
+
 def test_a_greedy_option_never_swallows_the_positionals() -> None:
     form = everything({**BASE, "many": "one two"})
     assert form.is_valid(), form.errors

@@ -2,19 +2,24 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import signal
+import subprocess
 import time
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
 from django.contrib.auth.models import User
+from django.db import connection
 from django.db.models import Sum
 from django.utils import timezone
 
 from console.core.tick import run_tick
 from console.events.models import Event
+from console.eventsourcing.models import RebuildRun
 from console.jobs.catalog import lookup
 from console.jobs.introspect import Token
 from console.jobs.models import JobRun, OutputChunk, Status
@@ -126,7 +131,8 @@ def test_a_secret_the_command_echoes_is_masked_in_its_output(operator: User) -> 
 
 def test_secret_arguments_are_masked_in_the_run_and_its_events(operator: User) -> None:
     run = start(operator, "demo_report", "Q1", "--api-token", "hunter2", "build", secret=(2,))
-    assert run.argv == ["Q1", "--api-token", "hunter2", "build"]
+    assert run.argv == ["Q1", "--api-token", "••••••", "build"]
+    assert run.real_argv() == ["Q1", "--api-token", "hunter2", "build"]
     assert "hunter2" not in run.argv_display and "••••••" in run.argv_display
     queued = Event.objects.get(type="job.queued", stream_id=f"job-{run.pk}")
     assert "hunter2" not in str(queued.data)
@@ -190,3 +196,64 @@ def test_the_reaper_redispatches_runs_that_were_never_claimed(operator: User, se
     assert str(run_tick()["jobs.reap_lost_runs"]).endswith("1 re-dispatched")
     run.refresh_from_db()
     assert run.status == Status.SUCCEEDED
+
+
+def processes_of_group(pgid: int) -> dict[int, tuple[bytes, bytes]]:
+    """pid -> (cmdline, environ) of every process whose process group is ``pgid``."""
+    found = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+            fields = text[text.rfind(")") + 2 :].split()
+            if fields[2] == str(pgid):
+                found[int(stat.parent.name)] = (
+                    (stat.parent / "cmdline").read_bytes(),
+                    (stat.parent / "environ").read_bytes(),
+                )
+        except (OSError, IndexError):
+            continue
+    return found
+
+
+def tables_holding(text: str) -> list[str]:
+    """The tables of the database with a row whose text holds ``text``."""
+    holding = []
+    with connection.cursor() as cursor:
+        for table in connection.introspection.table_names(cursor):
+            cursor.execute(f"SELECT * FROM {connection.ops.quote_name(table)}")
+            if any(text in str(row) for row in cursor.fetchall()):
+                holding.append(table)
+    return holding
+
+
+def test_a_secret_never_reaches_a_command_line_or_a_table_yet_the_command_gets_it(
+    operator: User, worker: Worker
+) -> None:
+    secret = "s3cret-" + os.urandom(8).hex()
+    run = start(operator, "demo_import", f"--api-key={secret}", "--batches=1", "--seconds=120", secret=(0,))
+    child_pid = wait_for(lambda: JobRun.objects.get(pk=run.pk).child_pid, timeout=30, what="the child process")
+    # The child announces the key it got, by fingerprint, before its long batch.
+    fingerprint = hashlib.sha256(secret.encode()).hexdigest()[:12]
+    wait_for(lambda: fingerprint in output_of(run), timeout=30, what="the command to have read its key")
+
+    group = processes_of_group(child_pid)
+    assert child_pid in group
+    for cmdline, environ in group.values():
+        assert secret.encode() not in cmdline and secret.encode() not in environ
+    assert group[child_pid][0].split(b"\0")[-4:-1] == [b"console_job", str(run.pk).encode(), b"demo_import"]
+    listing = subprocess.run(["ps", "-eww", "-o", "pid,pgid,args"], capture_output=True, text=True, check=True)
+    assert str(child_pid) in listing.stdout and secret not in listing.stdout
+    assert tables_holding(secret) == []
+    assert tables_holding(fingerprint) == ["jobs_outputchunk"]  # the search itself finds what is there
+
+    job_stop(actor=operator, run=JobRun.objects.get(pk=run.pk))
+    wait_for(lambda: JobRun.objects.get(pk=run.pk).is_final, timeout=30, what="the run to end")
+    assert tables_holding(secret) == []
+
+
+def test_events_the_command_emits_name_the_requester_and_the_run(operator: User) -> None:
+    run = start(operator, "projections", "rebuild", "accounts.activity")
+    assert execute(run.pk) == "succeeded", output_of(run)
+    requested = Event.objects.get(type="projection.rebuild_requested")
+    assert requested.actor == operator and requested.metadata["job_run_id"] == run.pk
+    assert RebuildRun.objects.get().requested_by == operator

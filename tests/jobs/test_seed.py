@@ -20,4 +20,11 @@ def test_the_seed_creates_finished_runs_once() -> None:
     assert runs.count() == 4 and all(run.is_final for run in runs)
     assert {run.status for run in runs} == {Status.SUCCEEDED, Status.FAILED, Status.CANCELLED}
     assert all(run.chunks.exists() for run in runs)
+    # Filed under their classes, so staff who may run them read them.
+    assert {run.command: run.job_class for run in runs} == {
+        "demo_report": "read-only",
+        "demo_fail": "read-only",
+        "demo_import": "changes-data",
+        "check": "read-only",
+    }
     assert Event.objects.filter(type="job.queued").count() == 4

@@ -11,7 +11,11 @@ from django.test import Client
 from django.utils import timezone
 
 from console.events.models import Event
+from console.eventsourcing.models import RebuildRun
+from console.jobs.access import CHANGE, DESTROY, EXPOSE, RUN
+from console.jobs.catalog import access_for_argv, lookup
 from console.jobs.models import JobRun, OutputChunk, Status
+from console.jobs.vault import seal
 
 
 def make_run(
@@ -76,8 +80,10 @@ def test_a_denied_command_is_403_and_audited_even_for_a_superuser(client: Client
     assert client.get("/jobs/shell/").status_code == 403
     response = client.post("/jobs/shell/", {"command": "import os"})
     assert response.status_code == 403
-    denied = Event.objects.get(type="job.denied")
-    assert denied.actor == admin_user and denied.data["command"] == "shell" and "deny list" in denied.data["why"]
+    denials = Event.objects.filter(type="job.denied")
+    assert denials.count() == 2  # the form page and the attempt to run it
+    for denied in denials:
+        assert denied.actor == admin_user and denied.data["command"] == "shell" and "deny list" in denied.data["why"]
     assert not JobRun.objects.exists()
 
 
@@ -85,7 +91,8 @@ def test_staff_without_the_permission_cannot_run_and_the_attempt_is_audited(clie
     client.force_login(staff)
     assert client.get("/jobs/demo_report/").status_code == 403
     assert client.post("/jobs/demo_report/", {"name": "Q1", "subcommand": "build"}).status_code == 403
-    assert Event.objects.get(type="job.denied").data["why"] == "lacks the jobs.run_command permission"
+    whys = list(Event.objects.filter(type="job.denied").values_list("data__why", flat=True))
+    assert whys == ["lacks the jobs.run_command permission"] * 2
 
 
 def test_a_per_command_permission_overrides_the_default(client: Client, operator: User, settings: Any) -> None:
@@ -123,7 +130,8 @@ def test_a_valid_form_queues_a_run_and_redirects_to_it(client: Client, operator:
     run = JobRun.objects.get()
     assert response.status_code == 302 and response["Location"] == f"/jobs/runs/{run.pk}/"
     assert run.status == Status.QUEUED and run.requested_by == operator and run.reason == "audit"
-    assert run.argv == ["--tag=a", "--tag=b", "--api-token=hunter2", "Q1 <b>", "build"]
+    assert run.real_argv() == ["--tag=a", "--tag=b", "--api-token=hunter2", "Q1 <b>", "build"]
+    assert run.argv == ["--tag=a", "--tag=b", "--api-token=••••••", "Q1 <b>", "build"]
     assert run.argv_display == "--tag=a --tag=b --api-token=•••••• 'Q1 <b>' build"
     assert "hunter2" not in run.argv_display and "hunter2" not in str(run.form_data)
     queued = Event.objects.get(type="job.queued")
@@ -178,6 +186,17 @@ def test_an_edited_rerun_starts_from_the_previous_form(client: Client, operator:
     run = make_run(operator, status=Status.SUCCEEDED, form_data={"name": "Q3 report", "format": "html"})
     page = client.get(f"/jobs/demo_report/?from={run.pk}").content.decode()
     assert 'value="Q3 report"' in page and '<option value="html" selected>' in page
+
+
+def test_an_edited_rerun_starts_only_from_a_run_the_user_may_read(client: Client, staff_with: Any) -> None:
+    rebuild = {"subcommand": "rebuild", "rebuild__name": "accounts.activity"}
+    run = classed_run(staff_with(RUN, MANAGE_PROJECTION), "projections", ["rebuild", "accounts.activity"])
+    JobRun.objects.filter(pk=run.pk).update(form_data=rebuild)
+    client.force_login(staff_with(RUN))
+    page = client.get(f"/jobs/projections/?from={run.pk}").content.decode()
+    assert 'value="accounts.activity"' not in page
+    client.force_login(staff_with(RUN, MANAGE_PROJECTION))
+    assert 'value="accounts.activity"' in client.get(f"/jobs/projections/?from={run.pk}").content.decode()
 
 
 # --- run detail and live output ------------------------------------------------------------------------------
@@ -298,15 +317,28 @@ def test_stopping_a_queued_run_cancels_it_at_once(client: Client, operator: User
 def test_rerun_queues_the_same_arguments_secrets_included(client: Client, operator: User) -> None:
     run = make_run(operator, status=Status.FAILED)
     JobRun.objects.filter(pk=run.pk).update(
-        argv=["--api-token", "hunter2", "Q1", "build"], secret_indexes=[1], argv_display="--api-token •••••• Q1 build"
+        argv=["--api-token", "••••••", "Q1", "build"],
+        secret_indexes=[1],
+        sealed_secrets=seal({1: "hunter2"}),
+        argv_display="--api-token •••••• Q1 build",
     )
     client.force_login(operator)
     response = client.post(f"/jobs/runs/{run.pk}/rerun")
     new = JobRun.objects.exclude(pk=run.pk).get()
     assert response["Location"] == f"/jobs/runs/{new.pk}/"
-    assert new.argv == ["--api-token", "hunter2", "Q1", "build"] and new.rerun_of == run
+    assert new.real_argv() == ["--api-token", "hunter2", "Q1", "build"] and new.rerun_of == run
+    assert new.argv == ["--api-token", "••••••", "Q1", "build"] and "hunter2" not in new.sealed_secrets
     assert new.argv_display == "--api-token •••••• Q1 build"
     assert Event.objects.get(type="job.queued").data["rerun_of"] == run.pk
+
+
+def test_a_rerun_whose_secrets_cannot_be_opened_goes_to_the_form(client: Client, operator: User) -> None:
+    run = make_run(operator, status=Status.FAILED, secret_indexes=[0], sealed_secrets="sealed-with-a-key-long-gone")
+    client.force_login(operator)
+    response = client.post(f"/jobs/runs/{run.pk}/rerun", follow=True)
+    assert response.redirect_chain == [(f"/jobs/demo_report/?from={run.pk}", 302)]
+    assert "This run cannot be repeated as it was" in response.content.decode()
+    assert JobRun.objects.count() == 1
 
 
 def test_rerun_of_a_command_now_denied_is_refused(client: Client, operator: User, settings: Any) -> None:
@@ -324,7 +356,7 @@ def test_history_filters_by_command_status_user_and_arguments(client: Client, op
     make_run(operator, status=Status.FAILED)
     other = make_run(staff, status=Status.SUCCEEDED)
     JobRun.objects.filter(pk=other.pk).update(command="demo_import", argv_display="--source billing")
-    client.force_login(staff)
+    client.force_login(operator)
     page = client.get("/jobs/runs/?status=succeeded").content.decode()
     assert "demo_import" in page and '<span class="badge failed">' not in page
     assert "demo_import" in client.get("/jobs/runs/?q=BILLING").content.decode()
@@ -391,3 +423,213 @@ def test_a_run_without_output_yet_polls_briskly_then_once_a_second(client: Clien
     OutputChunk.objects.create(run=run, seq=1, text="first", lines=1)
     flowing = client.get(f"/jobs/runs/{run.pk}/output?after=0&seen=running").content.decode()
     assert flowing.startswith("first\n") and 'hx-trigger="every 1s' in flowing
+
+
+# --- least privilege: a permission per class of command -------------------------------------------------------
+
+IMMEDIATE = {"default": {"BACKEND": "django.tasks.backends.immediate.ImmediateBackend"}}
+MANAGE_PROJECTION = "eventsourcing.manage_projection"
+
+
+def classed_run(user: User, command: str, argv: list[str], *, status: str = Status.SUCCEEDED, **extra: Any) -> JobRun:
+    """A run filed under the class its arguments put it in, as ``job_start`` would file it."""
+    access = access_for_argv(lookup(command), argv)
+    return JobRun.objects.create(
+        command=command,
+        argv=argv,
+        argv_display=" ".join(argv),
+        requested_by=user,
+        status=status,
+        job_class=access.job_class,
+        permission=access.permission,
+        **extra,
+    )
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize(
+    ("command", "data", "argv", "perms", "form_status"),
+    [
+        pytest.param("dumpdata", {"args": "contenttypes"}, ["contenttypes"], [EXPOSE], 403, id="exposes-data"),
+        pytest.param(
+            "demo_import",
+            {"batches": "1", "seconds": "0"},
+            ["--batches=1", "--seconds=0"],
+            [CHANGE],
+            403,
+            id="changes-data",
+        ),
+        pytest.param(
+            "migrate", {"job-confirm": "migrate"}, ["--no-input"], [EXPOSE, CHANGE, DESTROY], 403, id="destructive"
+        ),
+        # "projections status" is read-only, so the form opens; "rebuild" needs the projections page's permission.
+        pytest.param(
+            "projections",
+            {"subcommand": "rebuild", "rebuild__name": "accounts.activity"},
+            ["rebuild", "accounts.activity"],
+            [MANAGE_PROJECTION],
+            200,
+            id="console",
+        ),
+    ],
+)
+def test_each_class_above_read_only_needs_its_own_permission_to_open_run_and_rerun(
+    client: Client,
+    staff_with: Any,
+    settings: Any,
+    command: str,
+    data: dict[str, str],
+    argv: list[str],
+    perms: list[str],
+    form_status: int,
+) -> None:
+    settings.TASKS = IMMEDIATE
+    base = staff_with(RUN)
+    earlier = classed_run(base, command, argv)
+    client.force_login(base)
+    form = client.get(f"/jobs/{command}/")
+    assert form.status_code == form_status
+    posted = client.post(f"/jobs/{command}/", data)
+    rerun = client.post(f"/jobs/runs/{earlier.pk}/rerun", {"job-confirm": command})
+    assert posted.status_code == rerun.status_code == 403
+    missing = perms[-1]
+    assert missing in posted.content.decode() and missing in rerun.content.decode()
+    denials = Event.objects.filter(type="job.denied", actor=base)
+    assert denials.count() == (3 if form_status == 403 else 2)
+    assert all(missing in why for why in denials.values_list("data__why", flat=True))
+    assert JobRun.objects.count() == 1
+
+    client.force_login(staff_with(RUN, *perms))
+    assert client.get(f"/jobs/{command}/").status_code == 200
+    ran = client.post(f"/jobs/{command}/", data)
+    assert ran.status_code == 302, ran.content.decode()
+    again = client.post(f"/jobs/runs/{earlier.pk}/rerun", {"job-confirm": command})
+    assert again.status_code == 302
+    runs = JobRun.objects.exclude(pk=earlier.pk)
+    assert runs.count() == 2
+    for run in runs:  # both ran, through the worker's child process, inline
+        assert run.status == Status.SUCCEEDED, (run.note, list(run.chunks.values_list("text", flat=True)))
+        assert run.access == earlier.access
+
+
+def test_arguments_that_raise_the_class_are_judged_not_only_the_name(client: Client, staff_with: Any) -> None:
+    client.force_login(staff_with(RUN, EXPOSE))
+    assert client.get("/jobs/dumpdata/").status_code == 200
+    response = client.post("/jobs/dumpdata/", {"args": "sessions", "output": "/tmp/console-test-dump.json"})
+    assert response.status_code == 403
+    page = response.content.decode()
+    assert "dumpdata cannot be run with these arguments (destructive)" in page and DESTROY in page
+    assert Event.objects.get(type="job.denied").data["why"] == f"lacks the {CHANGE} and {DESTROY} permissions"
+    assert not JobRun.objects.exists()
+
+
+def test_the_catalog_says_each_commands_class(client: Client, operator: User) -> None:
+    client.force_login(operator)
+    page = client.get("/jobs/").content.decode()
+    row = page.split('<a href="/jobs/dumpdata/">', 1)[1].split("</tr>", 1)[0]
+    assert '<span class="badge">exposes data</span>' in row
+    row = page.split('<a href="/jobs/migrate/">', 1)[1].split("</tr>", 1)[0]
+    assert '<span class="badge failed">destructive</span>' in row
+    form = client.get("/jobs/dumpdata/").content.decode()
+    assert f"needs <code>{RUN}</code>, <code>{EXPOSE}</code>." in form
+
+
+# --- output is as private as the command ------------------------------------------------------------------
+
+
+def test_a_privileged_runs_output_is_refused_to_staff_without_that_right(client: Client, staff_with: Any) -> None:
+    run = classed_run(staff_with(RUN, EXPOSE), "dumpdata", ["sessions"], last_seq=1)
+    OutputChunk.objects.create(run=run, seq=1, text='[{"model": "sessions.session", "pk": "abc"}]', lines=1)
+    urls = [f"/jobs/runs/{run.pk}/", f"/jobs/runs/{run.pk}/output?after=0", f"/jobs/runs/{run.pk}/output.txt"]
+    for perms in [(), (RUN,), (RUN, CHANGE, DESTROY)]:
+        client.force_login(staff_with(*perms))
+        for url in urls:
+            response = client.get(url)
+            assert response.status_code == 403, (perms, url)
+            assert b"sessions.session" not in response.content
+        assert f"/jobs/runs/{run.pk}/" not in client.get("/jobs/runs/").content.decode()
+    why = f"Run #{run.pk} of dumpdata cannot be read: lacks the {EXPOSE} permission (or jobs.view_all_runs)."
+    assert why in response.content.decode()
+    # The page and the download are audited; the polling fragment is not (it would be, once a second).
+    assert Event.objects.filter(type="job.denied", data__run_id=run.pk).count() == 6
+
+    for perms in [(RUN, EXPOSE), ("jobs.view_all_runs",)]:
+        client.force_login(staff_with(*perms))
+        assert "sessions.session" in client.get(urls[0]).content.decode()
+        assert client.get(urls[1]).status_code == 286
+        assert b"sessions.session" in b"".join(client.get(urls[2]).streaming_content)  # type: ignore[attr-defined]
+        assert f"/jobs/runs/{run.pk}/" in client.get("/jobs/runs/").content.decode()
+
+
+def test_stopping_a_run_needs_the_right_to_run_its_class(client: Client, staff_with: Any) -> None:
+    run = classed_run(staff_with(RUN, CHANGE), "demo_import", [], status=Status.RUNNING)
+    client.force_login(staff_with(RUN))
+    response = client.post(f"/jobs/runs/{run.pk}/stop")
+    assert response.status_code == 403 and CHANGE in response.content.decode()
+    assert Event.objects.get(type="job.denied").data == {
+        "command": "demo_import",
+        "why": f"lacks the {CHANGE} permission",
+        "run_id": run.pk,
+    }
+    run.refresh_from_db()
+    assert run.status == Status.RUNNING
+
+
+# --- destructive re-runs ------------------------------------------------------------------------------------
+
+
+@pytest.mark.django_db(transaction=True)
+def test_rerunning_a_destructive_command_needs_the_typed_confirmation(
+    client: Client, operator: User, settings: Any
+) -> None:
+    settings.TASKS = IMMEDIATE
+    run = classed_run(operator, "migrate", ["--no-input"])
+    client.force_login(operator)
+    page = client.get(f"/jobs/runs/{run.pk}/").content.decode()
+    assert 'name="job-confirm"' in page.split(f'action="/jobs/runs/{run.pk}/rerun"', 1)[1].split("</form>", 1)[0]
+    for typed, error in [("", "This field is required."), ("Migrate", "Type “migrate” exactly")]:
+        refused = client.post(f"/jobs/runs/{run.pk}/rerun", {"job-confirm": typed})
+        assert refused.status_code == 200
+        assert f'id="id_job-confirm-error">{error}' in refused.content.decode()
+    assert JobRun.objects.count() == 1
+    confirmed = client.post(f"/jobs/runs/{run.pk}/rerun", {"job-confirm": "migrate", "job-reason": "again"})
+    new = JobRun.objects.exclude(pk=run.pk).get()
+    assert confirmed["Location"] == f"/jobs/runs/{new.pk}/"
+    assert new.status == Status.SUCCEEDED and new.reason == "again" and new.rerun_of == run
+
+
+def test_a_read_only_rerun_needs_no_confirmation(client: Client, operator: User) -> None:
+    run = classed_run(operator, "demo_report", ["Q1", "build"])
+    client.force_login(operator)
+    assert 'name="job-confirm"' not in client.get(f"/jobs/runs/{run.pk}/").content.decode()
+    assert client.post(f"/jobs/runs/{run.pk}/rerun").status_code == 302
+
+
+# --- the console's own commands ----------------------------------------------------------------------------
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_live_projection_rebuild_from_the_jobs_form_needs_the_projection_permission(
+    client: Client, staff_with: Any, settings: Any
+) -> None:
+    settings.TASKS = IMMEDIATE
+    data = {"subcommand": "rebuild", "rebuild__name": "accounts.activity", "rebuild__into": "live"}
+    client.force_login(staff_with(RUN, EXPOSE, CHANGE, DESTROY))
+    assert client.get("/jobs/projections/").status_code == 200  # "projections status" is read-only
+    data["rebuild__position"] = str(Event.objects.latest("position").position)
+    refused = client.post("/jobs/projections/", data)
+    assert refused.status_code == 403 and MANAGE_PROJECTION in refused.content.decode()
+    assert Event.objects.get(type="job.denied").data["command"] == "projections"
+    assert not JobRun.objects.exists() and not RebuildRun.objects.exists()
+
+    manager = staff_with(RUN, MANAGE_PROJECTION)
+    client.force_login(manager)
+    assert client.post("/jobs/projections/", data).status_code == 302
+    run = JobRun.objects.get()
+    assert run.status == Status.SUCCEEDED, list(run.chunks.values_list("text", flat=True))
+    assert run.argv == ["rebuild", f"--position={data['rebuild__position']}", "--into=live", "accounts.activity"]
+    # The child's events name the user who asked, and the run.
+    requested = Event.objects.get(type="projection.rebuild_requested")
+    assert requested.actor == manager and requested.metadata["job_run_id"] == run.pk
+    assert requested.data["swap"] is True
+    assert RebuildRun.objects.get().requested_by == manager

@@ -11,6 +11,7 @@ from django.utils import timezone
 from console.demo.seeds import SeedOptions
 from console.events.pipeline import batch, emit
 from console.jobs import events
+from console.jobs.catalog import access_for_argv, lookup
 from console.jobs.models import JobRun, OutputChunk, Status
 
 ORDER = 20
@@ -73,10 +74,13 @@ def seed(options: SeedOptions) -> str:
     with transaction.atomic(), batch():
         for age, (command, argv, display, status, exit_code, chunks, note) in enumerate(RUNS, start=1):
             started = now - timedelta(days=age, minutes=5)
+            access = access_for_argv(lookup(command), argv)
             run = JobRun.objects.create(
                 command=command,
                 app="console.demo" if command.startswith("demo_") else "django.core",
                 argv=argv,
+                job_class=access.job_class,
+                permission=access.permission,
                 argv_display=display,
                 requested_by=user,
                 reason=REASON,

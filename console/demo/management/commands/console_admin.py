@@ -11,6 +11,8 @@ from django.core.management.base import BaseCommand, CommandParser
 
 class Command(BaseCommand):
     help = "Create or update the demo's staff superuser 'admin' and print how to sign in."
+    # It resets the staff superuser's password (and is on the deny list anyway).
+    console_job_class = "destructive"
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument(

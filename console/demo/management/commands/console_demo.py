@@ -12,6 +12,7 @@ from console.demo.seeds import SeedOptions
 
 class Command(BaseCommand):
     help = "Seed the demo domain (idempotent): staff, jobs, events, event-sourced accounts and messages."
+    console_job_class = "changes-data"
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument(

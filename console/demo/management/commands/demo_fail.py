@@ -15,6 +15,7 @@ def _reconcile(ledger: str) -> None:
 
 class Command(BaseCommand):
     help = "Demo: start a reconciliation and fail with a traceback (or, with --ask, wait for an answer on stdin)."
+    console_job_class = "read-only"
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--ledger", default="main", help="Which ledger to reconcile.")

@@ -8,6 +8,7 @@ from django.core.management.base import BaseCommand, CommandParser
 
 class Command(BaseCommand):
     help = "Demo: print N short numbered lines as fast as possible (how fast can output be captured?)."
+    console_job_class = "read-only"
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--lines", type=int, default=100_000, help="How many lines to print.")

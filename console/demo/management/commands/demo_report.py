@@ -12,6 +12,7 @@ def iso_date(value: str) -> date:
 
 class Command(BaseCommand):
     help = "Demo: build a report; exercises every kind of argument the job form supports."
+    console_job_class = "read-only"
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("name", help="Report title.")

@@ -12,6 +12,7 @@ from console.eventsourcing.domain import UnknownEventType, UpcastError, event_cl
 
 class Command(BaseCommand):
     help = "Dry-run the upcasters of a domain event type over its stored events; nothing is written."
+    console_job_class = "read-only"
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("type", help="The domain event type, e.g. account.opened.")
