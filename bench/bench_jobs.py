@@ -156,7 +156,7 @@ def _runner(run_id: int) -> None:
     import django
 
     django.setup()
-    from console.jobs.tasks import execute
+    from console.jobs.runner import execute
 
     started = time.perf_counter()
     status = execute(run_id)

@@ -16,7 +16,7 @@ from django.db import models
 from django.db.models import F, Q
 from django.utils import timezone
 
-from console.events.pipeline import Stream
+from console.events.pipeline import StreamRef
 
 
 class Channel(models.TextChoices):
@@ -90,9 +90,9 @@ class ContactPoint(models.Model):
         return f"{self.channel}:{self.address}"
 
     @staticmethod
-    def stream_of(pk: int) -> Stream:
+    def stream_of(pk: int) -> StreamRef:
         """The log stream of a contact point's events, as ``emit()`` takes it."""
-        return Stream(stream_type="contact", stream_id=str(pk))
+        return StreamRef(stream_type="contact", stream_id=str(pk))
 
     def count_soft_failure(self, *, at: datetime, threshold: int, evidence: dict[str, Any]) -> bool:
         """One more temporary failure in a row; True when it is the one that makes the address soft-failing."""
@@ -195,9 +195,9 @@ class Message(models.Model):
         return f"{self.message_type} to {self.recipient} (#{self.pk})"
 
     @staticmethod
-    def stream_of(pk: int) -> Stream:
+    def stream_of(pk: int) -> StreamRef:
         """The log stream of a message's events, as ``emit()`` takes it."""
-        return Stream(stream_type="message", stream_id=str(pk))
+        return StreamRef(stream_type="message", stream_id=str(pk))
 
     @property
     def expired(self) -> bool:

@@ -10,6 +10,7 @@ from django.db.models.lookups import Exact, IsNull
 from django.utils import timezone
 
 from console.events.db import CurrentTransactionId, MetadataText
+from console.events.pipeline import StreamRef
 
 
 class EventQuerySet(models.QuerySet["Event"]):
@@ -192,6 +193,11 @@ class WebhookEndpoint(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    @staticmethod
+    def stream_of(pk: int) -> StreamRef:
+        """The log stream of an endpoint's events, as ``emit()`` takes it."""
+        return StreamRef(stream_type="webhook", stream_id=f"webhook-{pk}")
 
     def wants(self, event_type: str) -> bool:
         return self.active and (not self.event_types or event_type in self.event_types)

@@ -32,7 +32,7 @@ logger = structlog.get_logger("console.events")
 warnings_log = logging.getLogger("console.events.policy")
 
 
-class Stream(TypedDict):
+class StreamRef(TypedDict):
     """Which stream an event belongs to, as models that write to the log name theirs: ``emit(..., **stream)``."""
 
     stream_type: str

@@ -36,8 +36,7 @@ def webhook_create(
         emit(
             WEBHOOK_CREATED,
             actor=actor,
-            stream_type="webhook",
-            stream_id=f"webhook-{endpoint.pk}",
+            **WebhookEndpoint.stream_of(endpoint.pk),
             endpoint_id=endpoint.pk,
             name=name,
             url=url,
@@ -65,8 +64,7 @@ def webhook_update(
         emit(
             WEBHOOK_UPDATED,
             actor=actor,
-            stream_type="webhook",
-            stream_id=f"webhook-{endpoint.pk}",
+            **WebhookEndpoint.stream_of(endpoint.pk),
             endpoint_id=endpoint.pk,
             changed=changed,
         )
@@ -86,8 +84,7 @@ def delivery_resend(*, actor: AbstractBaseUser, delivery: WebhookDelivery) -> We
         emit(
             WEBHOOK_DELIVERY_RESENT,
             actor=actor,
-            stream_type="webhook",
-            stream_id=f"webhook-{delivery.endpoint_id}",
+            **WebhookEndpoint.stream_of(delivery.endpoint_id),
             endpoint_id=delivery.endpoint_id,
             delivery_id=again.pk,
             resent_from=delivery.pk,

@@ -360,8 +360,7 @@ def endpoint_disable(*, endpoint: WebhookEndpoint, reason: str) -> None:
         endpoint.active, endpoint.disabled_reason = False, reason[:300]
         emit(
             WEBHOOK_DISABLED,
-            stream_type="webhook",
-            stream_id=f"webhook-{endpoint.pk}",
+            **WebhookEndpoint.stream_of(endpoint.pk),
             endpoint_id=endpoint.pk,
             reason=reason,
         )

@@ -10,9 +10,9 @@ class JobsConfig(AppConfig):
 
     def ready(self) -> None:
         from console.core.registry import Panel, registry
-        from console.jobs import conf, events  # noqa: F401  # system checks and event declarations
-        from console.jobs.services import reap_lost_runs
-        from console.jobs.views import dashboard_panel
+        from console.jobs import conf, declarations  # noqa: F401  # system checks and event declarations
+        from console.jobs.maintenance import reap_lost_runs
+        from console.jobs.panels import dashboard_panel
 
         registry.add_nav("Jobs", "jobs:catalog", 10)
         registry.add_duty("jobs.reap_lost_runs", reap_lost_runs)

@@ -8,6 +8,7 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
+from console.events.pipeline import StreamRef
 from console.jobs.access import RUN, VIEW_ALL, Access, JobClass, classes_seen_by
 from console.jobs.vault import unseal
 
@@ -127,6 +128,11 @@ class JobRun(models.Model):
 
     def __str__(self) -> str:
         return f"#{self.pk} {self.command}"
+
+    @staticmethod
+    def stream_of(pk: int) -> StreamRef:
+        """The log stream of a run's events, as ``emit()`` takes it."""
+        return StreamRef(stream_type="job", stream_id=f"job-{pk}")
 
     @property
     def access(self) -> Access:

@@ -2,36 +2,28 @@
 
 from __future__ import annotations
 
-import os
-import signal
-import socket
-from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 from django.utils import timezone
 
-from console.events.context import capture
+from console.events.context import enqueue_on_commit
 from console.events.pipeline import emit
-from console.jobs import events
+from console.jobs import declarations
 from console.jobs.catalog import CommandInfo, access_for_argv
 from console.jobs.conf import jobs_settings
 from console.jobs.introspect import Token, display_argv
-from console.jobs.models import ACTIVE, LIVE, JobRun, Status
+from console.jobs.models import ACTIVE, JobRun, Status
 from console.jobs.vault import seal
+
+# The task that runs a job, named rather than imported: the tasks module imports the runner, and the reaper
+# sends unclaimed runs to it again.
+RUN_JOB = "console.jobs.tasks.run_job"
 
 
 class JobConflict(Exception):
     """The command may not run twice at once and a run of it is already queued or running."""
-
-
-def _enqueue(run_id: int) -> None:
-    from console.jobs.tasks import run_job
-
-    context = capture()
-    transaction.on_commit(lambda: run_job.enqueue(run_id, context=context))
 
 
 def _present(**fields: Any) -> dict[str, Any]:
@@ -77,10 +69,9 @@ def job_start(
             timeout_seconds=conf.timeout_for(info.name),
         )
         emit(
-            events.JOB_QUEUED,
+            declarations.JOB_QUEUED,
             actor=actor,
-            stream_type="job",
-            stream_id=f"job-{run.pk}",
+            **JobRun.stream_of(run.pk),
             run_id=run.pk,
             command=info.name,
             argv=[t.display for t in tokens],
@@ -88,7 +79,7 @@ def job_start(
             reason=reason,
             **_present(permission=access.permission, rerun_of=rerun_of.pk if rerun_of else None),
         )
-        _enqueue(run.pk)
+        enqueue_on_commit(RUN_JOB, run.pk)
     return run
 
 
@@ -119,10 +110,9 @@ def job_stop(*, actor: AbstractBaseUser, run: JobRun) -> JobRun:
             )
         run.refresh_from_db()
         emit(
-            events.JOB_STOP_REQUESTED,
+            declarations.JOB_STOP_REQUESTED,
             actor=actor,
-            stream_type="job",
-            stream_id=f"job-{run.pk}",
+            **JobRun.stream_of(run.pk),
             run_id=run.pk,
             command=run.command,
             status=run.status,
@@ -133,80 +123,10 @@ def job_stop(*, actor: AbstractBaseUser, run: JobRun) -> JobRun:
 def job_deny(*, actor: AbstractBaseUser, command: str, why: str, run: JobRun | None = None) -> None:
     """Record a refused attempt to run a command, or to read or stop a run (the view then answers 403)."""
     with transaction.atomic():
-        emit(events.JOB_DENIED, actor=actor, command=command[:100], why=why, **_present(run_id=run.pk if run else None))
-
-
-# --- the reaper: a tick duty -----------------------------------------------------------------------------
-
-
-def group_alive(pgid: int) -> bool:
-    """Whether any process of group ``pgid`` still runs (zombies waiting for a reaper do not count)."""
-    proc = Path("/proc")
-    if not proc.is_dir():
-        try:
-            os.killpg(pgid, 0)
-        except (ProcessLookupError, PermissionError):
-            return False
-        return True
-    for stat in proc.glob("[0-9]*/stat"):
-        try:
-            text = stat.read_text()
-        except OSError:
-            continue
-        # "pid (comm) state ppid pgrp ...": comm may hold spaces and parentheses, so split after the last ")".
-        fields = text[text.rfind(")") + 2 :].split()
-        if len(fields) > 2 and fields[2] == str(pgid) and fields[0] not in ("Z", "X"):
-            return True
-    return False
-
-
-def kill_group(pgid: int, sig: int = signal.SIGKILL) -> bool:
-    try:
-        os.killpg(pgid, sig)
-    except (ProcessLookupError, PermissionError):
-        return False
-    return True
-
-
-def reap_lost_runs() -> str:
-    """Mark runs whose heartbeat stopped ``lost`` and kill their process group when it is on this host.
-
-    Also re-dispatches runs that were committed but never claimed (their task was lost before a worker saw
-    it); the claim is conditional, so a run delivered twice still runs once.
-    """
-    conf = jobs_settings()
-    stale_after = timedelta(seconds=conf.lost_after_seconds)
-    host = socket.gethostname()
-    lost = killed = 0
-    for run in JobRun.objects.stale(older_than=stale_after):
-        with transaction.atomic():
-            marked = JobRun.objects.filter(pk=run.pk, status__in=LIVE, heartbeat_at=run.heartbeat_at).update(
-                status=Status.LOST,
-                finished_at=timezone.now(),
-                note=f"No heartbeat since {run.heartbeat_at:%Y-%m-%d %H:%M:%S} UTC: its worker stopped.",
-            )
-            if not marked:
-                continue
-            child_killed = False
-            if run.child_pid and run.worker_host == host and group_alive(run.child_pid):
-                child_killed = kill_group(run.child_pid)
-            emit(
-                events.JOB_LOST,
-                actor=run.requested_by_id,
-                stream_type="job",
-                stream_id=f"job-{run.pk}",
-                run_id=run.pk,
-                command=run.command,
-                worker_host=run.worker_host,
-                heartbeat_at=run.heartbeat_at.isoformat() if run.heartbeat_at else "",
-                child_killed=child_killed,
-            )
-        lost += 1
-        killed += int(child_killed)
-    requeued = 0
-    for run_id in JobRun.objects.unclaimed(older_than=stale_after).values_list("pk", flat=True)[:100]:
-        with transaction.atomic():
-            JobRun.objects.filter(pk=run_id, status=Status.QUEUED).update(queued_at=timezone.now())
-            _enqueue(run_id)
-        requeued += 1
-    return f"{lost} lost ({killed} process groups killed), {requeued} re-dispatched"
+        emit(
+            declarations.JOB_DENIED,
+            actor=actor,
+            command=command[:100],
+            why=why,
+            **_present(run_id=run.pk if run else None),
+        )

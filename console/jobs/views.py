@@ -2,7 +2,6 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Iterator
-from datetime import timedelta
 from itertools import groupby
 from typing import Any, NoReturn
 
@@ -10,11 +9,9 @@ from django import forms
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
 from django.core.management.base import CommandError
-from django.db.models import Count, Q
-from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
+from django.http import Http404, HttpResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
-from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from console.core.auth import staff_required
@@ -25,7 +22,7 @@ from console.jobs.access import VIEW_ALL, Access, lacking
 from console.jobs.catalog import CommandInfo, UnknownCommand
 from console.jobs.filters import JobRunFilter, JobRunTable
 from console.jobs.introspect import CommandForm, cli_preview
-from console.jobs.models import ACTIVE, LIVE, JobRun, Status
+from console.jobs.models import JobRun
 from console.jobs.output import render_chunks, tail
 from console.jobs.services import JobConflict, job_deny, job_rerun, job_start, job_stop, rerun_tokens
 from console.jobs.vault import Unsealable
@@ -191,16 +188,6 @@ def command_preview(request: ConsoleRequest, command: str) -> HttpResponse:
         "jobs/command.html#preview",
         {"preview": preview or f"python manage.py {info.name} …", "preview_error": not form.is_valid()},
     )
-
-
-def dashboard_panel(request: HttpRequest) -> dict[str, Any]:
-    since = timezone.now() - timedelta(hours=24)
-    counts = JobRun.objects.filter(Q(status__in=ACTIVE) | Q(finished_at__gte=since)).aggregate(
-        live=Count("pk", filter=Q(status__in=LIVE)),
-        queued=Count("pk", filter=Q(status=Status.QUEUED)),
-        failed=Count("pk", filter=Q(status__in=[Status.FAILED, Status.LOST], finished_at__gte=since)),
-    )
-    return counts
 
 
 ORDERINGS = {"newest": ("Newest", Ordering("id", "id", descending=True))}

@@ -23,8 +23,8 @@ from console.eventsourcing.models import RebuildRun
 from console.jobs.catalog import lookup
 from console.jobs.introspect import Token
 from console.jobs.models import JobRun, OutputChunk, Status
-from console.jobs.services import group_alive, job_start, job_stop
-from console.jobs.tasks import execute
+from console.jobs.runner import execute, group_alive
+from console.jobs.services import job_start, job_stop
 from tests.conftest import Worker, wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from console.demo.seeds import SeedOptions
 from console.events.pipeline import batch, emit
-from console.jobs import events
+from console.jobs import declarations
 from console.jobs.catalog import access_for_argv, lookup
 from console.jobs.models import JobRun, OutputChunk, Status
 
@@ -102,7 +102,7 @@ def seed(options: SeedOptions) -> str:
             )
             stream_id = f"job-{run.pk}"
             emit(
-                events.JOB_QUEUED,
+                declarations.JOB_QUEUED,
                 actor=user,
                 stream_type="job",
                 stream_id=stream_id,
@@ -113,7 +113,7 @@ def seed(options: SeedOptions) -> str:
             )
             if status == Status.CANCELLED:
                 emit(
-                    events.JOB_STOPPED,
+                    declarations.JOB_STOPPED,
                     actor=user,
                     stream_type="job",
                     stream_id=stream_id,
@@ -124,7 +124,7 @@ def seed(options: SeedOptions) -> str:
                 )
             else:
                 emit(
-                    events.JOB_FINISHED,
+                    declarations.JOB_FINISHED,
                     actor=user,
                     stream_type="job",
                     stream_id=stream_id,
