@@ -16,7 +16,7 @@ from django.db import models
 from django.db.models import F, Q
 from django.utils import timezone
 
-from console.events.pipeline import StreamRef
+from console.events.records import StreamRef
 
 
 class Channel(models.TextChoices):

@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+import os
+import socket
+
 from django.db import models
 from django.utils import timezone
 
@@ -7,6 +10,12 @@ from django.utils import timezone
 class WorkerHeartbeatQuerySet(models.QuerySet["WorkerHeartbeat"]):
     def latest_seen(self) -> WorkerHeartbeat | None:
         return self.order_by("-seen_at").first()
+
+    def beat(self, *, backend: str) -> str:
+        """Record that this process (host:pid) picked up a task just now; returns its name."""
+        worker = f"{socket.gethostname()}:{os.getpid()}"
+        self.update_or_create(worker=worker, defaults={"backend": backend, "seen_at": timezone.now()})
+        return worker
 
 
 class WorkerHeartbeat(models.Model):

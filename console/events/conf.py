@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from django.core.checks import CheckMessage, Warning, register
+from django.core.checks import CheckMessage, register
 
 from console.core.conf import AT_LEAST_ZERO, POSITIVE, AppSettings
 
@@ -60,33 +60,3 @@ events_settings = EventsSettings.load
 @register()
 def check_settings(app_configs: Any, **kwargs: Any) -> list[CheckMessage]:
     return EventsSettings.check()
-
-
-@register()
-def check_metrics(app_configs: Any, **kwargs: Any) -> list[CheckMessage]:
-    from console.events.catalog import catalog
-    from console.events.metrics import multiprocess_active
-
-    messages: list[CheckMessage] = []
-    if not multiprocess_active():
-        messages.append(
-            Warning(
-                "prometheus_client was imported before the events app set PROMETHEUS_MULTIPROC_DIR: "
-                "/metrics only shows this process's counts.",
-                hint="Set PROMETHEUS_MULTIPROC_DIR in the environment of every web and worker process.",
-                id="console.events.W001",
-            )
-        )
-    for event_type in catalog.values():
-        for metric in event_type.metrics:
-            unbounded = [label for label in metric.labels if label not in metric.allowed]
-            if unbounded:
-                messages.append(
-                    Warning(
-                        f"Metric {metric.name} of event {event_type.name} has labels without an allowed set: "
-                        f"{', '.join(unbounded)}.",
-                        hint="List the allowed values so a stray id cannot create unbounded series.",
-                        id="console.events.W002",
-                    )
-                )
-    return messages

@@ -20,11 +20,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
+from django.core.checks import CheckMessage, Warning, register
 
+from console.events.catalog import Metric, catalog
 from console.events.conf import events_settings
 
 if TYPE_CHECKING:
-    from console.events.catalog import Metric
     from console.events.pipeline import Emit
 
 OTHER = "other"
@@ -154,3 +155,30 @@ def exposition() -> tuple[bytes, str]:
     else:
         registry = _registry()
     return generate_latest(registry), CONTENT_TYPE_LATEST
+
+
+@register()
+def check_metrics(app_configs: Any, **kwargs: Any) -> list[CheckMessage]:
+    messages: list[CheckMessage] = []
+    if not multiprocess_active():
+        messages.append(
+            Warning(
+                "prometheus_client was imported before the events app set PROMETHEUS_MULTIPROC_DIR: "
+                "/metrics only shows this process's counts.",
+                hint="Set PROMETHEUS_MULTIPROC_DIR in the environment of every web and worker process.",
+                id="console.events.W001",
+            )
+        )
+    for event_type in catalog.values():
+        for metric in event_type.metrics:
+            unbounded = [label for label in metric.labels if label not in metric.allowed]
+            if unbounded:
+                messages.append(
+                    Warning(
+                        f"Metric {metric.name} of event {event_type.name} has labels without an allowed set: "
+                        f"{', '.join(unbounded)}.",
+                        hint="List the allowed values so a stray id cannot create unbounded series.",
+                        id="console.events.W002",
+                    )
+                )
+    return messages

@@ -10,7 +10,7 @@ from django.db.models.lookups import Exact, IsNull
 from django.utils import timezone
 
 from console.events.db import CurrentTransactionId, MetadataText
-from console.events.pipeline import StreamRef
+from console.events.records import StreamRef
 
 
 class EventQuerySet(models.QuerySet["Event"]):

@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, TypedDict
+from typing import TYPE_CHECKING, Any
 
 import structlog
 from django.conf import settings
@@ -30,13 +30,6 @@ if TYPE_CHECKING:
 
 logger = structlog.get_logger("console.events")
 warnings_log = logging.getLogger("console.events.policy")
-
-
-class StreamRef(TypedDict):
-    """Which stream an event belongs to, as models that write to the log name theirs: ``emit(..., **stream)``."""
-
-    stream_type: str
-    stream_id: str
 
 
 # Metadata keys copied from the bound context into every persisted event.

@@ -4,13 +4,14 @@ Building an ``Event`` instance costs more than the database spends reading or wr
 handles events by the thousand (rebuilds, projections, saves) needs only the columns. ``Record`` carries
 them, without ``metadata`` (decoding it is much of a replay's cost and no projection reads it). Code that
 handles stored events asks for ``StoredEvent``, which ``Event`` instances satisfy as well, so a projector's
-handlers serve subscribers (model instances) and replays (records) alike.
+handlers serve subscribers (model instances) and replays (records) alike. ``StreamRef`` is how a model that
+writes to the log names its stream.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, NamedTuple, Protocol
+from typing import Any, NamedTuple, Protocol, TypedDict
 
 
 class StoredEvent(Protocol):
@@ -55,3 +56,10 @@ class Record(NamedTuple):
 
 # The log's columns a record is read from, in the record's order.
 RECORD_COLUMNS: tuple[str, ...] = Record._fields
+
+
+class StreamRef(TypedDict):
+    """Which stream an event belongs to, as models that write to the log name theirs: ``emit(..., **stream)``."""
+
+    stream_type: str
+    stream_id: str

@@ -8,7 +8,7 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
-from console.events.pipeline import StreamRef
+from console.events.records import StreamRef
 from console.jobs.access import RUN, VIEW_ALL, Access, JobClass, classes_seen_by
 from console.jobs.vault import unseal
 
