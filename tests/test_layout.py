@@ -161,3 +161,15 @@ def test_tasks_modules_hold_only_thin_task_shims(app: str) -> None:
             assert any(d.startswith("task") for d in decorators), f"{app}.tasks.{node.name} is not a task"
             body = [stmt for stmt in node.body if not isinstance(stmt, ast.Expr)]  # docstrings aside
             assert len(body) == 1, f"{app}.tasks.{node.name} does more than call the worker code"
+
+
+def test_every_view_answers_htmx_through_the_one_helper() -> None:
+    """No view renders a partial, sets htmx's stop-polling status or HX-Redirect by hand."""
+    offending = []
+    for path in sorted(ROOT.glob("*/views.py")):
+        text = path.read_text()
+        for needle in ('render(request, "', "status_code = 286", '["HX-Redirect"]', "vary_on_htmx"):
+            for line in text.splitlines():
+                if needle in line and (needle != 'render(request, "' or "#" in line):
+                    offending.append(f"{path.relative_to(ROOT)}: {line.strip()}")
+    assert offending == []

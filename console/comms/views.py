@@ -20,7 +20,7 @@ from console.comms import declarations, services
 from console.comms.classes import MessageError, message_classes
 from console.comms.conf import comms_settings
 from console.comms.explain import explain
-from console.comms.models import Attempt, ContactPoint, Message, Status
+from console.comms.models import Attempt, ContactPoint, Message
 from console.comms.reports import provider_event
 from console.comms.services import ResendRefused
 from console.comms.tables import (
@@ -33,8 +33,8 @@ from console.comms.tables import (
     messages_queryset,
 )
 from console.core.auth import require_perm, staff_required
-from console.core.http import ConsoleRequest, vary_on_htmx, wants_fragment
-from console.core.tables import filtered_table
+from console.core.http import ConsoleRequest, client_redirect, page, wants_fragment
+from console.core.tables import TABLE_REGION, filtered_table
 from console.events import emit
 
 RESEND_PERM = "comms.resend_message"
@@ -61,9 +61,7 @@ def message_list(request: ConsoleRequest) -> HttpResponse:
         default_sort="newest",
     )
     context = {"ft": ft, "target_url": reverse("comms:messages"), "query": ft.query.urlencode()}
-    if wants_fragment(request):
-        return vary_on_htmx(render(request, "comms/messages.html#results", context))
-    return vary_on_htmx(render(request, "comms/messages.html", context))
+    return page(request, "comms/messages.html", context, fragment="results")
 
 
 @staff_required
@@ -102,11 +100,7 @@ def message_bulk(request: ConsoleRequest) -> HttpResponse:
     if skipped:
         text += f"; {skipped} skipped (in flight, already delivered, expired or without a usable address)"
     flash.success(request, text + ".")
-    if wants_fragment(request):
-        response = HttpResponse(status=204)
-        response["HX-Redirect"] = back
-        return response
-    return redirect(back)
+    return client_redirect(back) if wants_fragment(request) else redirect(back)
 
 
 @staff_required
@@ -120,15 +114,10 @@ def message_detail(request: ConsoleRequest, pk: int) -> HttpResponse:
         "deliveries": deliveries,
         "attempts": attempts,
         "why": explain(message, deliveries, attempts),
-        "in_flight": message.status in (Status.QUEUED, Status.SENDING, Status.DEFERRED, Status.PENDING),
+        "in_flight": message.in_flight,
         "can_resend": request.user.has_perm(RESEND_PERM),
     }
-    if wants_fragment(request):
-        response = render(request, "comms/message_detail.html#state", context)
-        if not context["in_flight"]:
-            response.status_code = 286
-        return vary_on_htmx(response)
-    return vary_on_htmx(render(request, "comms/message_detail.html", context))
+    return page(request, "comms/message_detail.html", context, fragment="state", stop_polling=not message.in_flight)
 
 
 # A message's HTML is someone else's markup. It is shown in a sandboxed frame loaded from its own URL under
@@ -196,9 +185,7 @@ def contact_list(request: ConsoleRequest) -> HttpResponse:
         default_sort="recent",
     )
     context = {"ft": ft, "target_url": reverse("comms:contacts")}
-    if wants_fragment(request):
-        return vary_on_htmx(render(request, "core/_filtered_table.html#table-region", context))
-    return vary_on_htmx(render(request, "comms/contacts.html", context))
+    return page(request, "comms/contacts.html", context, fragment=TABLE_REGION)
 
 
 @staff_required

@@ -11,10 +11,9 @@ from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import resolve_url
-from django_htmx.http import HttpResponseClientRedirect
 from django_htmx.middleware import HtmxDetails
 
-from console.core.http import ConsoleRequest, wants_fragment
+from console.core.http import ConsoleRequest, client_redirect, wants_fragment
 
 View = Callable[..., HttpResponse]
 
@@ -34,8 +33,8 @@ def _login_redirect(request: HttpRequest) -> HttpResponse:
     back = htmx.current_url_abs_path if wants_fragment(request) else request.get_full_path()
     if back is None:
         # The page is on another origin (or the header is missing): never send anyone there after login.
-        return HttpResponseClientRedirect(resolve_url(settings.LOGIN_URL))
-    return HttpResponseClientRedirect(redirect_to_login(back).url)
+        return client_redirect(resolve_url(settings.LOGIN_URL))
+    return client_redirect(redirect_to_login(back).url)
 
 
 def staff_required(view: Callable[..., HttpResponse]) -> View:

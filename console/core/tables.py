@@ -23,6 +23,8 @@ from django.db.models import Model, Q, QuerySet
 from django.http import HttpRequest, QueryDict
 
 PAGE_SIZES = (25, 50, 100, 200)
+# The piece of a table page that filters, sorting and paging swap (core/_filtered_table.html's partial).
+TABLE_REGION = "core/_filtered_table.html#table-region"
 
 
 class BadCursor(ValueError):

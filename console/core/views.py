@@ -15,7 +15,7 @@ from django.views.decorators.http import require_GET
 from console.core import backends
 from console.core.auth import staff_required
 from console.core.conf import core_settings
-from console.core.http import ConsoleRequest
+from console.core.http import ConsoleRequest, piece
 from console.core.models import MaintenanceTick, WorkerHeartbeat
 from console.core.registry import registry
 from console.core.tasks import heartbeat
@@ -63,7 +63,7 @@ def dashboard(request: ConsoleRequest) -> HttpResponse:
 def worker_status(request: ConsoleRequest) -> HttpResponse:
     """The dashboard's worker line, polled so a worker that starts or dies shows without a reload."""
     ping_worker()
-    return render(request, "core/dashboard.html#worker", worker_context())
+    return piece(request, "core/dashboard.html#worker", worker_context())
 
 
 @dataclass(frozen=True)

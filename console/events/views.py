@@ -14,8 +14,8 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from console.core.auth import require_perm, staff_required
-from console.core.http import ConsoleRequest, vary_on_htmx, wants_fragment
-from console.core.tables import ConsoleTable, Ordering, filtered_table
+from console.core.http import ConsoleRequest, page
+from console.core.tables import TABLE_REGION, ConsoleTable, Ordering, filtered_table
 from console.events import metrics as event_metrics
 from console.events import services, subscriptions
 from console.events.access import token_or_staff
@@ -49,9 +49,7 @@ def event_list(request: ConsoleRequest) -> HttpResponse:
         "target_url": base,
         "types": sorted(catalog),
     }
-    if wants_fragment(request):
-        return vary_on_htmx(render(request, "events/event_list.html#table-region", context))
-    return vary_on_htmx(render(request, "events/event_list.html", context))
+    return page(request, "events/event_list.html", context, fragment="table-region")
 
 
 def _json(value: object) -> str:
@@ -278,9 +276,7 @@ def webhook_detail(request: ConsoleRequest, pk: int) -> HttpResponse:
         default_sort="newest",
     )
     context = {"endpoint": endpoint, "ft": ft, "target_url": reverse("events:webhook", args=[pk])}
-    if wants_fragment(request):
-        return vary_on_htmx(render(request, "core/_filtered_table.html#table-region", context))
-    return vary_on_htmx(render(request, "events/webhook_detail.html", context))
+    return page(request, "events/webhook_detail.html", context, fragment=TABLE_REGION)
 
 
 @staff_required

@@ -11,7 +11,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
 from console.core.auth import require_perm, staff_required
-from console.core.http import ConsoleRequest, vary_on_htmx, wants_fragment
+from console.core.http import ConsoleRequest, page
 from console.events.models import Event
 from console.eventsourcing import projections, repository, services
 from console.eventsourcing.domain import Aggregate, UnknownEventType, UpcastError
@@ -87,8 +87,7 @@ def stream_detail(request: ConsoleRequest, stream_id: str) -> HttpResponse:
         context.update(state=state, diff=_diff(before, state))
     except (UnknownEventType, UpcastError, LookupError) as exc:
         context.update(state=None, diff=[], error=str(exc))
-    template = "eventsourcing/stream.html#state" if wants_fragment(request) else "eventsourcing/stream.html"
-    return vary_on_htmx(render(request, template, context))
+    return page(request, "eventsourcing/stream.html", context, fragment="state")
 
 
 # --- projections -----------------------------------------------------------------------------------------
@@ -130,12 +129,8 @@ def _projections_page(request: ConsoleRequest, *, form: RebuildForm | None = Non
         "can_manage": request.user.has_perm(MANAGE_PROJECTION),
         "read_models": read_model_links(),
     }
-    if wants_fragment(request):
-        response = render(request, "eventsourcing/projections.html#table", context)
-        if not busy:
-            response.status_code = 286
-        return vary_on_htmx(response)
-    return vary_on_htmx(render(request, "eventsourcing/projections.html", context))
+    # Polling stops once no rebuild is under way.
+    return page(request, "eventsourcing/projections.html", context, fragment="table", stop_polling=not busy)
 
 
 @staff_required

@@ -15,8 +15,8 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from console.core.auth import staff_required
-from console.core.http import ConsoleRequest, vary_on_htmx, wants_fragment
-from console.core.tables import Ordering, filtered_table
+from console.core.http import ConsoleRequest, page, piece
+from console.core.tables import TABLE_REGION, Ordering, filtered_table
 from console.jobs import catalog
 from console.jobs.access import VIEW_ALL, Access, lacking
 from console.jobs.catalog import CommandInfo, UnknownCommand
@@ -26,9 +26,6 @@ from console.jobs.models import JobRun
 from console.jobs.output import render_chunks, tail
 from console.jobs.services import JobConflict, job_deny, job_rerun, job_start, job_stop, rerun_tokens
 from console.jobs.vault import Unsealable
-
-# htmx stops polling when a poll is answered with this status.
-STOP_POLLING = 286
 
 
 class RunMetaForm(forms.Form):
@@ -112,9 +109,7 @@ def command_catalog(request: ConsoleRequest) -> HttpResponse:
     commands = catalog.commands_for(request.user, query=query)
     groups = [(app, list(items)) for app, items in groupby(commands, key=lambda info: info.app_verbose_name)]
     context = {"groups": groups, "q": query, "count": len(commands)}
-    if wants_fragment(request):
-        return vary_on_htmx(render(request, "jobs/catalog.html#command-list", context))
-    return vary_on_htmx(render(request, "jobs/catalog.html", context))
+    return page(request, "jobs/catalog.html", context, fragment="command-list")
 
 
 @staff_required
@@ -183,7 +178,7 @@ def command_preview(request: ConsoleRequest, command: str) -> HttpResponse:
     info = _command(request, command, audit=False)
     form = CommandForm(request.POST, command=info.load(), name=info.name)
     preview = cli_preview(info.name, form.tokens) if form.is_valid() else None
-    return render(
+    return piece(
         request,
         "jobs/command.html#preview",
         {"preview": preview or f"python manage.py {info.name} …", "preview_error": not form.is_valid()},
@@ -205,9 +200,7 @@ def run_history(request: ConsoleRequest) -> HttpResponse:
         default_sort="newest",
     )
     context = {"ft": ft, "target_url": reverse("jobs:runs")}
-    if wants_fragment(request):
-        return vary_on_htmx(render(request, "core/_filtered_table.html#table-region", context))
-    return vary_on_htmx(render(request, "jobs/runs.html", context))
+    return page(request, "jobs/runs.html", context, fragment=TABLE_REGION)
 
 
 def _readable_run(request: ConsoleRequest, pk: int, *, audit: bool = True) -> JobRun:
@@ -267,7 +260,7 @@ def run_output(request: ConsoleRequest, pk: int) -> HttpResponse:
     before = request.GET.get("before", "")
     if before.isdigit():
         chunks, earlier = tail(run, before=int(before))
-        return render(
+        return piece(
             request, "jobs/run.html#earlier", {"run": run, "output": render_chunks(chunks), "earlier": earlier}
         )
     after_raw = request.GET.get("after", "0")
@@ -290,10 +283,7 @@ def run_output(request: ConsoleRequest, pk: int) -> HttpResponse:
         "poll_every": poll_every(has_output=cursor > 0),
         **_actions(request, run),
     }
-    response = render(request, "jobs/run.html#poll", context)
-    if done:
-        response.status_code = STOP_POLLING
-    return response
+    return piece(request, "jobs/run.html#poll", context, stop_polling=done)
 
 
 def _may_act(request: ConsoleRequest, run: JobRun) -> bool:
