@@ -14,7 +14,7 @@ PORT ?= 8000
 help:
 	@echo "make run    set up everything, seed the demo, start the console (web + worker) on http://$(HOST):$(PORT)/"
 	@echo "make test   set up everything and run the whole test suite (browser tests included)"
-	@echo "make lint   ruff + mypy strict;  make bench   benchmarks against peers;  make format   ruff format"
+	@echo "make lint   ruff, djhtml, mypy strict;  make bench   benchmarks against peers;  make format   ruff + djhtml"
 
 # uv is installed into the project (.tools/) when the machine has none.
 .tools/bin/uv:
@@ -59,14 +59,19 @@ hostsite: .venv/.synced browser
 test-fast: .venv/.synced
 	DEBUG=0 $(PY) -m pytest -m "not browser" -x $(PYTEST_ARGS)
 
+TEMPLATES := $(shell find console templates -name '*.html')
+DJHTML := .venv/bin/djhtml --tabwidth 2 --extra-block partialdef,endpartialdef
+
 lint: .venv/.synced
 	.venv/bin/ruff check .
 	.venv/bin/ruff format --check .
+	$(DJHTML) --check $(TEMPLATES)
 	.venv/bin/mypy console tests bench
 
 format: .venv/.synced
 	.venv/bin/ruff format .
 	.venv/bin/ruff check --fix .
+	$(DJHTML) $(TEMPLATES)
 
 bench: setup
 	$(PY) -m bench $(BENCH_ARGS)
