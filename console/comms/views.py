@@ -41,18 +41,11 @@ from console.comms.tables import (
 )
 from console.core.auth import require_perm, staff_required
 from console.core.http import ConsoleRequest, vary_on_htmx, wants_fragment
+from console.core.inputs import whole_number
 from console.core.tables import filtered_table
 from console.events import emit
 
 RESEND_PERM = "comms.resend_message"
-MAX_PK = 2**63 - 1
-
-
-def _pk(raw: str) -> int | None:
-    """A primary key from form input, or None: a number too large for the database is not an id."""
-    return int(raw) if raw.isdigit() and int(raw) <= MAX_PK else None
-
-
 REACTIVATE_PERM = "comms.reactivate_contactpoint"
 
 
@@ -90,7 +83,7 @@ def message_bulk(request: ConsoleRequest) -> HttpResponse:
             return redirect(back)
         matching = filterset.qs
     else:
-        ids = [pk for pk in map(_pk, request.POST.getlist("ids")) if pk is not None]
+        ids = [pk for pk in map(whole_number, request.POST.getlist("ids")) if pk is not None]
         if not ids:
             flash.error(request, "Select at least one message to resend.")
             return redirect(back)
@@ -173,7 +166,7 @@ def contact_list(request: ConsoleRequest) -> HttpResponse:
 @require_POST
 def contact_reactivate_view(request: ConsoleRequest) -> HttpResponse:
     require_perm(request, REACTIVATE_PERM)
-    pk = _pk(request.POST.get("contact", ""))
+    pk = whole_number(request.POST.get("contact"))
     if pk is None:
         flash.error(request, "Choose a contact point to reactivate.")
         return redirect("comms:contacts")

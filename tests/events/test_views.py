@@ -125,3 +125,13 @@ def test_filter_values_are_echoed_escaped(client: Client, staff: User) -> None:
     client.force_login(staff)
     page = client.get("/events/?q=%22%3E%3Cscript%3Ex%3C/script%3E").content.decode()
     assert 'value="&quot;&gt;&lt;script&gt;x&lt;/script&gt;"' in page and "<script>x</script>" not in page
+
+
+def test_a_causation_id_in_unicode_digits_ends_the_chain(client: Client, staff: User) -> None:
+    with structlog.contextvars.bound_contextvars(causation_id="²"):
+        effect = emit(PING, n=1)
+    assert effect is not None
+    client.force_login(staff)
+    response = client.get(f"/events/{effect.position}/")
+    assert response.status_code == 200
+    assert "Nothing caused this event and it caused nothing recorded." in response.content.decode()

@@ -176,3 +176,12 @@ def test_the_dashboard_shows_each_projection_and_its_lag(login: Login, staff: Us
     assert "<code>accounts.activity</code></td><td>async</td>" in page
     assert "2 events" in page
     assert "1 rebuild under way" in page
+
+
+def test_unicode_digits_in_version_and_compare_show_the_latest_state(login: Login, staff: User) -> None:
+    open_account("acc-1", deposit=5)
+    client = login(staff)
+    for query in ({"version": "²"}, {"compare": "²"}, {"version": "²", "compare": "³"}, {"version": "\u0661"}):
+        response = client.get("/streams/acc-1/", query)
+        assert response.status_code == 200, query
+        assert "State at version 2 of 2" in response.content.decode(), query

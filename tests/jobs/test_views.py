@@ -391,3 +391,17 @@ def test_a_run_without_output_yet_polls_briskly_then_once_a_second(client: Clien
     OutputChunk.objects.create(run=run, seq=1, text="first", lines=1)
     flowing = client.get(f"/jobs/runs/{run.pk}/output?after=0&seen=running").content.decode()
     assert flowing.startswith("first\n") and 'hx-trigger="every 1s' in flowing
+
+
+@pytest.mark.parametrize("digits", ["²", "\u0661", "1²"])
+def test_unicode_digits_in_output_cursors_and_the_rerun_source_are_ignored(
+    client: Client, operator: User, digits: str
+) -> None:
+    client.force_login(operator)
+    run = make_run(operator, status=Status.SUCCEEDED, chunks=[("out", "one")], form_data={"name": "Q3 report"})
+    earlier = client.get(f"/jobs/runs/{run.pk}/output?before={digits}")
+    assert earlier.status_code == 286 and "one" in earlier.content.decode()  # the poll from the start instead
+    poll = client.get(f"/jobs/runs/{run.pk}/output?after={digits}")
+    assert poll.status_code == 286 and poll.content.decode().startswith("one\n")
+    form = client.get(f"/jobs/demo_report/?from={digits}")
+    assert form.status_code == 200 and 'value="Q3 report"' not in form.content.decode()
