@@ -405,3 +405,19 @@ def test_unicode_digits_in_output_cursors_and_the_rerun_source_are_ignored(
     assert poll.status_code == 286 and poll.content.decode().startswith("one\n")
     form = client.get(f"/jobs/demo_report/?from={digits}")
     assert form.status_code == 200 and 'value="Q3 report"' not in form.content.decode()
+
+
+@pytest.mark.parametrize(
+    ("zone", "query", "field"),
+    [("America/New_York", "until=9999-12-31", "until"), ("Europe/Paris", "since=0001-01-01", "since")],
+)
+def test_a_day_the_sites_time_zone_cannot_compare_is_a_form_error(
+    client: Client, operator: User, settings: Any, zone: str, query: str, field: str
+) -> None:
+    settings.TIME_ZONE = zone
+    make_run(operator)
+    client.force_login(operator)
+    response = client.get(f"/jobs/runs/?{query}")
+    assert response.status_code == 200
+    body = response.content.decode()
+    assert f'<span class="field-error" id="id_{field}-error">This time is too far in the past or the future' in body
