@@ -48,6 +48,7 @@ from console.comms.models import (
 )
 from console.comms.outcomes import INFRASTRUCTURE, POLICY, RECIPIENT, SENT, TEMPORARY, Outcome, classify_smtp
 from console.comms.providers import Outgoing, mailer, provider_for
+from console.core.inputs import whole_number
 from console.events import batch, emit
 from console.events.context import capture
 
@@ -93,7 +94,7 @@ def as_recipient(to: Recipient | str) -> Recipient:
             raise InvalidAddress(f"{recipient.email!r} is not a valid email address") from None
     if recipient.phone:
         digits = recipient.phone[1:] if recipient.phone.startswith("+") else ""
-        if not (digits.isdigit() and 8 <= len(digits) <= 15):
+        if not (digits.isascii() and digits.isdigit() and 8 <= len(digits) <= 15):
             raise InvalidAddress(f"{recipient.phone!r} is not a phone number in E.164 form (+447700900123)")
     if recipient.push_token and (len(recipient.push_token) > 254 or not recipient.push_token.isprintable()):
         raise InvalidAddress("the push token is not a printable string of at most 254 characters")
@@ -800,9 +801,10 @@ def provider_event(
         if event_type in ("bounced", "rejected", "complained"):
             if delivery.status == Status.FAILED:
                 return "stale"
+            smtp_code = whole_number(code[:3])
             outcome = (
-                classify_smtp(int(code[:3]), description)
-                if code[:3].isdigit()
+                classify_smtp(smtp_code, description)
+                if smtp_code is not None
                 else Outcome(RECIPIENT, error=description or event_type)
             )
             if event_type == "complained":
@@ -840,8 +842,7 @@ def provider_event(
 
 
 def _as_pk(value: int | str | None) -> int | None:
-    text = str(value) if value is not None else ""
-    return int(text) if text.isdigit() and int(text) < 2**63 else None
+    return whole_number(str(value)) if value is not None else None
 
 
 def _find_delivery(*, provider_id: str, message_id: int | str | None, delivery_id: int | str | None) -> Delivery | None:
