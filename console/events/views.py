@@ -152,6 +152,8 @@ def feed(request: HttpRequest) -> JsonResponse:
     if not 1 <= limit <= conf.feed_limit:
         return JsonResponse({"error": f"limit must be between 1 and {conf.feed_limit}"}, status=400)
     types = [t for t in request.GET.getlist("type") if t] or None
+    if types and any("\x00" in t for t in types):
+        return JsonResponse({"error": "type must not contain NUL characters"}, status=400)
     cursor = _feed_cursor(after)
     if cursor is None:
         return JsonResponse(

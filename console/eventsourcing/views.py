@@ -43,7 +43,8 @@ def streams(request: ConsoleRequest) -> HttpResponse:
     query = request.GET.get("q", "").strip()[:200]
     recent = Event.objects.filter(version__isnull=False)
     if query:
-        recent = recent.filter(stream_id__startswith=query)
+        # No stream id holds NUL (PostgreSQL text cannot), and the database could not compare one.
+        recent = recent.filter(stream_id__startswith=query) if "\x00" not in query else recent.none()
     # A bounded window of the newest events, folded into streams: no scan of the whole log.
     seen: dict[str, dict[str, Any]] = {}
     for row in recent.order_by("-position").values("stream_id", "stream_type", "version", "type", "recorded_at")[

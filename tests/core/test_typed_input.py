@@ -124,6 +124,7 @@ numbers = st.one_of(
 )
 values = st.one_of(
     st.text(max_size=20),
+    st.sampled_from(["\x00", "a\x00b"]),  # PostgreSQL text cannot hold NUL
     numbers,
     st.sampled_from(TIME_LIKE),
     st.sampled_from(CHOICES),
@@ -424,3 +425,19 @@ def test_a_tampered_cursor_shows_the_first_page_and_says_why(
 def _without_csrf_tokens(page: str) -> str:
     """Each response masks the CSRF token afresh; nothing else may differ."""
     return re.sub(r"[A-Za-z0-9]{64}", "<csrf>", page)
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("get", "/streams/a%00b/"),
+        ("get", "/read-models/accounts/a%00b/"),
+        ("post", "/read-models/accounts/a%00b/act/"),
+        ("get", "/jobs/a%00b/"),
+        ("post", "/events/subscriptions/a%00b/pause/"),
+        ("post", "/projections/a%00b/rebuild/"),
+    ],
+)
+def test_a_nul_in_a_path_argument_is_a_404(client: Client, operator: User, method: str, path: str) -> None:
+    client.force_login(operator)
+    assert getattr(client, method)(path).status_code == 404

@@ -67,3 +67,9 @@ def test_anything_but_ascii_digits_is_a_400_that_says_so(
     response = client.get(f"/events/feed?{query}", headers=token)
     assert response.status_code == 400
     assert response.json() == {"error": "after and limit must be whole numbers (ASCII digits)"}
+
+
+def test_a_nul_in_a_type_is_a_400(client: Client, token: dict[str, str], db: None) -> None:
+    response = client.get("/events/feed?type=a%00b", headers=token)
+    assert response.status_code == 400
+    assert response.json() == {"error": "type must not contain NUL characters"}

@@ -203,3 +203,10 @@ def test_a_rebuild_as_of_a_position_past_64_bits_is_a_form_error(login: Login, o
     assert response.status_code == 200
     assert "Ensure this value is less than or equal to 9223372036854775807." in response.content.decode()
     assert not RebuildRun.objects.exists()
+
+
+def test_a_nul_in_the_stream_search_finds_nothing(login: Login, staff: User) -> None:
+    open_account("acc-1")
+    response = login(staff).get("/streams/", {"q": "acc\x00"})
+    assert response.status_code == 200
+    assert "acc-1" not in response.content.decode()
