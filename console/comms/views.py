@@ -75,6 +75,10 @@ def message_bulk(request: ConsoleRequest) -> HttpResponse:
     require_perm(request, RESEND_PERM)
     force = request.POST.get("force") == "1"
     query = request.POST.get("query", "")
+    if "\x00" in query:
+        # The filters are kept in the audit event, whose text PostgreSQL cannot hold with NUL; no filter has one.
+        flash.error(request, "The filters are not valid; nothing was resent.")
+        return redirect("comms:messages")
     back = reverse("comms:messages") + (f"?{query}" if query else "")
     if request.POST.get("scope") == "all":
         from django.http import QueryDict

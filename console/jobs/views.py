@@ -59,6 +59,11 @@ class RunMetaForm(forms.Form):
         return value
 
 
+class RerunForm(forms.Form):
+    # A CharField refuses NUL, which PostgreSQL text cannot hold; a long reason is cut, as before.
+    reason = forms.CharField(required=False, strip=False)
+
+
 def _command(request: ConsoleRequest, name: str, *, audit: bool) -> CommandInfo:
     """The command if this user may run it; 404 when unknown, 403 (audited on writes) when refused."""
     try:
@@ -265,8 +270,12 @@ def run_stop(request: ConsoleRequest, pk: int) -> HttpResponse:
 def run_rerun(request: ConsoleRequest, pk: int) -> HttpResponse:
     run = get_object_or_404(JobRun, pk=pk)
     info = _command(request, run.command, audit=True)
+    form = RerunForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, f"Nothing was re-run: {' '.join(map(str, form.errors['reason']))}")
+        return redirect("jobs:run", pk=run.pk)
     try:
-        new = job_rerun(actor=request.user, run=run, info=info, reason=request.POST.get("reason", "")[:500])
+        new = job_rerun(actor=request.user, run=run, info=info, reason=form.cleaned_data["reason"][:500])
     except JobConflict as exc:
         messages.error(request, str(exc))
         return redirect("jobs:run", pk=run.pk)

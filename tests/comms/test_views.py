@@ -208,3 +208,16 @@ def test_ids_in_unicode_digits_are_no_ids(client: Client, operator: User, dispat
     message.refresh_from_db()
     contact.refresh_from_db()
     assert message.status == Status.FAILED and contact.state == ContactState.DEFUNCT and dispatched == []
+
+
+def test_filters_holding_a_nul_resend_nothing(client: Client, operator: User, dispatched: list[list[int]]) -> None:
+    message = make(Status.FAILED, failure=FailureClass.TEMPORARY)
+    client.force_login(operator)
+    for scope in ("all", "selected"):
+        data = {"scope": scope, "query": "x=\x00", "ids": [message.pk], "confirm": "1"}
+        response = client.post(reverse("comms:messages_resend"), data, follow=True)
+        assert response.status_code == 200
+        assert "The filters are not valid; nothing was resent." in response.content.decode()
+    message.refresh_from_db()
+    assert message.status == Status.FAILED and dispatched == []
+    assert not Event.objects.filter(type="message.bulk_resend").exists()

@@ -421,3 +421,14 @@ def test_a_day_the_sites_time_zone_cannot_compare_is_a_form_error(
     assert response.status_code == 200
     body = response.content.decode()
     assert f'<span class="field-error" id="id_{field}-error">This time is too far in the past or the future' in body
+
+
+def test_a_rerun_whose_reason_holds_a_nul_is_refused_with_a_message(client: Client, operator: User) -> None:
+    client.force_login(operator)
+    run = make_run(operator, status=Status.SUCCEEDED)
+    response = client.post(f"/jobs/runs/{run.pk}/rerun", {"reason": "because\x00"}, follow=True)
+    assert response.status_code == 200
+    assert "Nothing was re-run: Null characters are not allowed." in response.content.decode()
+    assert JobRun.objects.count() == 1
+    client.post(f"/jobs/runs/{run.pk}/rerun", {"reason": "x" * 600})
+    assert JobRun.objects.exclude(pk=run.pk).get().reason == "x" * 500
