@@ -15,6 +15,7 @@ from console.comms import declarations
 from console.comms.delivery import fail, mark_defunct
 from console.comms.models import Attempt, Delivery, FailureClass, Message, ProviderEvent, Status, as_json
 from console.comms.outcomes import POLICY, RECIPIENT, TEMPORARY, Outcome, classify_smtp
+from console.core.inputs import whole_number
 from console.events import emit
 
 # Later states never go back to earlier ones when reports arrive out of order.
@@ -68,9 +69,10 @@ def provider_event(
         if event_type in ("bounced", "rejected", "complained"):
             if delivery.status == Status.FAILED:
                 return "stale"
+            smtp_code = whole_number(code[:3])
             outcome = (
-                classify_smtp(int(code[:3]), description)
-                if code[:3].isdigit()
+                classify_smtp(smtp_code, description)
+                if smtp_code is not None
                 else Outcome(RECIPIENT, error=description or event_type)
             )
             if event_type == "complained":
@@ -108,8 +110,7 @@ def provider_event(
 
 
 def _as_pk(value: int | str | None) -> int | None:
-    text = str(value) if value is not None else ""
-    return int(text) if text.isdigit() and int(text) < 2**63 else None
+    return whole_number(str(value)) if value is not None else None
 
 
 def _find_delivery(*, provider_id: str, message_id: int | str | None, delivery_id: int | str | None) -> Delivery | None:

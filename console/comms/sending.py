@@ -70,7 +70,7 @@ def as_recipient(to: Recipient | str) -> Recipient:
             raise InvalidAddress(f"{recipient.email!r} is not a valid email address") from None
     if recipient.phone:
         digits = recipient.phone[1:] if recipient.phone.startswith("+") else ""
-        if not (digits.isdigit() and 8 <= len(digits) <= 15):
+        if not (digits.isascii() and digits.isdigit() and 8 <= len(digits) <= 15):
             raise InvalidAddress(f"{recipient.phone!r} is not a phone number in E.164 form (+447700900123)")
     if recipient.push_token and (len(recipient.push_token) > 254 or not recipient.push_token.isprintable()):
         raise InvalidAddress("the push token is not a printable string of at most 254 characters")

@@ -5,6 +5,8 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import math
+import re
 import time
 from typing import Any
 
@@ -34,18 +36,11 @@ from console.comms.tables import (
 )
 from console.core.auth import require_perm, staff_required
 from console.core.http import ConsoleRequest, client_redirect, page, wants_fragment
+from console.core.inputs import whole_number
 from console.core.tables import TABLE_REGION, filtered_table
 from console.events import emit
 
 RESEND_PERM = "comms.resend_message"
-MAX_PK = 2**63 - 1
-
-
-def _pk(raw: str) -> int | None:
-    """A primary key from form input, or None: a number too large for the database is not an id."""
-    return int(raw) if raw.isdigit() and int(raw) <= MAX_PK else None
-
-
 REACTIVATE_PERM = "comms.reactivate_contactpoint"
 
 
@@ -71,6 +66,10 @@ def message_bulk(request: ConsoleRequest) -> HttpResponse:
     require_perm(request, RESEND_PERM)
     force = request.POST.get("force") == "1"
     query = request.POST.get("query", "")
+    if "\x00" in query:
+        # The filters are kept in the audit event, whose text PostgreSQL cannot hold with NUL; no filter has one.
+        flash.error(request, "The filters are not valid; nothing was resent.")
+        return redirect("comms:messages")
     back = reverse("comms:messages") + (f"?{query}" if query else "")
     if request.POST.get("scope") == "all":
         from django.http import QueryDict
@@ -81,7 +80,7 @@ def message_bulk(request: ConsoleRequest) -> HttpResponse:
             return redirect(back)
         matching = filterset.qs
     else:
-        ids = [pk for pk in map(_pk, request.POST.getlist("ids")) if pk is not None]
+        ids = [pk for pk in map(whole_number, request.POST.getlist("ids")) if pk is not None]
         if not ids:
             flash.error(request, "Select at least one message to resend.")
             return redirect(back)
@@ -192,7 +191,7 @@ def contact_list(request: ConsoleRequest) -> HttpResponse:
 @require_POST
 def contact_reactivate(request: ConsoleRequest) -> HttpResponse:
     require_perm(request, REACTIVATE_PERM)
-    pk = _pk(request.POST.get("contact", ""))
+    pk = whole_number(request.POST.get("contact"))
     if pk is None:
         flash.error(request, "Choose a contact point to reactivate.")
         return redirect("comms:contacts")
@@ -228,6 +227,13 @@ def previews(request: ConsoleRequest) -> HttpResponse:
 # --- provider events -------------------------------------------------------------------------------------
 
 
+# A signature is the hex of an HMAC-SHA256: exactly this, or it is malformed.
+HEX_DIGEST = re.compile(r"[0-9a-f]{64}")
+REPORTED = ("delivered", "bounced", "rejected", "complained", "deferred")
+# Deeper than any provider's report; stops a crafted body from exhausting the stack when it is stored.
+MAX_REPORT_DEPTH = 20
+
+
 def _verified(request: HttpRequest, secret: str) -> str | None:
     """The problem with the request's signature, or None when it verifies.
 
@@ -236,12 +242,13 @@ def _verified(request: HttpRequest, secret: str) -> str | None:
     """
     header = request.headers.get("X-Console-Signature", "")
     parts = dict(part.split("=", 1) for part in header.split(",") if "=" in part)
-    timestamp, signature = parts.get("t", ""), parts.get("v1", "")
-    if not timestamp.isdigit() or not signature:
+    signed_at, signature = parts.get("t", ""), parts.get("v1", "")
+    timestamp = whole_number(signed_at)
+    if timestamp is None or not HEX_DIGEST.fullmatch(signature):
         return "missing or malformed signature"
-    if abs(time.time() - int(timestamp)) > 300:
+    if abs(time.time() - timestamp) > 300:
         return "timestamp too far from now"
-    expected = hmac.new(secret.encode(), timestamp.encode() + b"." + request.body, hashlib.sha256).hexdigest()
+    expected = hmac.new(secret.encode(), signed_at.encode() + b"." + request.body, hashlib.sha256).hexdigest()
     if not hmac.compare_digest(expected, signature):
         return "signature does not match"
     return None
@@ -252,6 +259,93 @@ def sign(secret: str, body: bytes, timestamp: int | None = None) -> str:
     ts = str(int(time.time()) if timestamp is None else timestamp)
     digest = hmac.new(secret.encode(), ts.encode() + b"." + body, hashlib.sha256).hexdigest()
     return f"t={ts},v1={digest}"
+
+
+class MalformedReport(ValueError):
+    """A signed provider report that cannot be applied; its message is the reason the 400 gives."""
+
+
+def _finite(text: str) -> float:
+    number = float(text)
+    if not math.isfinite(number):
+        raise ValueError(f"{text} is not a finite number")
+    return number
+
+
+def _not_json(constant: str) -> Any:
+    raise ValueError(f"{constant} is not JSON")
+
+
+def _storable(value: Any, depth: int = 0) -> str | None:
+    """Why ``value`` cannot be kept as the report's payload: PostgreSQL refuses NUL in text, and depth is bounded."""
+    if depth > MAX_REPORT_DEPTH:
+        return f"payload is nested more than {MAX_REPORT_DEPTH} levels deep"
+    if isinstance(value, str):
+        return "text in the payload must not contain NUL characters" if "\x00" in value else None
+    if isinstance(value, dict):
+        items = [*value.keys(), *value.values()]
+    elif isinstance(value, list):
+        items = value
+    else:
+        return None
+    return next((problem for item in items if (problem := _storable(item, depth + 1))), None)
+
+
+def _text(payload: dict[str, Any], name: str, default: str = "") -> str:
+    value = payload.get(name, default)
+    if not isinstance(value, str):
+        raise MalformedReport(f"{name} must be a string")
+    return value
+
+
+def _id(metadata: dict[str, Any], name: str) -> int | str | None:
+    """One of our ids echoed back, as a JSON number or a string of digits; absent is fine.
+
+    A well-formed number that no row has (too large to be an id) is not malformed: it matches nothing.
+    """
+    value = metadata.get(name)
+    if value is None:
+        return None
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return value
+    if isinstance(value, str) and value.isascii() and value.isdigit():
+        return value
+    raise MalformedReport(f"metadata.{name} must be a whole number")
+
+
+def _report(body: bytes) -> dict[str, Any]:
+    """The arguments of ``provider_event`` from a report's body; ``MalformedReport`` says what is wrong."""
+    try:
+        payload = json.loads(body, parse_constant=_not_json, parse_float=_finite)
+    except (ValueError, RecursionError):
+        raise MalformedReport("body is not JSON") from None
+    if not isinstance(payload, dict):
+        raise MalformedReport("body must be a JSON object")
+    if problem := _storable(payload):
+        raise MalformedReport(problem)
+    event_id = payload.get("event_id")
+    if not isinstance(event_id, str) or not event_id:
+        raise MalformedReport("event_id is required")
+    event_type = payload.get("event")
+    if not isinstance(event_type, str) or event_type not in REPORTED:
+        raise MalformedReport(f"event must be one of {', '.join(REPORTED)}")
+    metadata = payload.get("metadata", {})
+    if not isinstance(metadata, dict):
+        raise MalformedReport("metadata must be an object")
+    code = payload.get("code", "")
+    if not isinstance(code, str | int) or isinstance(code, bool):
+        raise MalformedReport("code must be a string or a number")
+    return {
+        "source": _text(payload, "source", "inbound")[:50],
+        "event_id": event_id,
+        "event_type": event_type,
+        "provider_id": _text(payload, "provider_id")[:200],
+        "message_id": _id(metadata, "console_message_id"),
+        "delivery_id": _id(metadata, "console_delivery_id"),
+        "description": _text(payload, "description")[:500],
+        "code": str(code)[:3],
+        "payload": payload,
+    }
 
 
 @csrf_exempt
@@ -266,28 +360,7 @@ def inbound(request: HttpRequest) -> HttpResponse:
         emit(declarations.PROVIDER_EVENT_REJECTED, reason=problem)
         return HttpResponseBadRequest(problem)
     try:
-        payload = json.loads(request.body)
-    except ValueError:
-        return HttpResponseBadRequest("body is not JSON")
-    if not isinstance(payload, dict) or not isinstance(payload.get("event_id"), str):
-        return HttpResponseBadRequest("event_id is required")
-    event_type = payload.get("event")
-    if event_type not in ("delivered", "bounced", "rejected", "complained", "deferred"):
-        return HttpResponseBadRequest("event must be one of delivered, bounced, rejected, complained, deferred")
-    raw_metadata = payload.get("metadata")
-    metadata: dict[str, Any] = raw_metadata if isinstance(raw_metadata, dict) else {}
-    result = provider_event(
-        source=str(payload.get("source", "inbound"))[:50],
-        event_id=payload["event_id"],
-        event_type=event_type,
-        provider_id=str(payload.get("provider_id", ""))[:200],
-        message_id=metadata.get("console_message_id"),
-        delivery_id=metadata.get("console_delivery_id"),
-        description=str(payload.get("description", ""))[:500],
-        code=str(payload.get("code", ""))[:3],
-        payload=payload,
-    )
-    return JsonResponse({"result": result})
-
-
-# --- shell contributions -----------------------------------------------------------------------------------
+        report = _report(request.body)
+    except MalformedReport as exc:
+        return HttpResponseBadRequest(str(exc))
+    return JsonResponse({"result": provider_event(**report)})

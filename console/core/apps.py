@@ -2,6 +2,8 @@ from __future__ import annotations
 
 from django.apps import AppConfig
 
+from console.core import converters  # noqa: F401  # registers <text:...> before any URLconf loads
+
 
 class CoreConfig(AppConfig):
     name = "console.core"

@@ -18,9 +18,14 @@ from typing import Any
 
 import django_filters
 import django_tables2 as tables
+from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db.models import Model, Q, QuerySet
+from django.db import connection, models
+from django.db.models import Field, Model, Q, QuerySet
 from django.http import HttpRequest, QueryDict
+from django.utils import timezone
+
+from console.core.inputs import representable_time, whole_number
 
 PAGE_SIZES = (25, 50, 100, 200)
 # The piece of a table page that filters, sorting and paging swap (core/_filtered_table.html's partial).
@@ -43,26 +48,71 @@ def _encode(values: list[Any]) -> str:
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
-def _decode(cursor: str, size: int) -> list[Any]:
+def _decode(cursor: str, columns: list[Field[Any, Any]]) -> list[Any]:
+    """The values of a cursor, each checked against the column it is compared with.
+
+    A cursor is only ever written by ``_encode``, but it travels in the URL: one edited by hand must not reach
+    the database with a value the column cannot hold (a string for an id, 1e999, a time before year 1).
+    """
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         values = json.loads(raw)
     except (binascii.Error, ValueError, UnicodeDecodeError) as exc:
         raise BadCursor(cursor) from exc
-    if not isinstance(values, list) or len(values) != size:
+    if not isinstance(values, list) or len(values) != len(columns):
         raise BadCursor(cursor)
-    decoded: list[Any] = []
-    for value in values:
-        if isinstance(value, dict) and "t" in value:
-            try:
-                decoded.append(datetime.fromisoformat(value["t"]))
-            except (TypeError, ValueError) as exc:
-                raise BadCursor(cursor) from exc
-        elif isinstance(value, dict) and "d" in value:
-            decoded.append(Decimal(value["d"]))
-        else:
-            decoded.append(value)
-    return decoded
+    try:
+        return [_typed(value, column) for value, column in zip(values, columns, strict=True)]
+    except (TypeError, ValueError, ArithmeticError, ValidationError) as exc:
+        raise BadCursor(cursor) from exc
+
+
+def _typed(value: Any, column: Field[Any, Any]) -> Any:
+    """``value`` as ``column`` holds it; ValueError (or the parser's own error) when it cannot be."""
+    if isinstance(column, models.DateTimeField | models.DateField):
+        if not (isinstance(value, dict) and isinstance(value.get("t"), str)):
+            raise ValueError("a time is written {'t': <ISO 8601>}")
+        if isinstance(column, models.DateTimeField):
+            moment = datetime.fromisoformat(value["t"])
+            if settings.USE_TZ and timezone.is_naive(moment):
+                raise ValueError("this console writes times with their offset")
+            representable_time(moment)
+            return moment
+        return date.fromisoformat(value["t"])
+    if isinstance(column, models.DecimalField):
+        if not (isinstance(value, dict) and isinstance(value.get("d"), str)):
+            raise ValueError("a decimal is written {'d': <digits>}")
+        number = Decimal(value["d"])
+        if not number.is_finite():
+            raise ValueError("a decimal column holds finite numbers")
+        return number
+    if isinstance(column, models.IntegerField):
+        low, high = connection.ops.integer_field_range(column.get_internal_type())
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise ValueError("an integer column holds integers")
+        if (low is not None and value < low) or (high is not None and value > high):
+            raise ValueError("out of the column's range")
+        return value
+    if isinstance(column, models.CharField | models.TextField):
+        # PostgreSQL text cannot hold NUL; no value this console wrote has one.
+        if not isinstance(value, str) or "\x00" in value:
+            raise ValueError("a text column holds text")
+        return value
+    return column.to_python(value)
+
+
+def _columns(model: type[Model], ordering: Ordering) -> list[Field[Any, Any]]:
+    """The model fields that ``ordering`` compares, following relations; a relation compares its target key."""
+    columns = []
+    for dotted in ordering.fields:
+        current: type[Model] = model
+        column: Any = None
+        for part in dotted.split("__"):
+            column = current._meta.get_field(part)
+            if column.is_relation:
+                current = column.related_model
+        columns.append(column.target_field if column.is_relation else column)
+    return columns
 
 
 @dataclass(frozen=True)
@@ -101,23 +151,13 @@ class KeysetPage[M: Model]:
 def keyset_page[M: Model](
     queryset: QuerySet[M], ordering: Ordering, *, after: str | None, before: str | None, per_page: int
 ) -> KeysetPage[M]:
-    """One page in ``ordering``: the rows after ``after`` (or before ``before``); never counts the table."""
-    try:
-        return _keyset_page(queryset, ordering, after=after, before=before, per_page=per_page)
-    except (TypeError, ValueError, ValidationError) as exc:
-        # A cursor that decodes but whose values do not fit the ordering's columns (a tampered link).
-        cursor = before or after
-        if cursor:
-            raise BadCursor(cursor) from exc
-        raise
+    """One page in ``ordering``: the rows after ``after`` (or before ``before``); never counts the table.
 
-
-def _keyset_page[M: Model](
-    queryset: QuerySet[M], ordering: Ordering, *, after: str | None, before: str | None, per_page: int
-) -> KeysetPage[M]:
-    size = len(ordering.fields)
+    Raises ``BadCursor`` for a cursor this console did not write, before any query runs.
+    """
+    columns = _columns(queryset.model, ordering)
     if before:
-        values = _decode(before, size)
+        values = _decode(before, columns)
         fetched = list(
             queryset.filter(ordering.after(values, reverse=True)).order_by(*ordering.order_by(True))[: per_page + 1]
         )
@@ -127,7 +167,7 @@ def _keyset_page[M: Model](
     else:
         qs = queryset
         if after:
-            qs = qs.filter(ordering.after(_decode(after, size)))
+            qs = qs.filter(ordering.after(_decode(after, columns)))
         fetched = list(qs.order_by(*ordering.order_by())[: per_page + 1])
         rows = fetched[:per_page]
         has_more_after = len(fetched) > per_page
@@ -220,10 +260,7 @@ def filtered_table(
     if sort not in orderings:
         sort = default_sort
     ordering = orderings[sort][1]
-    try:
-        size = int(query.get("per_page", per_page))
-    except ValueError:
-        size = per_page
+    size = whole_number(query.get("per_page")) or per_page
     size = size if size in PAGE_SIZES else per_page
 
     filterset = filterset_class(query, queryset=queryset, request=request)

@@ -18,7 +18,7 @@ def generic(view: type[Any]) -> Callable[..., HttpResponse]:
 app_name = "demo"
 urlpatterns = [
     path("read-models/accounts/", generic(views.AccountListView), name="accounts"),
-    path("read-models/accounts/<str:account_id>/", generic(views.AccountDetailView), name="account"),
-    path("read-models/accounts/<str:account_id>/act/", views.account_action, name="account_act"),
+    path("read-models/accounts/<text:account_id>/", generic(views.AccountDetailView), name="account"),
+    path("read-models/accounts/<text:account_id>/act/", views.account_action, name="account_act"),
     path("read-models/activity/", generic(views.ActivityListView), name="activity"),
 ]

@@ -14,6 +14,7 @@ from django.utils import timezone
 from django.utils.html import escape
 from django.utils.safestring import SafeString, mark_safe
 
+from console.core.inputs import representable_time
 from console.core.tables import ConsoleTable, Ordering
 from console.events.catalog import catalog
 from console.events.conf import events_settings
@@ -69,12 +70,14 @@ class EventFilter(django_filters.FilterSet):
         field_name="recorded_at",
         lookup_expr="gte",
         widget=DateTimeLocalInput(format="%Y-%m-%dT%H:%M"),
+        validators=[representable_time],
     )
     until = django_filters.IsoDateTimeFilter(
         label="Until",
         field_name="recorded_at",
         lookup_expr="lt",
         widget=DateTimeLocalInput(format="%Y-%m-%dT%H:%M"),
+        validators=[representable_time],
     )
     q = django_filters.CharFilter(label="Text", method="filter_text", widget=SearchInput(attrs={"maxlength": 100}))
 

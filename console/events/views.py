@@ -15,6 +15,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from console.core.auth import require_perm, staff_required
 from console.core.http import ConsoleRequest, page
+from console.core.inputs import whole_number
 from console.core.tables import TABLE_REGION, ConsoleTable, Ordering, filtered_table
 from console.events import metrics as event_metrics
 from console.events import services, subscriptions
@@ -61,10 +62,10 @@ def _causes(event: Event) -> list[Event]:
     chain: list[Event] = []
     current = event
     while len(chain) < CHAIN_LIMIT:
-        cause = str(current.metadata.get("causation_id", ""))
-        if not cause.isdigit():
+        cause = whole_number(str(current.metadata.get("causation_id", "")))
+        if cause is None:
             break
-        parent = Event.objects.select_related("actor").filter(position=int(cause)).first()
+        parent = Event.objects.select_related("actor").filter(position=cause).first()
         if parent is None or parent.position == current.position:
             break
         chain.append(parent)
@@ -141,14 +142,15 @@ def _feed_cursor(after: int) -> Cursor | None:
 def feed(request: HttpRequest) -> JsonResponse:
     """Events after ``?after=<position>`` in commit order; pass the answer's ``next`` back to continue."""
     conf = events_settings()
-    try:
-        after = int(request.GET.get("after", "0") or 0)
-        limit = int(request.GET.get("limit", conf.feed_limit))
-    except ValueError:
-        return JsonResponse({"error": "after and limit must be whole numbers"}, status=400)
-    if after < 0 or not 1 <= limit <= conf.feed_limit:
-        return JsonResponse({"error": f"after must be >= 0 and limit between 1 and {conf.feed_limit}"}, status=400)
+    after = whole_number(request.GET.get("after") or "0")
+    limit = whole_number(request.GET.get("limit", str(conf.feed_limit)))
+    if after is None or limit is None:
+        return JsonResponse({"error": "after and limit must be whole numbers (ASCII digits)"}, status=400)
+    if not 1 <= limit <= conf.feed_limit:
+        return JsonResponse({"error": f"limit must be between 1 and {conf.feed_limit}"}, status=400)
     types = [t for t in request.GET.getlist("type") if t] or None
+    if types and any("\x00" in t for t in types):
+        return JsonResponse({"error": "type must not contain NUL characters"}, status=400)
     cursor = _feed_cursor(after)
     if cursor is None:
         return JsonResponse(

@@ -5,6 +5,7 @@ from typing import Any
 
 from django import forms
 
+from console.core.inputs import MAX_WHOLE_NUMBER
 from console.eventsourcing.services import RebuildError, parse_as_of
 
 
@@ -13,7 +14,7 @@ class RebuildForm(forms.Form):
 
     TARGETS = (("copy", "a copy beside the live read model"), ("live", "the live read model"))
 
-    as_of_position = forms.IntegerField(required=False, min_value=1, label="As of position")
+    as_of_position = forms.IntegerField(required=False, min_value=1, max_value=MAX_WHOLE_NUMBER, label="As of position")
     as_of_time = forms.CharField(
         required=False, max_length=40, label="As of time", help_text="ISO 8601, e.g. 2026-01-31T17:45"
     )

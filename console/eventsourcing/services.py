@@ -9,10 +9,12 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
 
+from console.core.inputs import representable_time
 from console.events.context import enqueue_on_commit
 from console.events.models import Event
 from console.events.pipeline import emit
@@ -47,6 +49,10 @@ def parse_as_of(value: str) -> datetime:
         raise RebuildError(f"“{value}” is not a time: use ISO 8601, for example 2026-01-31T17:45 or 2026-01-31.")
     if timezone.is_naive(moment):
         moment = timezone.make_aware(moment)
+    try:
+        representable_time(moment)
+    except ValidationError as exc:
+        raise RebuildError(exc.messages[0]) from None
     if moment > timezone.now():
         raise RebuildError("The “as of” time is in the future.")
     return moment

@@ -12,6 +12,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from console.core.auth import require_perm, staff_required
 from console.core.http import ConsoleRequest, page
+from console.core.inputs import whole_number
 from console.events.models import Event
 from console.eventsourcing import projections, repository, services
 from console.eventsourcing.domain import Aggregate, UnknownEventType, UpcastError
@@ -33,7 +34,8 @@ def streams(request: ConsoleRequest) -> HttpResponse:
     query = request.GET.get("q", "").strip()[:200]
     recent = Event.objects.filter(version__isnull=False)
     if query:
-        recent = recent.filter(stream_id__startswith=query)
+        # No stream id holds NUL (PostgreSQL text cannot), and the database could not compare one.
+        recent = recent.filter(stream_id__startswith=query) if "\x00" not in query else recent.none()
     # A bounded window of the newest events, folded into streams: no scan of the whole log.
     seen: dict[str, dict[str, Any]] = {}
     for row in recent.order_by("-position").values("stream_id", "stream_type", "version", "type", "recorded_at")[
@@ -52,11 +54,6 @@ def _diff(before: dict[str, Any], after: dict[str, Any]) -> list[tuple[str, Any,
     return [(key, before.get(key), after.get(key)) for key in keys if before.get(key) != after.get(key)]
 
 
-def _int_param(request: ConsoleRequest, name: str) -> int | None:
-    value = request.GET.get(name, "")
-    return int(value) if value.isdigit() else None
-
-
 @staff_required
 @require_GET
 def stream_detail(request: ConsoleRequest, stream_id: str) -> HttpResponse:
@@ -64,8 +61,8 @@ def stream_detail(request: ConsoleRequest, stream_id: str) -> HttpResponse:
     if not events:
         raise Http404("No such stream.")
     latest = events[-1].version or 0
-    version = min(_int_param(request, "version") or latest, latest)
-    compare = _int_param(request, "compare")
+    version = min(whole_number(request.GET.get("version")) or latest, latest)
+    compare = whole_number(request.GET.get("compare"))
     if compare is None or compare >= latest + 1:
         compare = version - 1
     context: dict[str, Any] = {
@@ -260,7 +257,7 @@ class GenerationMixin:
     model: Any
 
     def get_queryset(self) -> QuerySet[Any]:
-        generation = self.request.GET.get("generation", "")
-        if generation.isdigit():
-            return self.model.generations.filter(generation=int(generation))  # type: ignore[no-any-return]
+        generation = whole_number(self.request.GET.get("generation"))
+        if generation is not None:
+            return self.model.generations.filter(generation=generation)  # type: ignore[no-any-return]
         return self.model.objects.all()  # type: ignore[no-any-return]

@@ -14,6 +14,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html
 
+from console.core.inputs import representable_time
 from console.core.tables import ConsoleTable
 from console.jobs.models import JobRun, Status
 
@@ -28,8 +29,8 @@ class JobRunFilter(django_filters.FilterSet):
     command = django_filters.CharFilter(label="Command", lookup_expr="exact")
     status = django_filters.ChoiceFilter(choices=Status.choices, empty_label="any")
     actor = django_filters.ModelChoiceFilter(field_name="requested_by", label="User", queryset=staff_users)
-    since = django_filters.DateFilter(label="Since", method="filter_since")
-    until = django_filters.DateFilter(label="Until", method="filter_until")
+    since = django_filters.DateFilter(label="Since", method="filter_since", validators=[representable_time])
+    until = django_filters.DateFilter(label="Until", method="filter_until", validators=[representable_time])
     q = django_filters.CharFilter(label="Arguments contain", field_name="argv_display", lookup_expr="icontains")
 
     class Meta:

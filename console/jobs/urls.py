@@ -13,6 +13,6 @@ urlpatterns = [
     path("jobs/runs/<int:pk>/output.txt", views.run_download, name="run_download"),
     path("jobs/runs/<int:pk>/stop", views.run_stop, name="run_stop"),
     path("jobs/runs/<int:pk>/rerun", views.run_rerun, name="run_rerun"),
-    path("jobs/<str:command>/", views.command_form, name="command"),
-    path("jobs/<str:command>/preview", views.command_preview, name="command_preview"),
+    path("jobs/<text:command>/", views.command_form, name="command"),
+    path("jobs/<text:command>/preview", views.command_preview, name="command_preview"),
 ]

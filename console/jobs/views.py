@@ -16,6 +16,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from console.core.auth import staff_required
 from console.core.http import ConsoleRequest, page, piece
+from console.core.inputs import whole_number
 from console.core.tables import TABLE_REGION, Ordering, filtered_table
 from console.jobs import catalog
 from console.jobs.access import VIEW_ALL, Access, lacking
@@ -144,9 +145,9 @@ def command_form(request: ConsoleRequest, command: str) -> HttpResponse:
                 return redirect("jobs:run", pk=run.pk)
     else:
         initial: dict[str, Any] = {}
-        source = request.GET.get("from", "")
-        if source.isdigit():
-            previous = JobRun.objects.visible_to(request.user).filter(pk=int(source), command=info.name).first()
+        source = whole_number(request.GET.get("from"))
+        if source is not None:
+            previous = JobRun.objects.visible_to(request.user).filter(pk=source, command=info.name).first()
             if previous is not None:
                 initial = dict(previous.form_data)
         form = CommandForm(initial=initial, command=loaded, name=info.name)
@@ -257,14 +258,13 @@ def run_output(request: ConsoleRequest, pk: int) -> HttpResponse:
     """New output after ``after`` (polled), or the output before ``before`` ("load earlier")."""
     # Not audited: a page whose reader lost the right polls on, once a second; the page itself was.
     run = _readable_run(request, pk, audit=False)
-    before = request.GET.get("before", "")
-    if before.isdigit():
-        chunks, earlier = tail(run, before=int(before))
+    before = whole_number(request.GET.get("before"))
+    if before is not None:
+        chunks, earlier = tail(run, before=before)
         return piece(
             request, "jobs/run.html#earlier", {"run": run, "output": render_chunks(chunks), "earlier": earlier}
         )
-    after_raw = request.GET.get("after", "0")
-    after = int(after_raw) if after_raw.isdigit() else 0
+    after = whole_number(request.GET.get("after")) or 0
     # Status first: a final status means every chunk was already written.
     final = run.is_final
     # A flood of output between two polls is not sent whole: the page gets its tail and a note of the gap.

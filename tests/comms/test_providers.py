@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -167,3 +168,98 @@ def test_an_anymail_bounce_marks_the_address_defunct(sent_delivery: Delivery) ->
     assert sent_delivery.status == Status.FAILED
     assert ContactPoint.objects.get(address="ada@example.com").state == ContactState.DEFUNCT
     assert ProviderEvent.objects.count() == 1
+
+
+def post_raw(client: Client, body: bytes, signature: str) -> Any:
+    return client.post(
+        reverse("comms:inbound"), body, content_type="application/json", headers={"X-Console-Signature": signature}
+    )
+
+
+HEX = "0" * 64
+MALFORMED_SIGNATURES = {
+    "a Unicode digit as the timestamp": f"t=²,v1={HEX}",
+    "Arabic-Indic digits as the timestamp": f"t=\u0661\u0667\u0660\u0660\u0660\u0660\u0660\u0660\u0660\u0660,v1={HEX}",
+    "a timestamp past int()'s digit limit": f"t={'9' * 5000},v1={HEX}",
+    "a signed timestamp": f"t=-1,v1={HEX}",
+    "a signature that is not hex": "t={now},v1=" + "é" * 64,
+    "a signature too short": "t={now},v1=abc",
+    "no signature": "t={now}",
+    "no timestamp": f"v1={HEX}",
+    "no pairs at all": "garbage",
+}
+
+
+@pytest.mark.parametrize("case", MALFORMED_SIGNATURES)
+def test_a_malformed_signature_header_is_a_400_with_the_reason(
+    client: Client, sent_delivery: Delivery, case: str
+) -> None:
+    header = MALFORMED_SIGNATURES[case].replace("{now}", str(int(time.time())))
+    response = post_raw(client, json.dumps({"event_id": "e1", "event": "delivered"}).encode(), header)
+    assert response.status_code == 400
+    assert response.content.decode() == "missing or malformed signature"
+    assert not ProviderEvent.objects.exists()
+
+
+MALFORMED_REPORTS = {
+    "not an object": (b"[1, 2]", "body must be a JSON object"),
+    "NaN": (b'{"event_id": "e1", "event": "delivered", "x": NaN}', "body is not JSON"),
+    "a number past the largest double": (b'{"event_id": "e1", "event": "delivered", "x": 1e999}', "body is not JSON"),
+    "nested past the stack": (b'{"x": ' + b"[" * 100_000 + b"]" * 100_000 + b"}", "body is not JSON"),
+    "nested deeper than any provider": (
+        b'{"event_id": "e1", "event": "delivered", "x": ' + b"[" * 30 + b"]" * 30 + b"}",
+        "payload is nested more than 20 levels deep",
+    ),
+    "a NUL in text": (
+        b'{"event_id": "e\\u0000", "event": "delivered"}',
+        "text in the payload must not contain NUL characters",
+    ),
+    "an empty event_id": (b'{"event_id": "", "event": "delivered"}', "event_id is required"),
+    "an event that is not text": (
+        b'{"event_id": "e1", "event": ["delivered"]}',
+        "event must be one of delivered, bounced, rejected, complained, deferred",
+    ),
+    "metadata that is not an object": (
+        b'{"event_id": "e1", "event": "delivered", "metadata": "x"}',
+        "metadata must be an object",
+    ),
+    "our id in Unicode digits": (
+        b'{"event_id": "e1", "event": "delivered", "metadata": {"console_delivery_id": "\\u00b2"}}',
+        "metadata.console_delivery_id must be a whole number",
+    ),
+    "our id as a fraction": (
+        b'{"event_id": "e1", "event": "delivered", "metadata": {"console_message_id": 1.5}}',
+        "metadata.console_message_id must be a whole number",
+    ),
+    "a description that is not text": (
+        b'{"event_id": "e1", "event": "bounced", "description": {"a": 1}}',
+        "description must be a string",
+    ),
+    "a code that is an object": (
+        b'{"event_id": "e1", "event": "bounced", "code": {}}',
+        "code must be a string or a number",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", MALFORMED_REPORTS)
+def test_a_signed_but_malformed_report_is_a_400_with_the_reason(
+    client: Client, sent_delivery: Delivery, case: str
+) -> None:
+    body, reason = MALFORMED_REPORTS[case]
+    response = post_raw(client, body, sign("s3cret", body))
+    assert response.status_code == 400
+    assert response.content.decode() == reason
+    assert not ProviderEvent.objects.exists()
+    sent_delivery.refresh_from_db()
+    assert sent_delivery.status == Status.SENT
+
+
+def test_a_code_in_unicode_digits_is_no_smtp_code_and_the_bounce_still_applies(
+    client: Client, sent_delivery: Delivery
+) -> None:
+    payload = {"event_id": "e1", "event": "bounced", "provider_id": "<abc@example.com>", "code": "²²²"}
+    assert post(client, payload).json() == {"result": "bounced"}
+    sent_delivery.refresh_from_db()
+    assert sent_delivery.status == Status.FAILED
+    assert sent_delivery.attempt_set.get().code is None

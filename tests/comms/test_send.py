@@ -48,7 +48,12 @@ def test_a_template_variable_the_context_lacks_fails_at_send(db: None) -> None:
 
 @pytest.mark.parametrize(
     "to",
-    ["not-an-email", Recipient("k", email="a@b.example", phone="0770"), Recipient("", email="a@example.com")],
+    [
+        "not-an-email",
+        Recipient("k", email="a@b.example", phone="0770"),
+        Recipient("k", phone="+44²²²²²²²²²"),  # str.isdigit() accepts superscripts; E.164 is ASCII digits
+        Recipient("", email="a@example.com"),
+    ],
 )
 def test_an_invalid_address_is_rejected_at_send(db: None, to: Any) -> None:
     with pytest.raises(InvalidAddress):
@@ -139,6 +144,7 @@ def test_backoff_has_full_jitter_within_the_cap_and_honours_retry_after(settings
     assert min(backoff_seconds(1, retry_after=120) for _ in range(20)) >= 120
     assert parse_retry_after("30") == 30.0
     assert parse_retry_after("garbage") is None
+    assert parse_retry_after("³⁰") is None  # str.isdigit() says yes; float() says no
 
 
 def test_a_message_for_later_is_dispatched_to_run_then(

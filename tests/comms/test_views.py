@@ -228,3 +228,31 @@ def test_the_mandatory_filter_reads_yes_no_and_any(client: Client, staff: User) 
     assert "m@example.com" in client.get(reverse("comms:messages"), {"mandatory": "false"}).content.decode()
     assert "m@example.com" not in client.get(reverse("comms:messages"), {"mandatory": "true"}).content.decode()
     assert "m@example.com" in client.get(reverse("comms:messages"), {"mandatory": ""}).content.decode()
+
+
+def test_ids_in_unicode_digits_are_no_ids(client: Client, operator: User, dispatched: list[list[int]]) -> None:
+    message = make(Status.FAILED, failure=FailureClass.TEMPORARY)
+    contact = ContactPoint.objects.create(channel="email", address="gone@example.com", state=ContactState.DEFUNCT)
+    client.force_login(operator)
+    response = client.post(reverse("comms:messages_resend"), {"ids": ["²", "\u0661", "1²"]}, follow=True)
+    assert response.status_code == 200
+    assert "Select at least one message to resend." in response.content.decode()
+    response = client.post(reverse("comms:contact_reactivate"), {"contact": "²"}, follow=True)
+    assert response.status_code == 200
+    assert "Choose a contact point to reactivate." in response.content.decode()
+    message.refresh_from_db()
+    contact.refresh_from_db()
+    assert message.status == Status.FAILED and contact.state == ContactState.DEFUNCT and dispatched == []
+
+
+def test_filters_holding_a_nul_resend_nothing(client: Client, operator: User, dispatched: list[list[int]]) -> None:
+    message = make(Status.FAILED, failure=FailureClass.TEMPORARY)
+    client.force_login(operator)
+    for scope in ("all", "selected"):
+        data = {"scope": scope, "query": "x=\x00", "ids": [message.pk], "confirm": "1"}
+        response = client.post(reverse("comms:messages_resend"), data, follow=True)
+        assert response.status_code == 200
+        assert "The filters are not valid; nothing was resent." in response.content.decode()
+    message.refresh_from_db()
+    assert message.status == Status.FAILED and dispatched == []
+    assert not Event.objects.filter(type="message.bulk_resend").exists()

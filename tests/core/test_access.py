@@ -15,6 +15,7 @@ PUBLIC_NAMES = {"metrics", "feed", "inbound"}
 SAMPLE_ARGS = {
     "int": "1",
     "str": "sample",
+    "text": "sample",
     "slug": "sample",
     "path": "sample/path",
     "uuid": "00000000-0000-0000-0000-000000000001",

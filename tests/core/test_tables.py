@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+
 import django_filters
 import django_tables2 as tables
 import pytest
@@ -128,3 +130,54 @@ def test_a_cursor_whose_values_do_not_fit_the_columns_is_a_bad_cursor(users: lis
     by_joined = Ordering("date_joined", "id", descending=True)
     with pytest.raises(BadCursor):
         keyset_page(User.objects.all(), by_joined, after="WzEsMl0", before=None, per_page=5)  # [1, 2]
+
+
+BY_JOINED = Ordering("date_joined", "id", descending=True)
+# Cursors edited by hand: base64url JSON that decodes, with values the columns cannot hold.
+TAMPERED = {
+    "a decimal that is not a number": ('[{"d":"x"}]', ORDERINGS["newest"][1]),
+    "a number past the largest double": ("[1e999]", ORDERINGS["newest"][1]),
+    "text for an id": ('["x"]', ORDERINGS["newest"][1]),
+    "true for an id": ("[true]", ORDERINGS["newest"][1]),
+    "an id past 64 bits": ("[18446744073709551616]", ORDERINGS["newest"][1]),
+    "a number for a name": ("[5, 1]", ORDERINGS["name"][1]),
+    "a name with a NUL": ('["a\\u0000", 1]', ORDERINGS["name"][1]),
+    "a time whose UTC is before year 1": ('[{"t":"0001-01-01T00:00+01:00"},1]', BY_JOINED),
+    "a time whose UTC is after year 9999": ('[{"t":"9999-12-31T23:59-01:00"},1]', BY_JOINED),
+    "a time without its offset": ('[{"t":"2026-01-31T12:00"},1]', BY_JOINED),
+    "a number for a time": ("[5,1]", BY_JOINED),
+}
+
+
+def b64(raw: str) -> str:
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+@pytest.mark.parametrize("case", TAMPERED)
+@pytest.mark.parametrize("direction", ["after", "before"])
+def test_it_refuses_a_cursor_whose_values_the_columns_cannot_hold(users: list[User], case: str, direction: str) -> None:
+    raw, ordering = TAMPERED[case]
+    with CaptureQueriesContext(connection) as queries, pytest.raises(BadCursor):
+        keyset_page(User.objects.all(), ordering, **{"after": None, "before": None, direction: b64(raw)}, per_page=5)
+    assert queries.captured_queries == []  # refused before the database sees it
+
+
+@pytest.mark.parametrize("case", ["a decimal that is not a number", "a number past the largest double"])
+def test_a_tampered_cursor_in_the_url_restarts_at_the_first_page_with_the_message(users: list[User], case: str) -> None:
+    ft = table(f"?after={b64(TAMPERED[case][0])}&is_staff=true")
+    assert ft.error == "That page link is not valid any more; showing the first page."  # type: ignore[attr-defined]
+    assert [u.username for u in ft.page.rows][:2] == ["user117", "user114"]  # type: ignore[attr-defined]
+    assert "after" not in ft.query and ft.query["is_staff"] == "true"  # type: ignore[attr-defined]
+
+
+def test_cursors_it_wrote_still_page_by_time(users: list[User]) -> None:
+    first = keyset_page(User.objects.all(), BY_JOINED, after=None, before=None, per_page=50)
+    second = keyset_page(User.objects.all(), BY_JOINED, after=first.next_cursor, before=None, per_page=50)
+    back = keyset_page(User.objects.all(), BY_JOINED, after=None, before=second.prev_cursor, per_page=50)
+    assert len(second.rows) == 50 and not {u.pk for u in first.rows} & {u.pk for u in second.rows}
+    assert [u.pk for u in back.rows] == [u.pk for u in first.rows]
+
+
+@pytest.mark.parametrize(("per_page", "size"), [("100", 100), ("²", 25), ("1" * 5000, 25), ("-25", 25)])
+def test_it_reads_the_page_size_strictly(users: list[User], per_page: str, size: int) -> None:
+    assert table(f"?per_page={per_page}").page.per_page == size  # type: ignore[attr-defined]

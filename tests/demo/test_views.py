@@ -65,3 +65,15 @@ def test_the_account_page_offers_the_form_only_with_the_permission(login: Login,
     assert "Move money" not in login(staff).get("/read-models/accounts/acc-1/").content.decode()
     page = login(operator).get("/read-models/accounts/acc-1/").content.decode()
     assert 'action="/read-models/accounts/acc-1/act/"' in page
+
+
+def test_a_generation_in_unicode_digits_shows_the_live_rows(login: Login, staff: User) -> None:
+    open_account("acc-live", owner="Ada")
+    AccountBalance.generations.create(account_id="acc-copy", owner="Copy", generation=2)
+    client = login(staff)
+    for path in ("/read-models/accounts/", "/read-models/activity/"):
+        for generation in ("²", "\u0661", str(2**64)):
+            response = client.get(path, {"generation": generation})
+            assert response.status_code == 200, (path, generation)
+    page = client.get("/read-models/accounts/", {"generation": "²"}).content.decode()
+    assert "acc-live" in page and "acc-copy" not in page

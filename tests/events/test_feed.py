@@ -55,3 +55,21 @@ def test_it_filters_by_type_and_serves_staff(client: Client, staff: User, pings:
 def test_bad_parameters_are_a_400(client: Client, token: dict[str, str], query: str, db: None) -> None:
     response = client.get(f"/events/feed?{query}", headers=token)
     assert response.status_code == 400 and "error" in response.json()
+
+
+@pytest.mark.parametrize(
+    "query",
+    ["after=²", "after=\u0661\u0662", "after=+1", "after=1_0", f"after={2**63}", "limit=²", f"limit={'9' * 5000}"],
+)
+def test_anything_but_ascii_digits_is_a_400_that_says_so(
+    client: Client, token: dict[str, str], query: str, db: None
+) -> None:
+    response = client.get(f"/events/feed?{query}", headers=token)
+    assert response.status_code == 400
+    assert response.json() == {"error": "after and limit must be whole numbers (ASCII digits)"}
+
+
+def test_a_nul_in_a_type_is_a_400(client: Client, token: dict[str, str], db: None) -> None:
+    response = client.get("/events/feed?type=a%00b", headers=token)
+    assert response.status_code == 400
+    assert response.json() == {"error": "type must not contain NUL characters"}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import structlog
 from django.contrib.auth.models import User
 from django.db import connection
@@ -125,3 +126,26 @@ def test_filter_values_are_echoed_escaped(client: Client, staff: User) -> None:
     client.force_login(staff)
     page = client.get("/events/?q=%22%3E%3Cscript%3Ex%3C/script%3E").content.decode()
     assert 'value="&quot;&gt;&lt;script&gt;x&lt;/script&gt;"' in page and "<script>x</script>" not in page
+
+
+@pytest.mark.parametrize("field", ["since", "until"])
+@pytest.mark.parametrize("moment", ["0001-01-01T00:00+01:00", "9999-12-31T23:59-01:00"])
+def test_a_time_that_cannot_be_represented_is_a_form_error_next_to_its_field(
+    client: Client, staff: User, field: str, moment: str
+) -> None:
+    client.force_login(staff)
+    response = client.get("/events/", {field: moment})
+    assert response.status_code == 200
+    body = response.content.decode()
+    assert f'<span class="field-error" id="id_{field}-error">This time is too far in the past or the future' in body
+    assert "Fix the filters marked above" in body
+
+
+def test_a_causation_id_in_unicode_digits_ends_the_chain(client: Client, staff: User) -> None:
+    with structlog.contextvars.bound_contextvars(causation_id="²"):
+        effect = emit(PING, n=1)
+    assert effect is not None
+    client.force_login(staff)
+    response = client.get(f"/events/{effect.position}/")
+    assert response.status_code == 200
+    assert "Nothing caused this event and it caused nothing recorded." in response.content.decode()

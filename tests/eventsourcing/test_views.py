@@ -177,3 +177,37 @@ def test_the_dashboard_shows_each_projection_and_its_lag(login: Login, staff: Us
     assert "<code>accounts.activity</code></td><td>async</td>" in page
     assert "2 events" in page
     assert "1 rebuild under way" in page
+
+
+def test_unicode_digits_in_version_and_compare_show_the_latest_state(login: Login, staff: User) -> None:
+    open_account("acc-1", deposit=5)
+    client = login(staff)
+    for query in ({"version": "²"}, {"compare": "²"}, {"version": "²", "compare": "³"}, {"version": "\u0661"}):
+        response = client.get("/streams/acc-1/", query)
+        assert response.status_code == 200, query
+        assert "State at version 2 of 2" in response.content.decode(), query
+
+
+def test_a_rebuild_as_of_a_time_that_cannot_be_represented_is_a_form_error(login: Login, operator: User) -> None:
+    open_account("acc-1")
+    client = login(operator)
+    for moment in ("0001-01-01T00:00+01:00", "9999-12-31T23:59-01:00"):
+        response = client.post("/projections/accounts.activity/rebuild/", {"as_of_time": moment})
+        assert response.status_code == 200, moment
+        assert "too far in the past or the future" in response.content.decode(), moment
+    assert not RebuildRun.objects.exists()
+
+
+def test_a_rebuild_as_of_a_position_past_64_bits_is_a_form_error(login: Login, operator: User) -> None:
+    open_account("acc-1")
+    response = login(operator).post("/projections/accounts.balances/rebuild/", {"as_of_position": str(2**63)})
+    assert response.status_code == 200
+    assert "Ensure this value is less than or equal to 9223372036854775807." in response.content.decode()
+    assert not RebuildRun.objects.exists()
+
+
+def test_a_nul_in_the_stream_search_finds_nothing(login: Login, staff: User) -> None:
+    open_account("acc-1")
+    response = login(staff).get("/streams/", {"q": "acc\x00"})
+    assert response.status_code == 200
+    assert "acc-1" not in response.content.decode()

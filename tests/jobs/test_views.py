@@ -633,3 +633,42 @@ def test_a_live_projection_rebuild_from_the_jobs_form_needs_the_projection_permi
     assert requested.actor == manager and requested.metadata["job_run_id"] == run.pk
     assert requested.data["swap"] is True
     assert RebuildRun.objects.get().requested_by == manager
+
+
+@pytest.mark.parametrize("digits", ["²", "\u0661", "1²"])
+def test_unicode_digits_in_output_cursors_and_the_rerun_source_are_ignored(
+    client: Client, operator: User, digits: str
+) -> None:
+    client.force_login(operator)
+    run = make_run(operator, status=Status.SUCCEEDED, chunks=[("out", "one")], form_data={"name": "Q3 report"})
+    earlier = client.get(f"/jobs/runs/{run.pk}/output?before={digits}")
+    assert earlier.status_code == 286 and "one" in earlier.content.decode()  # the poll from the start instead
+    poll = client.get(f"/jobs/runs/{run.pk}/output?after={digits}")
+    assert poll.status_code == 286 and poll.content.decode().startswith("one\n")
+    form = client.get(f"/jobs/demo_report/?from={digits}")
+    assert form.status_code == 200 and 'value="Q3 report"' not in form.content.decode()
+
+
+@pytest.mark.parametrize(
+    ("zone", "query", "field"),
+    [("America/New_York", "until=9999-12-31", "until"), ("Europe/Paris", "since=0001-01-01", "since")],
+)
+def test_a_day_the_sites_time_zone_cannot_compare_is_a_form_error(
+    client: Client, operator: User, settings: Any, zone: str, query: str, field: str
+) -> None:
+    settings.TIME_ZONE = zone
+    make_run(operator)
+    client.force_login(operator)
+    response = client.get(f"/jobs/runs/?{query}")
+    assert response.status_code == 200
+    body = response.content.decode()
+    assert f'<span class="field-error" id="id_{field}-error">This time is too far in the past or the future' in body
+
+
+def test_a_rerun_whose_reason_holds_a_nul_is_refused_next_to_the_field(client: Client, operator: User) -> None:
+    client.force_login(operator)
+    run = make_run(operator, status=Status.SUCCEEDED)
+    response = client.post(f"/jobs/runs/{run.pk}/rerun", {"job-reason": "because\x00"})
+    assert response.status_code == 200
+    assert "Null characters are not allowed." in response.content.decode()
+    assert JobRun.objects.count() == 1
