@@ -2,7 +2,10 @@
 
 The parser is the single source of truth: every action becomes a field, the cleaned form becomes an argv
 list, and that argv is parsed by the command's real parser before anything runs, so the form can never
-accept what ``python manage.py <command> ...`` would refuse.
+accept what ``python manage.py <command> ...`` would refuse. The form itself is ``forms.CommandForm``.
+
+This module stays one piece beyond 400 lines: each argparse action's field, its initial value and the argv it
+turns back into (``Arg``) are read together, and split apart they would drift.
 """
 
 from __future__ import annotations
@@ -429,165 +432,10 @@ def inspect_parser(parser: argparse.ArgumentParser, prefix: str = "", top: bool 
     return spec
 
 
-def _required(action: argparse.Action) -> bool:
+def is_required(action: argparse.Action) -> bool:
     if action.option_strings:
         return bool(action.required)
     return action.nargs not in ("?", "*", argparse.REMAINDER)
-
-
-class CommandForm(forms.Form):
-    """The generated form; after ``is_valid()``, ``tokens`` holds the argv the real parser accepted, and
-    ``options`` what the parser made of it (as the command's ``handle()`` gets it)."""
-
-    template_name = "jobs/_command_form.html"
-
-    def __init__(self, *args: Any, command: BaseCommand, name: str, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.command = command
-        self.command_name = name
-        self.spec = inspect_parser(command.create_parser("manage.py", name))
-        self.tokens: list[Token] = []
-        self.options: dict[str, Any] = {}
-        self._add_fields(self.spec, top=True)
-
-    def _add_fields(self, spec: ParserSpec, *, top: bool) -> None:
-        if spec.sub_action is not None:
-            choices = [(name, name) for name in spec.subparsers]
-            required = bool(spec.sub_action.required) or top
-            self.fields[spec.sub_field] = forms.ChoiceField(
-                choices=choices if required else [("", "—"), *choices],
-                required=required and top,
-                label="Subcommand",
-                help_text="Only the arguments of the chosen subcommand are used.",
-            )
-        for arg in spec.args:
-            self.fields[arg.name] = arg.make_field(required=top and _required(arg.action))
-        for sub in spec.subparsers.values():
-            self._add_fields(sub, top=False)
-
-    # --- rendering ---------------------------------------------------------------------------------------
-    def sections(self) -> list[tuple[Section, list[forms.BoundField]]]:
-        out: list[tuple[Section, list[forms.BoundField]]] = []
-
-        def walk(spec: ParserSpec) -> None:
-            for section in spec.sections:
-                if section.title == "Advanced":
-                    continue
-                out.append((section, [self[arg.name] for arg in section.args]))
-            for sub in spec.subparsers.values():
-                walk(sub)
-
-        walk(self.spec)
-        for section in self.spec.sections:
-            if section.title == "Advanced":
-                out.append((section, [self[arg.name] for arg in section.args]))
-        return out
-
-    @property
-    def css_subcommands(self) -> list[str]:
-        """Subcommand names safe in a CSS selector: the page shows only the chosen one's fields, without JS."""
-        return [name for name in self.spec.subparsers if re.fullmatch(r"[A-Za-z0-9_-]+", name)]
-
-    def subcommand_field(self) -> forms.BoundField | None:
-        return self[self.spec.sub_field] if self.spec.sub_field else None
-
-    # --- cleaning ----------------------------------------------------------------------------------------
-    def clean(self) -> dict[str, Any]:
-        cleaned = super().clean() or {}
-        if self.errors:
-            return cleaned
-        tokens = self._tokens(self.spec, cleaned, top=True)
-        if self.errors:
-            return cleaned
-        try:
-            options = validate_argv(self.command, self.command_name, [t.value for t in tokens])
-        except CommandError as exc:
-            raise forms.ValidationError(str(exc).removeprefix("Error: "), code="parser") from exc
-        if any(getattr(options, name, None) for name in NOT_OFFERED):
-            # Belt and braces: a run always uses the console's own settings module and import path.
-            raise forms.ValidationError("--settings and --pythonpath cannot be set for a job.", code="not-offered")
-        self.tokens = tokens
-        self.options = vars(options)
-        return cleaned
-
-    def _tokens(self, spec: ParserSpec, cleaned: dict[str, Any], *, top: bool) -> list[Token]:
-        positional: list[Token] = []
-        optional: list[Token] = []
-        greedy: list[Token] = []
-        given: dict[int, bool] = {}
-        for arg in spec.args:
-            value = cleaned.get(arg.name)
-            if not top and _required(arg.action) and value in (None, "", [], False):
-                self.add_error(arg.name, "This field is required for this subcommand.")
-                continue
-            try:
-                tokens = arg.tokens(value)
-            except ValueError as exc:  # unbalanced quotes in a line of an appended multi-value option
-                self.add_error(arg.name, f"Cannot split this into values: {exc}.")
-                continue
-            if any(token.looks_like_option for token in tokens):
-                self.add_error(arg.name, "A value may not start with “-” here: the command would read it as an option.")
-                continue
-            given[id(arg.action)] = bool(tokens)
-            if not arg.option:
-                positional.extend(tokens)
-            elif arg.action.nargs in ("?", "*", "+", argparse.REMAINDER):
-                greedy.extend(tokens)
-            else:
-                optional.extend(tokens)
-        for required, members in spec.exclusive:
-            chosen = [arg for arg in members if given.get(id(arg.action))]
-            names = ", ".join(arg.label for arg in members)
-            if len(chosen) > 1:
-                for arg in chosen:
-                    self.add_error(arg.name, f"Give only one of: {names}.")
-            elif required and not chosen:
-                self.add_error(members[0].name, f"Give one of: {names}.")
-        # Positionals go last, together, so argparse matches them (and a subcommand) as one run; an option
-        # taking a variable number of values would swallow them, so a fixed-arity option must end its run.
-        if greedy and positional and not optional:
-            verbosity = next((a for a in spec.args if a.action.dest == "verbosity"), None)
-            if verbosity is not None:
-                optional = [Token(f"--verbosity={cleaned.get(verbosity.name) or verbosity.default}")]
-        out = positional + greedy if greedy and positional and not optional else greedy + optional + positional
-        if top and spec.no_input:
-            out.insert(0, Token(spec.no_input))
-        if spec.sub_action is not None:
-            chosen_sub = cleaned.get(spec.sub_field) or ""
-            if chosen_sub:
-                out.append(Token(chosen_sub))
-                out.extend(self._tokens(spec.subparsers[chosen_sub], cleaned, top=False))
-        return out
-
-    def initial_data(self) -> dict[str, Any]:
-        """The untouched form as a browser would submit it: used to preview the command line before any edit."""
-        data: dict[str, Any] = {}
-        for name, form_field in self.fields.items():
-            initial = self.get_initial_for_field(form_field, name)
-            if isinstance(form_field, forms.BooleanField):
-                if initial:
-                    data[name] = "on"
-            elif isinstance(initial, date):
-                data[name] = initial.isoformat()
-            elif initial not in (None, "", []):
-                data[name] = initial
-        return data
-
-    def submitted_data(self) -> dict[str, Any]:
-        """What the user typed, secrets left out: prefills the form for an edited re-run."""
-        secrets = {arg.name for spec in self.spec.all_specs() for arg in spec.args if arg.secret}
-        data: dict[str, Any] = {}
-        for name in self.fields:
-            if name in secrets or self.data is None:
-                continue
-            getlist = getattr(self.data, "getlist", None)
-            values = getlist(name) if getlist else [self.data.get(name)]
-            values = [v for v in values if v is not None]
-            if values:
-                data[name] = (
-                    values if len(values) > 1 or isinstance(self.fields[name], forms.MultipleChoiceField) else values[0]
-                )
-        return data
 
 
 def validate_argv(command: BaseCommand, name: str, argv: list[str]) -> argparse.Namespace:

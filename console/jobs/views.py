@@ -5,7 +5,6 @@ from collections.abc import Callable, Iterator
 from itertools import groupby
 from typing import Any, NoReturn
 
-from django import forms
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
 from django.core.management.base import CommandError
@@ -22,39 +21,12 @@ from console.jobs import catalog
 from console.jobs.access import VIEW_ALL, Access, lacking
 from console.jobs.catalog import CommandInfo, UnknownCommand
 from console.jobs.filters import JobRunFilter, JobRunTable
-from console.jobs.introspect import CommandForm, cli_preview
+from console.jobs.forms import CommandForm, RunMetaForm
+from console.jobs.introspect import cli_preview
 from console.jobs.models import JobRun
 from console.jobs.output import render_chunks, tail
 from console.jobs.services import JobConflict, job_deny, job_rerun, job_start, job_stop, rerun_tokens
 from console.jobs.vault import Unsealable
-
-
-class RunMetaForm(forms.Form):
-    reason = forms.CharField(
-        max_length=500, required=False, help_text="Why you are running this: kept with the run and in the audit log."
-    )
-    confirm = forms.CharField(
-        max_length=100,
-        required=False,
-        label="Type the command name to confirm",
-        help_text="This command is destructive.",
-    )
-
-    prefix = "job"
-
-    def __init__(self, *args: Any, info: CommandInfo, destructive: bool, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.info = info
-        if not destructive:
-            del self.fields["confirm"]
-        else:
-            self.fields["confirm"].required = True
-
-    def clean_confirm(self) -> str:
-        value = str(self.cleaned_data.get("confirm", "")).strip()
-        if value != self.info.name:
-            raise forms.ValidationError(f"Type “{self.info.name}” exactly to run this destructive command.")
-        return value
 
 
 class Refused(PermissionDenied):

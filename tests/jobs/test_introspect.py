@@ -13,7 +13,8 @@ from django.core.management import get_commands, load_command_class
 from django.core.management.base import BaseCommand, CommandParser
 from django.template.loader import render_to_string
 
-from console.jobs.introspect import MASK, CommandForm, cli_preview, display_argv, validate_argv
+from console.jobs.forms import CommandForm
+from console.jobs.introspect import MASK, cli_preview, display_argv, validate_argv
 
 SAMPLES: dict[type[forms.Field], str] = {
     forms.IntegerField: "1",
