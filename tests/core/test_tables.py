@@ -150,7 +150,9 @@ def test_a_cursor_whose_values_do_not_fit_the_columns_is_a_bad_cursor(users: lis
 
 
 class EveryWidgetFilter(django_filters.FilterSet):
-    username = django_filters.CharFilter(lookup_expr="startswith", widget=forms.TextInput(attrs={"maxlength": 20}))
+    username = django_filters.CharFilter(
+        lookup_expr="startswith", widget=forms.TextInput(attrs={"maxlength": 20, "autofocus": True, "hidden": False})
+    )
     is_staff = django_filters.BooleanFilter()
     team = django_filters.ChoiceFilter(field_name="first_name", choices=[("ops", "Operations")], empty_label="any")
     joined_after = django_filters.DateFilter(field_name="date_joined", lookup_expr="date__gte")
@@ -174,7 +176,9 @@ def test_the_filter_form_writes_selects_and_inputs_itself(db: None) -> None:
     assert plain_kind(forms.Textarea()) == plain_kind(forms.RadioSelect()) == ""
 
     form = filter_form("?username=%22%3E%3Cb%3E&is_staff=true&team=ops&joined_after=2026-01-02")
-    assert '<input type="text" name="username" id="id_username" value="&quot;&gt;&lt;b&gt;" maxlength="20">' in form
+    assert (
+        '<input type="text" name="username" id="id_username" value="&quot;&gt;&lt;b&gt;" maxlength="20" autofocus>'
+    ) in form
     assert '<input type="text" name="joined_after" id="id_joined_after" value="2026-01-02">' in form
     assert re.search(r'<select name="is_staff" id="id_is_staff">\s*<option value="unknown">Unknown</option>', form)
     assert '<option value="true" selected>Yes</option>' in form
