@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -167,6 +168,21 @@ def wait_for(
             return value
         time.sleep(interval)
     raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+# --- markup -------------------------------------------------------------------------------------------------
+# Templates put one element on a line and long attribute lists one attribute on a line: tests assert the markup
+# a browser reads, not the template's layout.
+
+
+def tidy_tags(html: str) -> str:
+    """``html`` with every tag on one line (``<a\n   href="x"\n>`` is ``<a href="x">``); text stays as it is."""
+    return re.sub(r"<[^<>]*>", lambda tag: " ".join(tag.group(0).split()).replace(" >", ">"), html)
+
+
+def squeezed(html: str) -> str:
+    """``html`` as the browser lays it out: tidy tags, no whitespace between two tags, every other run one space."""
+    return re.sub(r"> <", "><", " ".join(tidy_tags(html).split()))
 
 
 # --- a real browser -----------------------------------------------------------------------------------------

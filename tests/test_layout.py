@@ -1,4 +1,4 @@
-"""Every app has one shape, and its imports point one way.
+"""Every app has one shape, its imports point one way, and its templates read one element per line.
 
 Within an app no two modules import each other (directly or round a longer circle), and no function imports
 a module of its own app to dodge such a circle: write functions enqueue tasks by name through
@@ -173,3 +173,19 @@ def test_every_view_answers_htmx_through_the_one_helper() -> None:
                 if needle in line and (needle != 'render(request, "' or "#" in line):
                     offending.append(f"{path.relative_to(ROOT)}: {line.strip()}")
     assert offending == []
+
+
+# Templates are formatted one element per line and indented by djhtml (make format; make lint checks it).
+TEMPLATE_WIDTH = 120
+
+
+def test_every_template_line_fits_the_width() -> None:
+    templates = sorted([*ROOT.rglob("*.html"), *(ROOT.parent / "templates").rglob("*.html")])
+    assert len(templates) > 30  # the console's and the site's templates were found
+    long_lines = [
+        f"{path.relative_to(ROOT.parent)}:{number}: {len(line)} characters"
+        for path in templates
+        for number, line in enumerate(path.read_text().splitlines(), start=1)
+        if len(line) > TEMPLATE_WIDTH
+    ]
+    assert long_lines == []

@@ -31,7 +31,6 @@ from console.comms.tables import (
     ContactFilter,
     ContactTable,
     MessageFilter,
-    MessageTable,
     messages_queryset,
 )
 from console.core.auth import require_perm, staff_required
@@ -51,12 +50,12 @@ def message_list(request: ConsoleRequest) -> HttpResponse:
         request,
         queryset=messages_queryset(),
         filterset_class=MessageFilter,
-        table_class=MessageTable,
+        table_class=None,
         orderings=MESSAGE_ORDERINGS,
         default_sort="newest",
     )
     context = {"ft": ft, "target_url": reverse("comms:messages"), "query": ft.query.urlencode()}
-    return page(request, "comms/messages.html", context, fragment="results")
+    return page(request, "comms/messages.html", context, fragment="table-region")
 
 
 @staff_required

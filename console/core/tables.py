@@ -1,9 +1,10 @@
 """The console's one filterable-table pattern.
 
-A django-filter ``FilterSet`` narrows a queryset, a django-tables2 ``Table`` renders it, and keyset
-(cursor) pagination pages through it without ``COUNT(*)`` or ``OFFSET``: page 10,000 of a million-row log
-costs what page 1 costs. Filters submit with htmx and push their URL, so every view of a table is a
-bookmarkable link; sort and page links are real hrefs that work without JavaScript.
+A django-filter ``FilterSet`` narrows a queryset, a django-tables2 ``Table`` renders it (or the page's own
+template loop, where a page needs its own rows), and keyset (cursor) pagination pages through it without
+``COUNT(*)`` or ``OFFSET``: page 10,000 of a million-row log costs what page 1 costs. Filters submit with
+htmx and push their URL, so every view of a table is a bookmarkable link; sort and page links are real hrefs
+that work without JavaScript. The markup is core/_filtered_table.html's partials.
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import connection, models
 from django.db.models import Field, Model, Q, QuerySet
+from django.forms import BoundField
+from django.forms.widgets import CheckboxInput, FileInput, Input, Select, Widget
 from django.http import HttpRequest, QueryDict
 from django.utils import timezone
 
@@ -200,10 +203,24 @@ class ConsoleTable(tables.Table):
         orderable = False
 
 
+def plain_kind(widget: Widget) -> str:
+    """How the filter form writes a field by hand: ``"select"``, ``"input"``, or ``""`` for its own template.
+
+    Widget templates cost more than the query on a page of the audit log, so the form writes selects and
+    text-like inputs itself; anything else (checkboxes, files, multiple choices) keeps its widget's template.
+    """
+    if isinstance(widget, Select):
+        return "" if widget.allow_multiple_selected else "select"
+    if isinstance(widget, Input) and not isinstance(widget, CheckboxInput | FileInput):
+        return "input"
+    return ""
+
+
 @dataclass
 class FilteredTable:
     filterset: django_filters.FilterSet
-    table: ConsoleTable
+    # None where the page writes its rows from ``page.rows`` in its own template.
+    table: ConsoleTable | None
     page: KeysetPage[Any]
     query: QueryDict
     sort_options: list[tuple[str, str]]
@@ -232,6 +249,19 @@ class FilteredTable:
     def first_url(self) -> str | None:
         return self.link(before=None, after=None) if self.page.prev_cursor else None
 
+    def page_links(self) -> list[tuple[str, str, str]]:
+        """(label, rel, href) of the pager's links, for the pages there are."""
+        links = (
+            ("First page", "", self.first_url),
+            ("Previous page", "prev", self.prev_url),
+            ("Next page", "next", self.next_url),
+        )
+        return [(label, rel, href) for label, rel, href in links if href]
+
+    def filter_fields(self) -> list[tuple[BoundField, str]]:
+        """Each field of the filter form with its ``plain_kind``."""
+        return [(field, plain_kind(field.field.widget)) for field in self.filterset.form]
+
     def sort_links(self) -> list[tuple[str, str, bool]]:
         return [
             (label, self.link(sort=value, after=None, before=None), value == self.sort)
@@ -244,13 +274,14 @@ def filtered_table(
     *,
     queryset: QuerySet[Any],
     filterset_class: type[django_filters.FilterSet],
-    table_class: type[ConsoleTable],
+    table_class: type[ConsoleTable] | None,
     orderings: dict[str, tuple[str, Ordering]],
     default_sort: str,
     per_page: int = 50,
 ) -> FilteredTable:
     """Filter, order and page ``queryset`` from the request's query string.
 
+    ``table_class`` renders the rows; None when the page's template writes them from ``ft.page.rows``.
     ``orderings`` maps a ``sort`` value to (label, Ordering); only these orders are offered, because each
     needs an index for keyset paging to stay fast. Invalid filters leave the table empty and the bound
     filter form carries the errors; a tampered cursor restarts at the first page with a message.
@@ -273,10 +304,9 @@ def filtered_table(
         query.pop("after", None)
         query.pop("before", None)
         page = keyset_page(filtered, ordering, after=None, before=None, per_page=size)
-    table = table_class(page.rows)
     return FilteredTable(
         filterset=filterset,
-        table=table,
+        table=table_class(page.rows) if table_class else None,
         page=page,
         query=query,
         sort_options=[(value, label) for value, (label, _) in orderings.items()],

@@ -1,21 +1,17 @@
-"""The audit log browser's filters and table: every filter uses an index, free text is bounded."""
+"""The audit log browser's filters and orders: every filter uses an index, free text is bounded."""
 
 from __future__ import annotations
 
 from typing import Any, cast
-from urllib.parse import quote
 
 import django_filters
 from django import forms
 from django.contrib.auth import get_user_model
 from django.db.models import Max, Q, QuerySet, TextField
 from django.db.models.functions import Cast
-from django.utils import timezone
-from django.utils.html import escape
-from django.utils.safestring import SafeString, mark_safe
 
 from console.core.inputs import representable_time
-from console.core.tables import ConsoleTable, Ordering
+from console.core.tables import Ordering
 from console.events.catalog import catalog
 from console.events.conf import events_settings
 from console.events.models import Event, EventQuerySet
@@ -103,36 +99,3 @@ class EventFilter(django_filters.FilterSet):
             .alias(data_text=Cast("data", TextField()))
             .filter(Q(type__icontains=value) | Q(stream_id__icontains=value) | Q(data_text__icontains=value))
         )
-
-
-class EventTable(ConsoleTable):
-    """The columns of the log; events/event_list.html writes the rows itself (see the note there)."""
-
-    class Meta(ConsoleTable.Meta):
-        model = Event
-        fields = ["position", "recorded_at", "type", "actor", "stream_id"]
-
-
-def summarize(data: dict[str, Any], limit: int = 120) -> str:
-    text = ", ".join(f"{key}={item}" for key, item in list(data.items())[:4])
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-def event_rows(events: list[Event], *, base: str) -> list[SafeString]:
-    """The table rows, every value escaped: microseconds a row here, a hundred as template tags."""
-    rows = []
-    base = escape(base)
-    for event in events:
-        stream = ""
-        if event.stream_id:
-            stream = f'<a href="{base}?stream={escape(quote(event.stream_id))}">{escape(event.stream_id)}</a>'
-        actor = escape(event.actor.get_username()) if event.actor else "—"
-        when = timezone.localtime(event.recorded_at).strftime("%Y-%m-%d %H:%M:%S")
-        rows.append(
-            mark_safe(  # every interpolated value above and below is escaped
-                f'<tr><td><a href="{base}{event.position}/">#{event.position}</a></td><td>{when}</td>'
-                f"<td>{escape(event.type)}</td><td>{actor}</td><td>{stream}</td>"
-                f"<td>{escape(summarize(event.data))}</td></tr>"
-            )
-        )
-    return rows

@@ -20,7 +20,7 @@ from console.core.tables import TABLE_REGION, ConsoleTable, Ordering, filtered_t
 from console.events import metrics as event_metrics
 from console.events import services, subscriptions
 from console.events.access import token_or_staff
-from console.events.browse import ORDERINGS, EventFilter, EventTable, event_rows
+from console.events.browse import ORDERINGS, EventFilter
 from console.events.catalog import catalog
 from console.events.conf import events_settings
 from console.events.forms import WebhookForm
@@ -39,17 +39,11 @@ def event_list(request: ConsoleRequest) -> HttpResponse:
         request,
         queryset=Event.objects.select_related("actor"),
         filterset_class=EventFilter,
-        table_class=EventTable,
+        table_class=None,
         orderings=ORDERINGS,
         default_sort="newest",
     )
-    base = reverse("events:list")
-    context = {
-        "ft": ft,
-        "rows": event_rows(ft.page.rows, base=base),
-        "target_url": base,
-        "types": sorted(catalog),
-    }
+    context = {"ft": ft, "target_url": reverse("events:list"), "types": sorted(catalog)}
     return page(request, "events/event_list.html", context, fragment="table-region")
 
 

@@ -249,7 +249,8 @@ def run_output(request: ConsoleRequest, pk: int) -> HttpResponse:
         "skipped": skipped is not None,
         "after": cursor,
         "done": done,
-        "announce": True,
+        # The pieces that go out of band: the line count, the summary when it changed, the final status.
+        "oob": True,
         # The summary (status, stop button) is sent again only when the status moved since the last poll.
         "refresh_summary": done or run.status != request.GET.get("seen", ""),
         "poll_every": poll_every(has_output=cursor > 0),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import html
+import re
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
@@ -16,6 +18,7 @@ from console.comms.classes import lookup
 from console.comms.models import Alert, ContactPoint, ContactState, Delivery, FailureClass, Message, Status
 from console.comms.sending import Recipient, send
 from console.events.models import Event
+from tests.conftest import tidy_tags
 
 Capture = Callable[..., Any]
 
@@ -41,7 +44,7 @@ def test_the_messages_page_filters_and_answers_htmx_with_the_table_only(client: 
     failed = make(Status.FAILED, recipient="failed@example.com", failure=FailureClass.RECIPIENT)
     make(Status.SENT, recipient="sent@example.com")
     client.force_login(staff)
-    page = client.get(reverse("comms:messages"), {"status": "failed"}).content.decode()
+    page = tidy_tags(client.get(reverse("comms:messages"), {"status": "failed"}).content.decode())
     assert "failed@example.com" in page and "sent@example.com" not in page
     assert f'name="ids" value="{failed.pk}"' in page and '<form class="filters"' in page
     fragment = client.get(
@@ -51,6 +54,31 @@ def test_the_messages_page_filters_and_answers_htmx_with_the_table_only(client: 
     assert "failed@example.com" in fragment
     bad = client.get(reverse("comms:messages"), {"since": "yesterday", "status": "nope"})
     assert bad.status_code == 200 and "Enter a valid date." in bad.content.decode()
+
+
+def test_the_messages_pager_pages_without_javascript_and_swaps_only_the_table_with_htmx(
+    client: Client, staff: User
+) -> None:
+    for n in range(30):
+        make(Status.FAILED, recipient=f"r{n:02d}@example.com")
+    client.force_login(staff)
+    first = tidy_tags(client.get(reverse("comms:messages"), {"status": "failed", "per_page": "25"}).content.decode())
+    link = re.search(r'<a rel="next"[^>]*>', first)
+    assert link is not None
+    attrs = {name: html.unescape(value) for name, value in re.findall(r'([\w-]+)="([^"]*)"', link.group(0))}
+    assert attrs["href"].startswith("?status=failed&per_page=25&after=")
+    url = reverse("comms:messages") + attrs["href"]
+    assert attrs["hx-get"] == attrs["hx-push-url"] == url and attrs["hx-target"] == "#table-region"
+
+    # Without JavaScript the browser follows the href: the next page, whole.
+    second = client.get(url).content.decode()
+    assert "<html" in second and '<form class="filters"' in second
+    assert "r04@example.com" in second and "r05@example.com" not in second
+    assert 'rel="prev"' in second and 'rel="next"' not in second
+    # htmx asks for the same URL and gets only the region it swaps.
+    fragment = client.get(attrs["hx-get"], headers={"HX-Request": "true"}).content.decode()
+    assert fragment.lstrip().startswith('<div id="table-region"') and "<html" not in fragment
+    assert '<form class="filters"' not in fragment and "r04@example.com" in fragment
 
 
 def test_user_text_is_escaped_everywhere(client: Client, staff: User) -> None:
@@ -65,7 +93,7 @@ def test_user_text_is_escaped_everywhere(client: Client, staff: User) -> None:
 def test_an_html_body_is_framed_from_its_own_url_under_its_own_sandboxing_policy(client: Client, staff: User) -> None:
     message = make(Status.SENT)
     client.force_login(staff)
-    detail = client.get(reverse("comms:message", args=[message.pk])).content.decode()
+    detail = tidy_tags(client.get(reverse("comms:message", args=[message.pk])).content.decode())
     url = reverse("comms:message_html", args=[message.pk])
     assert f'sandbox="" referrerpolicy="no-referrer" src="{url}"' in detail and "srcdoc" not in detail
     response = client.get(url)

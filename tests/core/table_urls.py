@@ -14,7 +14,8 @@ from tests.core.test_tables import ORDERINGS, UserFilter, UserTable
 
 PAGE = engines["django"].from_string(
     '{% extends "console/base.html" %}{% block content %}<h1>Users</h1>'
-    '{% include "core/_filtered_table.html" %}{% endblock %}'
+    '{% include "core/_filtered_table.html#filters" %}{% include "core/_filtered_table.html#table-region" %}'
+    "{% endblock %}"
 )
 
 

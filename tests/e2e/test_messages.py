@@ -1,12 +1,15 @@
-"""Staff filter failed messages, select two, resend them, and watch them delivered (real worker, real SMTP)."""
+"""Staff filter failed messages, select two, resend them, and watch them delivered (real worker, real SMTP);
+and page through the messages in place."""
 
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 from typing import Any
 
 import pytest
 from django.urls import reverse
+from django.utils import timezone
 
 from console.comms.classes import lookup
 from console.comms.models import Message, Status
@@ -80,3 +83,36 @@ def test_staff_resend_two_failed_messages_and_see_them_delivered(
     assert len(smtp_for_worker.handler.to("two@example.com")) == 1
     assert smtp_for_worker.handler.to("three@example.com") == []
     assert Message.objects.get(pk=messages[2].pk).status == Status.FAILED
+
+
+def test_staff_page_through_messages_in_place_and_the_address_follows(signed_in_page: Any) -> None:
+    page = signed_in_page
+    now = timezone.now()
+    Message.objects.bulk_create(
+        Message(
+            message_type="order_confirmation",
+            category="transactional",
+            recipient=f"r{n:02d}@example.com",
+            status=Status.FAILED,
+            created_at=now - timedelta(minutes=n),
+            expires_at=now + timedelta(days=1),
+        )
+        for n in range(30)
+    )
+    page.goto("/messages/?per_page=25")
+    rows = page.locator("#table-region tbody tr")
+    assert rows.count() == 25
+    # A page that htmx swaps in place keeps this; a whole-page load would forget it.
+    page.evaluate("window.pagedInPlace = true")
+
+    page.get_by_role("link", name="Next page").click()
+    page.wait_for_url("**/messages/?per_page=25&after=*")
+    page.get_by_role("link", name="Previous page").wait_for()
+    assert rows.count() == 5 and "r29@example.com" in rows.last.inner_text()
+    assert page.get_by_role("link", name="Next page").count() == 0
+
+    page.get_by_role("link", name="Previous page").click()
+    page.wait_for_url("**/messages/?per_page=25&before=*")
+    page.get_by_role("link", name="Next page").wait_for()
+    assert rows.count() == 25 and "r00@example.com" in rows.first.inner_text()
+    assert page.evaluate("window.pagedInPlace") is True

@@ -8,9 +8,11 @@ from django.contrib.auth.models import User
 from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 
 from console.events.models import Event
 from console.events.pipeline import batch, emit
+from tests.conftest import squeezed
 from tests.events.conftest import PING
 
 
@@ -34,6 +36,38 @@ def test_the_list_shows_newest_first_and_pages_without_counting(client: Client, 
     assert 'rel="next"' in page
     event_queries = [q["sql"].upper() for q in queries.captured_queries if "EVENTS_EVENT" in q["sql"].upper()]
     assert event_queries and not any("COUNT(" in sql or "OFFSET" in sql for sql in event_queries)
+
+
+def test_the_rows_are_escaped_and_link_to_the_event_and_its_stream(client: Client, staff: User) -> None:
+    quiet = emit(PING, n=1)
+    loud = emit(PING, n=2, stream_type="order", stream_id="a&b <i>", note="<script>x</script>", actor=staff)
+    assert quiet is not None and loud is not None
+    client.force_login(staff)
+    page = squeezed(client.get("/events/").content.decode())
+    assert (
+        f'<tr><td><a href="/events/{loud.position}/">#{loud.position}</a></td>'
+        f"<td>{timezone.localtime(loud.recorded_at):%Y-%m-%d %H:%M:%S}</td><td>test.ping</td><td>staff</td>"
+        '<td><a href="/events/?stream=a%26b%20%3Ci%3E">a&amp;b &lt;i&gt;</a></td>'
+        "<td>n=2, note=&lt;script&gt;x&lt;/script&gt;</td></tr>"
+    ) in page
+    assert f'<a href="/events/{quiet.position}/">#{quiet.position}</a></td>' in page
+    assert "<td>test.ping</td><td>—</td><td></td><td>n=1</td></tr>" in page
+    assert "<script>x" not in page and "<i>" not in page
+    long = emit(PING, n=3, note="x" * 200)
+    assert long is not None and len(long.summary) == 120 and long.summary.endswith("x…")
+
+
+def test_a_page_of_the_log_renders_no_template_per_row_or_per_filter(
+    client: Client, operator: User, staff: User
+) -> None:
+    _log(operator, staff)
+    client.force_login(staff)
+    one_row = client.get("/events/?type=auth.logged_out")
+    full_page = client.get("/events/?since=2020-01-01T00:00")
+    assert one_row.content.decode().count("<tr>") == 2 and full_page.content.decode().count("<tr>") == 51  # +heading
+    names = [template.name or "" for template in full_page.templates]
+    assert len(names) == len(one_row.templates)
+    assert not any(name.startswith(("django/forms/", "django_tables2/")) for name in names), names
 
 
 def test_it_filters_by_type_actor_and_stream(client: Client, operator: User, staff: User) -> None:
