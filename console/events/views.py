@@ -43,7 +43,8 @@ def event_list(request: ConsoleRequest) -> HttpResponse:
         orderings=ORDERINGS,
         default_sort="newest",
     )
-    context = {"ft": ft, "target_url": reverse("events:list"), "types": sorted(catalog)}
+    rows = [event.row() for event in ft.page.rows]
+    context = {"ft": ft, "rows": rows, "target_url": reverse("events:list"), "types": sorted(catalog)}
     return page(request, "events/event_list.html", context, fragment="table-region")
 
 
