@@ -207,9 +207,16 @@ CHROMIUM_ARGS = [
 ]
 
 
+# What a page may take to act and to show a change, for actions and for expect() alike: a loaded machine (CI
+# runs every tier back to back) can take seconds longer than a quiet one to answer a debounced htmx request.
+BROWSER_TIMEOUT_MS = 15_000
+
+
 @pytest.fixture(scope="session")
 def browser() -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright
+    from playwright.sync_api import expect, sync_playwright
+
+    expect.set_options(timeout=BROWSER_TIMEOUT_MS)
 
     with sync_playwright() as playwright:
         instance = playwright.chromium.launch(executable_path=chromium_path(), headless=True, args=CHROMIUM_ARGS)
@@ -226,7 +233,7 @@ def csp_violations() -> list[str]:
 @pytest.fixture
 def page(browser: Any, live_server: Any, csp_violations: list[str]) -> Iterator[Any]:
     context = browser.new_context(base_url=live_server.url)
-    context.set_default_timeout(15_000)
+    context.set_default_timeout(BROWSER_TIMEOUT_MS)
     page = context.new_page()
     page.on(
         "console",
