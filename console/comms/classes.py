@@ -144,3 +144,27 @@ def register[C: type[MessageClass]](cls: C) -> C:
 
 def lookup(key: str) -> type[MessageClass] | None:
     return message_classes.get(key)
+
+
+@dataclass(frozen=True)
+class Category:
+    """A preference category as the registered classes declare it: the channels its messages may use."""
+
+    name: str
+    channels: tuple[str, ...]
+    # Every class of the category is mandatory: preferences are kept but never applied.
+    mandatory: bool
+
+
+def categories() -> list[Category]:
+    found: dict[str, list[type[MessageClass]]] = {}
+    for cls in message_classes.values():
+        found.setdefault(cls.category, []).append(cls)
+    return [
+        Category(
+            name=name,
+            channels=tuple(c for c in CHANNELS if any(c in cls.channels for cls in classes)),
+            mandatory=all(cls.mandatory for cls in classes),
+        )
+        for name, classes in sorted(found.items())
+    ]

@@ -124,17 +124,26 @@ class ContactPoint(models.Model):
 
 
 class Preference(models.Model):
-    """A recipient's channel order for a category; channels left out are opted out (mandatory ignores it)."""
+    """The channels a recipient allows for a message category; a channel left out is opted out.
+
+    No row means every channel is allowed. ``version`` goes up with every change, so a signed unsubscribe
+    link issued before a change is recognised as stale. Mandatory messages ignore preferences.
+    """
 
     recipient = models.CharField(max_length=200)
     category = models.CharField(max_length=50)
     channels = models.JSONField(default=list)
+    version = models.PositiveIntegerField(default=0)
+    updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["recipient", "category"], name="comms_preference_unique")]
 
     def __str__(self) -> str:
         return f"{self.recipient} {self.category}: {', '.join(self.channels) or 'opted out'}"
+
+    def allows(self, channel: str) -> bool:
+        return channel in self.channels
 
 
 class MessageQuerySet(models.QuerySet["Message"]):

@@ -125,14 +125,15 @@ def dispatch_on_commit(delivery_id: int) -> None:
 # --- send --------------------------------------------------------------------------------------------
 
 
-def plan(cls: type[MessageClass], recipient: Recipient, mandatory: bool) -> list[str]:
+def plan(cls: type[MessageClass], recipient: Recipient, mandatory: bool) -> tuple[list[str], list[str]]:
+    """The class's channels the recipient allows, in the class's order, and those they opted out of."""
     channels = list(cls.channels)
-    if not mandatory:
-        pref = Preference.objects.filter(recipient=recipient.key, category=cls.category).first()
-        if pref is not None:
-            chosen = [c for c in pref.channels if c in channels]
-            channels = chosen
-    return channels
+    if mandatory:
+        return channels, []
+    pref = Preference.objects.filter(recipient=recipient.key, category=cls.category).first()
+    if pref is None:
+        return channels, []
+    return [c for c in channels if pref.allows(c)], [c for c in channels if not pref.allows(c)]
 
 
 def message_send(
@@ -160,13 +161,14 @@ def message_send(
             existing = Message.objects.filter(idempotency_key=idempotency_key).first()
             if existing is not None:
                 return existing
+        allowed, opted_out = plan(cls, recipient, cls.mandatory)
         fields: dict[str, Any] = {
             "message_type": cls.key,
             "category": cls.category,
             "mandatory": cls.mandatory,
             "recipient": recipient.key,
             "addresses": recipient.addresses(),
-            "channels": plan(cls, recipient, cls.mandatory),
+            "channels": allowed,
             "context": as_json(message.context),
             "subject": rendered.subject[:300],
             "text_body": rendered.text,
@@ -197,6 +199,16 @@ def message_send(
             recipient=msg.recipient,
             mandatory=msg.mandatory,
         )
+        for channel in opted_out:
+            # Written as a skipped delivery so the message page shows which channel the preference removed.
+            Delivery.objects.create(
+                message=msg,
+                channel=channel,
+                address=msg.addresses.get(channel, ""),
+                status=Status.SKIPPED,
+                failure_class=FailureClass.PREFERENCE,
+                reason=f"the recipient turned {channel} off for {msg.category} messages",
+            )
         if not msg.channels:
             finish(msg, Status.SKIPPED, FailureClass.PREFERENCE)
         else:

@@ -1,4 +1,4 @@
-"""The comms app's write functions for staff: resend one or many messages, reactivate a contact point.
+"""The comms app's write functions: resend one or many messages, reactivate a contact point, set a preference.
 
 Each changes rows inside ``transaction.atomic()``, emits the event naming the actor, and leaves sending to the
 delivery task, enqueued after commit.
@@ -13,7 +13,8 @@ from django.db import transaction
 from django.utils import timezone
 
 from console.comms import declarations
-from console.comms.models import ContactPoint, Delivery, Message, MessageQuerySet, Status
+from console.comms.classes import CHANNELS
+from console.comms.models import ContactPoint, Delivery, Message, MessageQuerySet, Preference, Status
 from console.comms.sending import next_delivery
 from console.events import emit
 
@@ -97,3 +98,44 @@ def contact_reactivate(*, contact: ContactPoint, actor: AbstractBaseUser) -> Con
             previous_reason=previous_reason,
         )
     return locked
+
+
+def set_preference(
+    *,
+    recipient: str,
+    category: str,
+    channel: str,
+    allowed: bool,
+    actor: AbstractBaseUser | None = None,
+    source: str = "api",
+) -> Preference:
+    """Allow or refuse ``channel`` for ``recipient``'s messages of ``category``; mandatory messages ignore it.
+
+    A change bumps the preference's version (which makes earlier unsubscribe links stale) and is audited,
+    naming the staff member or, for the site's own calls and the recipient's link, the ``source``.
+    Setting what is already set changes nothing and records nothing.
+    """
+    if channel not in CHANNELS:
+        raise ValueError(f"channel must be one of {', '.join(CHANNELS)}, not {channel!r}")
+    if not recipient or len(recipient) > 200 or not category or len(category) > 50:
+        raise ValueError("a preference needs a recipient (at most 200 characters) and a category (at most 50)")
+    with transaction.atomic():
+        pref, _ = Preference.objects.select_for_update().get_or_create(
+            recipient=recipient, category=category, defaults={"channels": list(CHANNELS)}
+        )
+        if pref.allows(channel) == allowed:
+            return pref
+        chosen = set(pref.channels) | {channel} if allowed else set(pref.channels) - {channel}
+        pref.channels = [c for c in CHANNELS if c in chosen]
+        pref.version += 1
+        pref.save()
+        emit(
+            declarations.PREFERENCE_CHANGED,
+            actor=actor,
+            recipient=recipient,
+            category=category,
+            channel=channel,
+            allowed=allowed,
+            source=source,
+        )
+    return pref

@@ -15,5 +15,6 @@ urlpatterns = [
     path("messages/<int:pk>/resend/", views.message_resend, name="message_resend"),
     path("contacts/", views.contact_list, name="contacts"),
     path("contacts/reactivate/", views.contact_reactivate, name="contact_reactivate"),
+    path("contacts/preferences/", views.preferences, name="preferences"),
     path("comms/inbound/", views.inbound, name="inbound"),
 ]

@@ -1,4 +1,4 @@
-"""Console pages of comms: messages, one message, resend, contacts, previews, and the provider endpoint."""
+"""Console pages of comms: messages, one message, resend, contacts, preferences, previews, provider endpoint."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import math
 import re
 import time
 from typing import Any
+from urllib.parse import urlencode
 
 from django.contrib import messages as flash
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBadRequest, JsonResponse
@@ -16,13 +17,13 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.clickjacking import xframe_options_sameorigin
 from django.views.decorators.csrf import csrf_exempt
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from console.comms import declarations, services
-from console.comms.classes import MessageError, message_classes
+from console.comms.classes import MessageError, categories, message_classes
 from console.comms.conf import comms_settings
 from console.comms.explain import explain
-from console.comms.models import Attempt, ContactPoint, Message
+from console.comms.models import Attempt, ContactPoint, Message, Preference
 from console.comms.reports import provider_event
 from console.comms.services import ResendRefused
 from console.comms.tables import (
@@ -41,6 +42,7 @@ from console.events import emit
 
 RESEND_PERM = "comms.resend_message"
 REACTIVATE_PERM = "comms.reactivate_contactpoint"
+PREFERENCE_PERM = "comms.change_preference"
 
 
 @staff_required
@@ -198,6 +200,52 @@ def contact_reactivate(request: ConsoleRequest) -> HttpResponse:
     contact = services.contact_reactivate(contact=contact, actor=request.user)
     flash.success(request, f"{contact.address} is active again.")
     return redirect(reverse("comms:contacts") + "?" + request.POST.get("query", ""))
+
+
+def _recipient_key(text: str | None) -> tuple[str, str]:
+    """The recipient key a form names, and what is wrong with it ("" when nothing is)."""
+    key = (text or "").strip()
+    if len(key) > 200 or not key.isprintable():
+        return "", "A recipient key is at most 200 printable characters."
+    return key, ""
+
+
+@staff_required
+@require_http_methods(["GET", "POST"])
+def preferences(request: ConsoleRequest) -> HttpResponse:
+    """One recipient's channels per category: shown to staff, changed by those who hold the permission."""
+    source = request.POST if request.method == "POST" else request.GET
+    recipient, error = _recipient_key(source.get("recipient"))
+    can_change = request.user.has_perm(PREFERENCE_PERM)
+    saved = {p.category: p for p in Preference.objects.filter(recipient=recipient)} if recipient else {}
+    rows: list[dict[str, Any]] = []
+    for category in categories():
+        pref = saved.get(category.name)
+        cells = [
+            {"channel": c, "allowed": pref is None or pref.allows(c), "value": f"{category.name}:{c}"}
+            for c in category.channels
+        ]
+        rows.append({"category": category, "cells": cells})
+    if request.method == "POST" and recipient:
+        require_perm(request, PREFERENCE_PERM)
+        wanted = set(request.POST.getlist("allow"))
+        changed = 0
+        for row in rows:
+            for cell in row["cells"]:
+                if (cell["value"] in wanted) != cell["allowed"]:
+                    services.set_preference(
+                        recipient=recipient,
+                        category=row["category"].name,
+                        channel=cell["channel"],
+                        allowed=not cell["allowed"],
+                        actor=request.user,
+                        source="console",
+                    )
+                    changed += 1
+        flash.success(request, f"{changed} preference(s) changed for {recipient}." if changed else "Nothing changed.")
+        return redirect(reverse("comms:preferences") + "?" + urlencode({"recipient": recipient}))
+    context = {"recipient": recipient, "error": error, "rows": rows if recipient else [], "can_change": can_change}
+    return page(request, "comms/preferences.html", context, fragment="grid", status=400 if error else 200)
 
 
 @staff_required
