@@ -93,11 +93,11 @@ class MessageClass:
     def sample(cls) -> MessageClass:
         return cls(**cls.sample_context)
 
-    def _render(self, filename: str, *, html: bool, required: bool) -> str:
+    def _render(self, filename: str, *, html: bool, required: bool, extra: dict[str, Any]) -> str:
         name = f"comms/{self.template_dir}/{filename}"
         try:
             template = engine().get_template(name)
-            return template.render(Context(self.context, autoescape=html)).strip()
+            return template.render(Context({**extra, **self.context}, autoescape=html)).strip()
         except TemplateDoesNotExist:
             if required:
                 raise MessageError(f"{type(self).__name__}: template {name} does not exist") from None
@@ -109,17 +109,19 @@ class MessageClass:
         except TemplateSyntaxError as exc:
             raise MessageError(f"{type(self).__name__}: template {name} has an error: {exc}") from None
 
-    def render(self) -> Rendered:
+    def render(self, *, unsubscribe_url: str = "") -> Rendered:
+        """The message's parts; every template may use ``unsubscribe_url`` (empty when there is no link)."""
+        extra = {"unsubscribe_url": unsubscribe_url}
         parts: dict[str, str] = {}
         if "email" in self.channels:
-            parts["subject"] = " ".join(self._render("subject.txt", html=False, required=True).split())
-            parts["text"] = self._render("body.txt", html=False, required=True)
-            parts["html"] = self._render("body.html", html=True, required=False)
+            parts["subject"] = " ".join(self._render("subject.txt", html=False, required=True, extra=extra).split())
+            parts["text"] = self._render("body.txt", html=False, required=True, extra=extra)
+            parts["html"] = self._render("body.html", html=True, required=False, extra=extra)
         if "sms" in self.channels:
-            parts["sms"] = self._render("sms.txt", html=False, required=True)
+            parts["sms"] = self._render("sms.txt", html=False, required=True, extra=extra)
         if "push" in self.channels:
-            parts["push_title"] = self._render("push_title.txt", html=False, required=True)
-            parts["push_body"] = self._render("push.txt", html=False, required=True)
+            parts["push_title"] = self._render("push_title.txt", html=False, required=True, extra=extra)
+            parts["push_body"] = self._render("push.txt", html=False, required=True, extra=extra)
         return Rendered(**parts)
 
     @classmethod

@@ -38,6 +38,11 @@ class CommsSettings(AppSettings):
     push_provider: dict[str, Any] = field(default_factory=lambda: dict(LOG_PROVIDER))
     # Shared secret of the provider event endpoint (HMAC-SHA256 of the body); empty disables the endpoint.
     inbound_secret: str = ""
+    # Where recipients reach the console's unsubscribe page ("https://example.com"): with it set, messages
+    # of non-mandatory classes carry a signed link (``unsubscribe_url`` in their templates) and emails the
+    # List-Unsubscribe headers. Empty: no link and no headers.
+    unsubscribe_base_url: str = ""
+    unsubscribe_link_days: int = field(default=60, metadata=POSITIVE)
     # The staff banner about failed mandatory messages looks back this many hours.
     banner_hours: int = field(default=24, metadata=POSITIVE)
 
@@ -51,6 +56,8 @@ class CommsSettings(AppSettings):
         known = getattr(settings, "MAILERS", None) or {"default": {}}
         if self.alert_mailer not in known:
             found.append(f"ALERT_MAILER {self.alert_mailer!r} is not one of the site's MAILERS.")
+        if self.unsubscribe_base_url and not self.unsubscribe_base_url.startswith(("https://", "http://")):
+            found.append("UNSUBSCRIBE_BASE_URL must be an absolute http(s) URL, such as https://example.com.")
         return found
 
 

@@ -171,6 +171,8 @@ class Message(models.Model):
     push_title = models.CharField(max_length=200, blank=True, default="")
     push_body = models.TextField(blank=True, default="")
     mailer = models.CharField(max_length=50, default="default")
+    # The signed link that turns the message's category off; emails carry it as List-Unsubscribe.
+    unsubscribe_url = models.CharField(max_length=1000, blank=True, default="")
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)
     failure_class = models.CharField(max_length=15, choices=FailureClass.choices, blank=True, default="")
     channel = models.CharField(max_length=10, choices=Channel.choices, blank=True, default="")

@@ -30,6 +30,7 @@ from console.comms.models import (
     Status,
     as_json,
 )
+from console.comms.unsubscribe import url_for
 from console.events import emit
 from console.events.context import capture, enqueue
 
@@ -153,7 +154,8 @@ def message_send(
     if lookup(cls.key) is not cls:
         raise MessageError(f"{cls.__name__} is not registered: decorate it with @register")
     recipient = as_recipient(to)
-    rendered = message.render()
+    unsubscribe_url = "" if cls.mandatory else url_for(recipient.key, cls.category)
+    rendered = message.render(unsubscribe_url=unsubscribe_url)
     now = timezone.now()
     start = send_at or now
     with transaction.atomic():
@@ -177,6 +179,7 @@ def message_send(
             "push_title": rendered.push_title[:200],
             "push_body": rendered.push_body,
             "mailer": cls.mailer,
+            "unsubscribe_url": unsubscribe_url,
             "idempotency_key": idempotency_key or "",
             "created_by": actor,
             "created_at": now,

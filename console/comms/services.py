@@ -16,6 +16,7 @@ from console.comms import declarations
 from console.comms.classes import CHANNELS
 from console.comms.models import ContactPoint, Delivery, Message, MessageQuerySet, Preference, Status
 from console.comms.sending import next_delivery
+from console.comms.unsubscribe import Link, LinkInvalid, stale
 from console.events import emit
 
 if TYPE_CHECKING:
@@ -138,4 +139,33 @@ def set_preference(
             allowed=allowed,
             source=source,
         )
+    return pref
+
+
+def unsubscribe(*, link: Link) -> Preference:
+    """Turn every channel of the link's category off, as the recipient asked by following it.
+
+    The link must name the preference as it still is: one issued before any change (including the change
+    this link already made) raises ``LinkInvalid`` and changes nothing. Audited with ``source="link"``.
+    """
+    with transaction.atomic():
+        pref, _ = Preference.objects.select_for_update().get_or_create(
+            recipient=link.recipient, category=link.category, defaults={"channels": list(CHANNELS)}
+        )
+        problem = stale(link, pref)
+        if problem:
+            raise LinkInvalid(problem)
+        turned_off = list(pref.channels)
+        pref.channels = []
+        pref.version += 1
+        pref.save()
+        for channel in turned_off:
+            emit(
+                declarations.PREFERENCE_CHANGED,
+                recipient=link.recipient,
+                category=link.category,
+                channel=channel,
+                allowed=False,
+                source="link",
+            )
     return pref

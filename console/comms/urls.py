@@ -16,5 +16,6 @@ urlpatterns = [
     path("contacts/", views.contact_list, name="contacts"),
     path("contacts/reactivate/", views.contact_reactivate, name="contact_reactivate"),
     path("contacts/preferences/", views.preferences, name="preferences"),
+    path("comms/unsubscribe/", views.unsubscribe, name="unsubscribe"),
     path("comms/inbound/", views.inbound, name="inbound"),
 ]

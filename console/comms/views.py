@@ -34,6 +34,7 @@ from console.comms.tables import (
     MessageFilter,
     messages_queryset,
 )
+from console.comms.unsubscribe import LinkInvalid, current, read, stale
 from console.core.auth import require_perm, staff_required
 from console.core.http import ConsoleRequest, client_redirect, page, wants_fragment
 from console.core.inputs import whole_number
@@ -269,6 +270,32 @@ def previews(request: ConsoleRequest) -> HttpResponse:
             item["error"] = str(exc)
         items.append(item)
     return render(request, "comms/previews.html", {"items": items})
+
+
+# --- the recipient's unsubscribe link -------------------------------------------------------------------
+
+
+# Public: the signed token is the only authority, no session is read, so there is nothing for CSRF to forge;
+# RFC 8058 one-click unsubscribe is a POST from the mail provider, which has no CSRF cookie.
+@csrf_exempt
+@require_http_methods(["GET", "POST"])
+def unsubscribe(request: HttpRequest) -> HttpResponse:
+    """GET shows what the link would turn off (mail scanners follow links; they must change nothing);
+    POST turns it off, from the page's button or a mail client's one-click ``List-Unsubscribe-Post``."""
+    token = request.GET.get("token") or request.POST.get("token") or ""
+    context: dict[str, Any] = {"token": token}
+    try:
+        link = read(token)
+        if request.method == "POST":
+            services.unsubscribe(link=link)
+            context["done"] = True
+        elif problem := stale(link, current(link)):
+            raise LinkInvalid(problem)
+    except LinkInvalid as exc:
+        context["problem"] = str(exc)
+        return render(request, "comms/unsubscribe.html", context, status=400)
+    context["link"] = link
+    return render(request, "comms/unsubscribe.html", context)
 
 
 # --- provider events -------------------------------------------------------------------------------------
