@@ -200,7 +200,7 @@ class Message(models.Model):
             models.Index(fields=["recipient", "-created_at"], name="comms_msg_recipient"),
             models.Index(fields=["message_type", "-created_at"], name="comms_msg_type"),
         ]
-        permissions = [("resend_message", "Can resend messages")]
+        permissions = [("resend_message", "Can resend messages"), ("cancel_message", "Can cancel messages")]
 
     def __str__(self) -> str:
         return f"{self.message_type} to {self.recipient} (#{self.pk})"
@@ -236,6 +236,9 @@ class Delivery(models.Model):
     next_attempt_at = models.DateTimeField(default=timezone.now)
     claimed_at = models.DateTimeField(null=True, blank=True)
     claim_token = models.CharField(max_length=32, blank=True, default="")
+    # Set by the worker just before it talks to the provider: from then on the delivery can no longer be
+    # cancelled (a claimed delivery without it still can, and the worker then skips it).
+    handed_at = models.DateTimeField(null=True, blank=True)
     provider_id = models.CharField(max_length=200, blank=True, default="")
     created_at = models.DateTimeField(default=timezone.now)
     sent_at = models.DateTimeField(null=True, blank=True)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from django.core.exceptions import ValidationError
@@ -143,12 +143,15 @@ def message_send(
     to: Recipient | str,
     idempotency_key: str | None = None,
     send_at: datetime | None = None,
+    expires_at: datetime | None = None,
     actor: AbstractBaseUser | None = None,
 ) -> Message:
     """Write the message and its first delivery in the caller's transaction; dispatch on commit.
 
     Rendering and address checks happen here, so a bad template, a missing context value or an invalid
     address raises in the caller. The same ``idempotency_key`` returns the message it first created.
+    ``send_at`` schedules it (a time already past means now); it expires ``ttl`` after that, or at
+    ``expires_at``, which must then be later than ``send_at``.
     """
     cls = type(message)
     if lookup(cls.key) is not cls:
@@ -156,8 +159,16 @@ def message_send(
     recipient = as_recipient(to)
     unsubscribe_url = "" if cls.mandatory else url_for(recipient.key, cls.category)
     rendered = message.render(unsubscribe_url=unsubscribe_url)
+    if any(t is not None and timezone.is_naive(t) for t in (send_at, expires_at)):
+        raise MessageError(f"{cls.__name__}: send_at and expires_at must be timezone-aware datetimes")
     now = timezone.now()
-    start = send_at or now
+    start = max(send_at, now) if send_at else now
+    expires = expires_at or start + cls.ttl
+    if expires <= start:
+        raise MessageError(
+            f"{cls.__name__}: send_at {start.astimezone(UTC):%Y-%m-%d %H:%M:%S} is not before the message's "
+            f"expiry {expires.astimezone(UTC):%Y-%m-%d %H:%M:%S} UTC; it would never be sent"
+        )
     with transaction.atomic():
         if idempotency_key:
             existing = Message.objects.filter(idempotency_key=idempotency_key).first()
@@ -184,7 +195,7 @@ def message_send(
             "created_by": actor,
             "created_at": now,
             "send_at": start,
-            "expires_at": start + cls.ttl,
+            "expires_at": expires,
         }
         try:
             with transaction.atomic():
@@ -225,9 +236,10 @@ def send(
     to: Recipient | str,
     idempotency_key: str | None = None,
     send_at: datetime | None = None,
+    expires_at: datetime | None = None,
 ) -> Message:
     """The public entry point: ``send(OrderConfirmation(...), to=recipient, idempotency_key=...)``."""
-    return message_send(message, to=to, idempotency_key=idempotency_key, send_at=send_at)
+    return message_send(message, to=to, idempotency_key=idempotency_key, send_at=send_at, expires_at=expires_at)
 
 
 def next_delivery(

@@ -1,4 +1,4 @@
-"""The comms app's write functions: resend one or many messages, reactivate a contact point, set a preference.
+"""The comms app's write functions: resend or cancel messages, reactivate a contact point, set preferences.
 
 Each changes rows inside ``transaction.atomic()``, emits the event naming the actor, and leaves sending to the
 delivery task, enqueued after commit.
@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from console.comms import declarations
@@ -21,6 +22,10 @@ from console.events import emit
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import AbstractBaseUser
+
+
+class CancelRefused(ValueError):
+    """A cancel that cannot happen: the message went out, or a worker is handing it to the provider now."""
 
 
 class ResendRefused(ValueError):
@@ -83,6 +88,63 @@ def message_bulk_resend(
             forced=force,
         )
     return BulkResendResult(resent=resent, skipped=len(reasons), reasons=reasons[:20])
+
+
+def message_cancel(*, message: Message, actor: AbstractBaseUser | None = None, bulk: bool = False) -> int:
+    """Cancel a queued, scheduled or retrying message; returns how many deliveries were stopped.
+
+    A delivery a worker claimed but has not yet handed to the provider is cancelled too: the worker's
+    ``hand_over`` and this conditional UPDATE race on the same row and the database lets one win. The
+    deliveries are changed before the message row, in the order a worker's claim takes them, so the two
+    never wait on each other.
+    """
+    with transaction.atomic():
+        stoppable = Q(status__in=(Status.PENDING, Status.QUEUED, Status.DEFERRED)) | Q(
+            status=Status.SENDING, handed_at__isnull=True
+        )
+        cancelled = (
+            Delivery.objects.filter(message_id=message.pk)
+            .filter(stoppable)
+            .update(status=Status.CANCELLED, claim_token="", reason="cancelled before it was sent")
+        )
+        if not cancelled:
+            msg = Message.objects.get(pk=message.pk)
+            if msg.status == Status.CANCELLED:
+                raise CancelRefused(f"message #{msg.pk} was already cancelled")
+            if msg.in_flight:
+                raise CancelRefused(f"message #{msg.pk} is being handed to the provider; it can no longer be stopped")
+            raise CancelRefused(f"message #{msg.pk} is {msg.get_status_display().lower()}; there is nothing to cancel")
+        Message.objects.filter(pk=message.pk).update(status=Status.CANCELLED, failure_class="")
+        emit(
+            declarations.MESSAGE_CANCELLED,
+            actor=actor,
+            **Message.stream_of(message.pk),
+            message_id=message.pk,
+            message_type=message.message_type,
+            bulk=bulk,
+            deliveries=cancelled,
+        )
+    message.status = Status.CANCELLED
+    return cancelled
+
+
+@dataclass(frozen=True)
+class BulkCancelResult:
+    cancelled: int
+    refused: list[str]
+
+
+def message_bulk_cancel(*, messages: MessageQuerySet, actor: AbstractBaseUser) -> BulkCancelResult:
+    """Cancel each message that can be; one audit event per message cancelled."""
+    cancelled, refused = 0, []
+    for msg in messages.order_by("pk").iterator(chunk_size=500):
+        try:
+            message_cancel(message=msg, actor=actor, bulk=True)
+        except CancelRefused as exc:
+            refused.append(str(exc))
+        else:
+            cancelled += 1
+    return BulkCancelResult(cancelled=cancelled, refused=refused)
 
 
 def contact_reactivate(*, contact: ContactPoint, actor: AbstractBaseUser) -> ContactPoint:

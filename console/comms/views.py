@@ -12,7 +12,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from django.contrib import messages as flash
-from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBadRequest, JsonResponse
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBadRequest, JsonResponse, QueryDict
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.clickjacking import xframe_options_sameorigin
@@ -25,7 +25,7 @@ from console.comms.conf import comms_settings
 from console.comms.explain import explain
 from console.comms.models import Attempt, ContactPoint, Message, Preference
 from console.comms.reports import provider_event
-from console.comms.services import ResendRefused
+from console.comms.services import CancelRefused, ResendRefused
 from console.comms.tables import (
     CONTACT_ORDERINGS,
     MESSAGE_ORDERINGS,
@@ -42,6 +42,7 @@ from console.core.tables import TABLE_REGION, filtered_table
 from console.events import emit
 
 RESEND_PERM = "comms.resend_message"
+CANCEL_PERM = "comms.cancel_message"
 REACTIVATE_PERM = "comms.reactivate_contactpoint"
 PREFERENCE_PERM = "comms.change_preference"
 
@@ -74,8 +75,6 @@ def message_bulk(request: ConsoleRequest) -> HttpResponse:
         return redirect("comms:messages")
     back = reverse("comms:messages") + (f"?{query}" if query else "")
     if request.POST.get("scope") == "all":
-        from django.http import QueryDict
-
         filterset = MessageFilter(QueryDict(query), queryset=Message.objects.all())
         if not filterset.is_valid():
             flash.error(request, "The filters are not valid; nothing was resent.")
@@ -117,6 +116,7 @@ def message_detail(request: ConsoleRequest, pk: int) -> HttpResponse:
         "why": explain(message, deliveries, attempts),
         "in_flight": message.in_flight,
         "can_resend": request.user.has_perm(RESEND_PERM),
+        "can_cancel": request.user.has_perm(CANCEL_PERM),
     }
     return page(request, "comms/message_detail.html", context, fragment="state", stop_polling=not message.in_flight)
 
@@ -172,6 +172,40 @@ def message_resend(request: ConsoleRequest, pk: int) -> HttpResponse:
     else:
         flash.success(request, f"Message #{message.pk} queued for resending.")
     return redirect("comms:message", pk=message.pk)
+
+
+@staff_required
+@require_POST
+def message_cancel(request: ConsoleRequest, pk: int) -> HttpResponse:
+    require_perm(request, CANCEL_PERM)
+    message = get_object_or_404(Message, pk=pk)
+    try:
+        services.message_cancel(message=message, actor=request.user)
+    except CancelRefused as exc:
+        flash.error(request, f"Not cancelled: {exc}.")
+    else:
+        flash.success(request, f"Message #{message.pk} cancelled; it will not be sent.")
+    return redirect("comms:message", pk=message.pk)
+
+
+@staff_required
+@require_POST
+def message_bulk_cancel(request: ConsoleRequest) -> HttpResponse:
+    """Cancel the selected messages; those already sent or being handed over are reported, not changed."""
+    require_perm(request, CANCEL_PERM)
+    # Re-encoded, so whatever the form carried cannot break the Location header.
+    query = QueryDict(request.POST.get("query", "")).urlencode()
+    back = reverse("comms:messages") + (f"?{query}" if query else "")
+    ids = [pk for pk in map(whole_number, request.POST.getlist("ids")) if pk is not None]
+    if not ids:
+        flash.error(request, "Select at least one message to cancel.")
+    else:
+        result = services.message_bulk_cancel(messages=Message.objects.filter(pk__in=ids), actor=request.user)
+        text = f"{result.cancelled} message(s) cancelled"
+        if result.refused:
+            text += f"; {len(result.refused)} not cancelled (already sent, being sent or not active)"
+        flash.success(request, text + ".")
+    return client_redirect(back) if wants_fragment(request) else redirect(back)
 
 
 @staff_required
