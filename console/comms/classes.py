@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import time, timedelta
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from django.conf import settings
@@ -73,6 +73,10 @@ class MessageClass:
     # False: only the first usable channel is ever tried (password resets, one-time codes).
     fallback: ClassVar[bool] = True
     mandatory: ClassVar[bool] = False
+    # One-time codes and the like: never held for quiet hours (mandatory classes never are either).
+    time_critical: ClassVar[bool] = False
+    # (opens, closes) in the recipient's time zone; None: the category's window from settings, if any.
+    send_window: ClassVar[tuple[time, time] | None] = None
     ttl: ClassVar[timedelta] = timedelta(days=2)
     category: ClassVar[str] = "transactional"
     mailer: ClassVar[str] = "default"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from django.utils import timezone
+
 from console.comms.models import Attempt, Delivery, FailureClass, Message, Status
 
 _CLASS_WORDS = {
@@ -24,6 +26,11 @@ def explain(message: Message, deliveries: list[Delivery], attempts: list[Attempt
     if message.status in (Status.SENT, Status.DELIVERED):
         return []
     lines: list[str] = []
+    if message.held_until and message.status == Status.QUEUED and message.held_until > timezone.now():
+        lines.append(
+            f"Waiting until {message.held_until:%Y-%m-%d %H:%M} UTC, when its send window opens "
+            f"({message.hold_reason}); it still expires at {message.expires_at:%Y-%m-%d %H:%M} UTC."
+        )
     last_by_delivery = {a.delivery_id: a for a in attempts}
     for delivery in deliveries:
         label = f"{delivery.get_channel_display()} to {delivery.address or '(no address)'}"

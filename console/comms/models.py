@@ -183,6 +183,11 @@ class Message(models.Model):
     created_at = models.DateTimeField(default=timezone.now)
     send_at = models.DateTimeField(default=timezone.now)
     expires_at = models.DateTimeField()
+    # The recipient's IANA time zone, for send windows; empty means the site's TIME_ZONE.
+    time_zone = models.CharField(max_length=64, blank=True, default="")
+    # Set when the message waits for its send window: until when, and why, for the message page.
+    held_until = models.DateTimeField(null=True, blank=True)
+    hold_reason = models.CharField(max_length=200, blank=True, default="")
     updated_at = models.DateTimeField(auto_now=True)
 
     objects = MessageQuerySet.as_manager()

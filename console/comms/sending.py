@@ -11,7 +11,9 @@ import functools
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 from django.db import IntegrityError, connection, transaction
@@ -31,6 +33,7 @@ from console.comms.models import (
     as_json,
 )
 from console.comms.unsubscribe import url_for
+from console.comms.windows import next_opening, window_of
 from console.events import emit
 from console.events.context import capture, enqueue
 
@@ -54,6 +57,8 @@ class Recipient:
     email: str = ""
     phone: str = ""
     push_token: str = ""
+    # IANA name ("Europe/Paris"), for send windows; empty means the site's TIME_ZONE.
+    time_zone: str = ""
 
     def addresses(self) -> dict[str, str]:
         found = {"email": self.email, "sms": self.phone, "push": self.push_token}
@@ -75,6 +80,11 @@ def as_recipient(to: Recipient | str) -> Recipient:
             raise InvalidAddress(f"{recipient.phone!r} is not a phone number in E.164 form (+447700900123)")
     if recipient.push_token and (len(recipient.push_token) > 254 or not recipient.push_token.isprintable()):
         raise InvalidAddress("the push token is not a printable string of at most 254 characters")
+    if recipient.time_zone:
+        try:
+            ZoneInfo(recipient.time_zone)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise InvalidAddress(f"{recipient.time_zone!r} is not a time zone name such as Europe/Paris") from None
     return recipient
 
 
@@ -137,6 +147,18 @@ def plan(cls: type[MessageClass], recipient: Recipient, mandatory: bool) -> tupl
     return [c for c in channels if pref.allows(c)], [c for c in channels if not pref.allows(c)]
 
 
+def hold(cls: type[MessageClass], recipient: Recipient, start: datetime) -> tuple[datetime | None, str]:
+    """Until when a message due at ``start`` waits for its send window, and why; (None, "") when it need not."""
+    window = window_of(cls)
+    if window is None:
+        return None, ""
+    zone_name = recipient.time_zone or settings.TIME_ZONE
+    opens = next_opening(window, start, ZoneInfo(zone_name))
+    if opens is None:
+        return None, ""
+    return opens, f"quiet hours: {window.describe(zone_name)}"[:200]
+
+
 def message_send(
     message: MessageClass,
     *,
@@ -164,6 +186,7 @@ def message_send(
     now = timezone.now()
     start = max(send_at, now) if send_at else now
     expires = expires_at or start + cls.ttl
+    held_until, hold_reason = hold(cls, recipient, start)
     if expires <= start:
         raise MessageError(
             f"{cls.__name__}: send_at {start.astimezone(UTC):%Y-%m-%d %H:%M:%S} is not before the message's "
@@ -196,6 +219,9 @@ def message_send(
             "created_at": now,
             "send_at": start,
             "expires_at": expires,
+            "time_zone": recipient.time_zone,
+            "held_until": held_until,
+            "hold_reason": hold_reason,
         }
         try:
             with transaction.atomic():
@@ -226,7 +252,7 @@ def message_send(
         if not msg.channels:
             finish(msg, Status.SKIPPED, FailureClass.PREFERENCE)
         else:
-            next_delivery(msg, tried=set(), start=start)
+            next_delivery(msg, tried=set(), start=held_until or start)
     return msg
 
 
