@@ -22,7 +22,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from console.comms import declarations, services
 from console.comms.classes import MessageError, categories, message_classes
 from console.comms.conf import comms_settings
-from console.comms.explain import explain
+from console.comms.explain import explain, timeline
 from console.comms.models import Attempt, ContactPoint, Message, Preference
 from console.comms.reports import provider_event
 from console.comms.services import CancelRefused, ResendRefused
@@ -114,6 +114,7 @@ def message_detail(request: ConsoleRequest, pk: int) -> HttpResponse:
         "deliveries": deliveries,
         "attempts": attempts,
         "why": explain(message, deliveries, attempts),
+        "steps": timeline(message, deliveries, attempts),
         "in_flight": message.in_flight,
         "can_resend": request.user.has_perm(RESEND_PERM),
         "can_cancel": request.user.has_perm(CANCEL_PERM),
