@@ -240,19 +240,11 @@ def message_send(
             mandatory=msg.mandatory,
         )
         for channel in opted_out:
-            # Written as a skipped delivery so the message page shows which channel the preference removed.
-            Delivery.objects.create(
-                message=msg,
-                channel=channel,
-                address=msg.addresses.get(channel, ""),
-                status=Status.SKIPPED,
-                failure_class=FailureClass.PREFERENCE,
-                reason=f"the recipient turned {channel} off for {msg.category} messages",
-            )
+            skip_for_preference(msg, channel)
         if not msg.channels:
             finish(msg, Status.SKIPPED, FailureClass.PREFERENCE)
         else:
-            next_delivery(msg, tried=set(), start=held_until or start)
+            next_delivery(msg, tried=set(), start=held_until or start, check_preferences=False)
     return msg
 
 
@@ -269,16 +261,29 @@ def send(
 
 
 def next_delivery(
-    msg: Message, *, tried: set[str], start: datetime, failure_class: str = FailureClass.NO_CONTACT
+    msg: Message,
+    *,
+    tried: set[str],
+    start: datetime,
+    failure_class: str = FailureClass.NO_CONTACT,
+    check_preferences: bool = True,
 ) -> Delivery | None:
     """Queue the next usable channel of the plan; record why each unusable one was skipped.
 
-    When none is left the message fails with ``failure_class`` (why the last real delivery failed).
+    Preferences are checked again (a fallback, a resend or an opt-out comes after ``send()`` planned the
+    channels), unless the caller has just planned them. When no channel is left the message fails with
+    ``failure_class`` (why the last real delivery failed), or is skipped when that was a preference.
     """
+    pref = None
+    if check_preferences and not msg.mandatory:
+        pref = Preference.objects.filter(recipient=msg.recipient, category=msg.category).first()
     for channel in msg.channels:
         if channel in tried:
             continue
         tried.add(channel)
+        if pref is not None and not pref.allows(channel):
+            skip_for_preference(msg, channel)
+            continue
         address = msg.addresses.get(channel, "")
         contact = ContactPoint.objects.filter(channel=channel, address=address).first() if address else None
         reason = ""
@@ -308,8 +313,20 @@ def next_delivery(
         else:
             dispatch_on_commit(delivery.pk)
         return delivery
-    finish(msg, Status.FAILED, failure_class)
+    finish(msg, Status.SKIPPED if failure_class == FailureClass.PREFERENCE else Status.FAILED, failure_class)
     return None
+
+
+def skip_for_preference(msg: Message, channel: str) -> Delivery:
+    """A skipped delivery, so the message page shows which channel a preference removed."""
+    return Delivery.objects.create(
+        message=msg,
+        channel=channel,
+        address=msg.addresses.get(channel, ""),
+        status=Status.SKIPPED,
+        failure_class=FailureClass.PREFERENCE,
+        reason=f"the recipient turned {channel} off for {msg.category} messages",
+    )
 
 
 def may_fall_back(msg: Message) -> bool:

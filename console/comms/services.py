@@ -15,13 +15,27 @@ from django.utils import timezone
 
 from console.comms import declarations
 from console.comms.classes import CHANNELS
-from console.comms.models import ContactPoint, Delivery, Message, MessageQuerySet, Preference, Status
+from console.comms.models import (
+    ContactPoint,
+    Delivery,
+    FailureClass,
+    Message,
+    MessageQuerySet,
+    Preference,
+    Status,
+)
 from console.comms.sending import next_delivery
 from console.comms.unsubscribe import Link, LinkInvalid, stale
 from console.events import emit
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import AbstractBaseUser
+
+
+# Deliveries that have not reached a provider: waiting, or claimed by a worker that has not handed them over.
+STOPPABLE = Q(status__in=(Status.PENDING, Status.QUEUED, Status.DEFERRED)) | Q(
+    status=Status.SENDING, handed_at__isnull=True
+)
 
 
 class CancelRefused(ValueError):
@@ -99,12 +113,9 @@ def message_cancel(*, message: Message, actor: AbstractBaseUser | None = None, b
     never wait on each other.
     """
     with transaction.atomic():
-        stoppable = Q(status__in=(Status.PENDING, Status.QUEUED, Status.DEFERRED)) | Q(
-            status=Status.SENDING, handed_at__isnull=True
-        )
         cancelled = (
             Delivery.objects.filter(message_id=message.pk)
-            .filter(stoppable)
+            .filter(STOPPABLE)
             .update(status=Status.CANCELLED, claim_token="", reason="cancelled before it was sent")
         )
         if not cancelled:
@@ -192,6 +203,8 @@ def set_preference(
         pref.channels = [c for c in CHANNELS if c in chosen]
         pref.version += 1
         pref.save()
+        if not allowed:
+            stop_opted_out(recipient=recipient, category=category, channels={channel})
         emit(
             declarations.PREFERENCE_CHANGED,
             actor=actor,
@@ -202,6 +215,42 @@ def set_preference(
             source=source,
         )
     return pref
+
+
+def stop_opted_out(*, recipient: str, category: str, channels: set[str]) -> int:
+    """Skip the recipient's not-yet-sent deliveries on channels they just turned off; returns how many.
+
+    A scheduled message, one held for quiet hours or one waiting for a retry honours the change: each
+    delivery is skipped with the same conditional UPDATE a cancel uses (so one already handed to a provider
+    goes out), and the message moves on to its next allowed channel from the time it was due.
+    """
+    waiting = (
+        Delivery.objects.filter(
+            message__recipient=recipient, message__category=category, message__mandatory=False, channel__in=channels
+        )
+        .filter(STOPPABLE)
+        .select_related("message")
+    )
+    skipped = 0
+    now = timezone.now()
+    for delivery in waiting:
+        changed = (
+            Delivery.objects.filter(pk=delivery.pk)
+            .filter(STOPPABLE)
+            .update(
+                status=Status.SKIPPED,
+                failure_class=FailureClass.PREFERENCE,
+                claim_token="",
+                reason=f"the recipient turned {delivery.channel} off for {category} messages",
+            )
+        )
+        if changed:
+            skipped += 1
+            msg = delivery.message
+            tried = set(msg.deliveries.values_list("channel", flat=True))
+            start = max(delivery.next_attempt_at, now)
+            next_delivery(msg, tried=tried, start=start, failure_class=FailureClass.PREFERENCE)
+    return skipped
 
 
 def unsubscribe(*, link: Link) -> Preference:
@@ -221,6 +270,7 @@ def unsubscribe(*, link: Link) -> Preference:
         pref.channels = []
         pref.version += 1
         pref.save()
+        stop_opted_out(recipient=link.recipient, category=link.category, channels=set(turned_off))
         for channel in turned_off:
             emit(
                 declarations.PREFERENCE_CHANGED,

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 from django.contrib.auth.models import User
 from django.test import Client
 from django.urls import reverse
+from django.utils import timezone
 
 from console.comms.classes import categories, lookup
 from console.comms.models import FailureClass, Preference, Status
@@ -110,3 +113,24 @@ def test_a_bad_recipient_key_says_what_is_wrong(client: Client, operator: User) 
     assert "A recipient key is at most 200 printable characters." in response.content.decode()
     posted = client.post(reverse("comms:preferences"), {"recipient": "a\x01b", "allow": []})
     assert posted.status_code == 400 and not Preference.objects.exists()
+
+
+def test_turning_a_channel_off_moves_a_waiting_message_to_its_next_channel(db: None) -> None:
+    at = timezone.now() + timedelta(hours=2)
+    message = send(order(), to=TO, send_at=at)  # type: ignore[arg-type]
+    cls = lookup("password_reset")
+    assert cls is not None
+    reset = send(cls.sample(), to=TO, send_at=at)
+    set_preference(recipient="u1", category="orders", channel="email", allowed=False)
+    message.refresh_from_db()
+    assert [(d.channel, d.status, d.failure_class) for d in message.deliveries.order_by("pk")] == [
+        ("email", Status.SKIPPED, FailureClass.PREFERENCE),
+        ("sms", Status.QUEUED, ""),
+    ]
+    assert message.deliveries.get(channel="sms").next_attempt_at == at  # still when it was due
+    assert message.status == Status.QUEUED and message.channel == "sms"
+    set_preference(recipient="u1", category="orders", channel="sms", allowed=False)
+    message.refresh_from_db()
+    assert message.status == Status.SKIPPED and message.failure_class == FailureClass.PREFERENCE
+    set_preference(recipient="u1", category="security", channel="email", allowed=False)
+    assert reset.deliveries.get().status == Status.QUEUED  # mandatory: preferences never stop it

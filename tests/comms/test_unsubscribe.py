@@ -76,6 +76,8 @@ def test_following_the_link_asks_first_then_turns_the_category_off(client: Clien
     done = client.post("/comms/unsubscribe/", {"token": token})
     assert done.status_code == 200 and "You will no longer receive orders messages" in done.content.decode()
     assert Preference.objects.get(recipient="u1", category="orders").channels == []
+    message.refresh_from_db()  # not sent yet: it honours the change
+    assert message.status == Status.SKIPPED and message.failure_class == FailureClass.PREFERENCE
     events = Event.objects.filter(type="preference.changed")
     assert {(e.actor_id, e.data["source"], e.data["allowed"]) for e in events} == {(None, "link", False)}
     later = send(sample("order_confirmation"), to=TO)
