@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import time, timedelta
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from django.conf import settings
@@ -73,6 +73,10 @@ class MessageClass:
     # False: only the first usable channel is ever tried (password resets, one-time codes).
     fallback: ClassVar[bool] = True
     mandatory: ClassVar[bool] = False
+    # One-time codes and the like: never held for quiet hours (mandatory classes never are either).
+    time_critical: ClassVar[bool] = False
+    # (opens, closes) in the recipient's time zone; None: the category's window from settings, if any.
+    send_window: ClassVar[tuple[time, time] | None] = None
     ttl: ClassVar[timedelta] = timedelta(days=2)
     category: ClassVar[str] = "transactional"
     mailer: ClassVar[str] = "default"
@@ -93,11 +97,11 @@ class MessageClass:
     def sample(cls) -> MessageClass:
         return cls(**cls.sample_context)
 
-    def _render(self, filename: str, *, html: bool, required: bool) -> str:
+    def _render(self, filename: str, *, html: bool, required: bool, extra: dict[str, Any]) -> str:
         name = f"comms/{self.template_dir}/{filename}"
         try:
             template = engine().get_template(name)
-            return template.render(Context(self.context, autoescape=html)).strip()
+            return template.render(Context({**extra, **self.context}, autoescape=html)).strip()
         except TemplateDoesNotExist:
             if required:
                 raise MessageError(f"{type(self).__name__}: template {name} does not exist") from None
@@ -109,17 +113,19 @@ class MessageClass:
         except TemplateSyntaxError as exc:
             raise MessageError(f"{type(self).__name__}: template {name} has an error: {exc}") from None
 
-    def render(self) -> Rendered:
+    def render(self, *, unsubscribe_url: str = "") -> Rendered:
+        """The message's parts; every template may use ``unsubscribe_url`` (empty when there is no link)."""
+        extra = {"unsubscribe_url": unsubscribe_url}
         parts: dict[str, str] = {}
         if "email" in self.channels:
-            parts["subject"] = " ".join(self._render("subject.txt", html=False, required=True).split())
-            parts["text"] = self._render("body.txt", html=False, required=True)
-            parts["html"] = self._render("body.html", html=True, required=False)
+            parts["subject"] = " ".join(self._render("subject.txt", html=False, required=True, extra=extra).split())
+            parts["text"] = self._render("body.txt", html=False, required=True, extra=extra)
+            parts["html"] = self._render("body.html", html=True, required=False, extra=extra)
         if "sms" in self.channels:
-            parts["sms"] = self._render("sms.txt", html=False, required=True)
+            parts["sms"] = self._render("sms.txt", html=False, required=True, extra=extra)
         if "push" in self.channels:
-            parts["push_title"] = self._render("push_title.txt", html=False, required=True)
-            parts["push_body"] = self._render("push.txt", html=False, required=True)
+            parts["push_title"] = self._render("push_title.txt", html=False, required=True, extra=extra)
+            parts["push_body"] = self._render("push.txt", html=False, required=True, extra=extra)
         return Rendered(**parts)
 
     @classmethod
@@ -144,3 +150,27 @@ def register[C: type[MessageClass]](cls: C) -> C:
 
 def lookup(key: str) -> type[MessageClass] | None:
     return message_classes.get(key)
+
+
+@dataclass(frozen=True)
+class Category:
+    """A preference category as the registered classes declare it: the channels its messages may use."""
+
+    name: str
+    channels: tuple[str, ...]
+    # Every class of the category is mandatory: preferences are kept but never applied.
+    mandatory: bool
+
+
+def categories() -> list[Category]:
+    found: dict[str, list[type[MessageClass]]] = {}
+    for cls in message_classes.values():
+        found.setdefault(cls.category, []).append(cls)
+    return [
+        Category(
+            name=name,
+            channels=tuple(c for c in CHANNELS if any(c in cls.channels for cls in classes)),
+            mandatory=all(cls.mandatory for cls in classes),
+        )
+        for name, classes in sorted(found.items())
+    ]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import time
 from typing import Any
 
 from django.conf import settings
@@ -38,6 +39,15 @@ class CommsSettings(AppSettings):
     push_provider: dict[str, Any] = field(default_factory=lambda: dict(LOG_PROVIDER))
     # Shared secret of the provider event endpoint (HMAC-SHA256 of the body); empty disables the endpoint.
     inbound_secret: str = ""
+    # Where recipients reach the console's unsubscribe page ("https://example.com"): with it set, messages
+    # of non-mandatory classes carry a signed link (``unsubscribe_url`` in their templates) and emails the
+    # List-Unsubscribe headers. Empty: no link and no headers.
+    unsubscribe_base_url: str = ""
+    unsubscribe_link_days: int = field(default=60, metadata=POSITIVE)
+    # Quiet hours per message category: {"marketing": ["08:00", "21:00"]}, in the recipient's time zone; a
+    # message due outside waits for the window. A class's own send_window wins; mandatory and time-critical
+    # classes never wait.
+    send_windows: dict[str, tuple[str, ...]] = field(default_factory=dict)
     # The staff banner about failed mandatory messages looks back this many hours.
     banner_hours: int = field(default=24, metadata=POSITIVE)
 
@@ -51,10 +61,23 @@ class CommsSettings(AppSettings):
         known = getattr(settings, "MAILERS", None) or {"default": {}}
         if self.alert_mailer not in known:
             found.append(f"ALERT_MAILER {self.alert_mailer!r} is not one of the site's MAILERS.")
+        for category, window in self.send_windows.items():
+            if not (isinstance(window, list | tuple) and len(window) == 2 and all(map(_clock_time, window))):
+                found.append(f'SEND_WINDOWS[{category!r}] must be two times of day, such as ["08:00", "21:00"].')
+        if self.unsubscribe_base_url and not self.unsubscribe_base_url.startswith(("https://", "http://")):
+            found.append("UNSUBSCRIBE_BASE_URL must be an absolute http(s) URL, such as https://example.com.")
         return found
 
 
 comms_settings = CommsSettings.load
+
+
+def _clock_time(text: object) -> bool:
+    try:
+        time.fromisoformat(str(text))
+    except ValueError:
+        return False
+    return isinstance(text, str)
 
 
 def alert_recipients() -> list[str]:

@@ -87,6 +87,20 @@ MESSAGE_BULK_RESEND = declare(
     optional={"filters", "forced"},
     audit=True,
 )
+MESSAGE_CANCELLED = declare(
+    "message.cancelled",
+    description="Staff or the site cancelled a message before it was sent.",
+    required={"message_id", "message_type"},
+    optional={"bulk", "deliveries"},
+    audit=True,
+)
+PREFERENCE_CHANGED = declare(
+    "preference.changed",
+    description="A recipient's preference for a message category and channel changed.",
+    required={"recipient", "category", "channel", "allowed"},
+    optional={"source"},
+    audit=True,
+)
 CONTACT_DEFUNCT = declare(
     "contact.defunct",
     description="A contact point was marked defunct after a permanent recipient failure.",

@@ -50,7 +50,9 @@ def claim(delivery_ids: list[int] | None, *, now: datetime | None = None, limit:
         elif limit is not None:
             ids = list(candidates.order_by("next_attempt_at", "pk").values_list("pk", flat=True)[:limit])
             candidates = Delivery.objects.claimable(now).filter(pk__in=ids)
-        candidates.update(status=Status.SENDING, claimed_at=now, claim_token=token, attempts=F("attempts") + 1)
+        candidates.update(
+            status=Status.SENDING, claimed_at=now, claim_token=token, handed_at=None, attempts=F("attempts") + 1
+        )
         claimed = list(Delivery.objects.filter(claim_token=token, status=Status.SENDING).select_related("message"))
         Message.objects.filter(pk__in={d.message_id for d in claimed}).update(status=Status.SENDING)
     return claimed
@@ -91,17 +93,31 @@ def deliver_batch(delivery_ids: list[int] | None = None, *, limit: int | None = 
     for delivery in claimed:
         if delivery.channel == "email":
             by_mailer[delivery.message.mailer].append(delivery)
-        else:
+        elif hand_over(delivery):
             handle(delivery, send_provider(delivery))
     for alias, group in by_mailer.items():
         session = EmailSession(alias)
         try:
             for delivery in group:
-                handle(delivery, session.send(delivery))
+                if hand_over(delivery):
+                    handle(delivery, session.send(delivery))
         finally:
             session.close()
     record_sent(sent, soft=soft)
     return dict(counts)
+
+
+def hand_over(delivery: Delivery) -> bool:
+    """Commit to sending ``delivery`` now, unless it was cancelled since this worker claimed it.
+
+    One conditional UPDATE, the counterpart of the one ``message_cancel`` runs: the database lets exactly
+    one of them change the row, so a cancelled delivery is never sent and a handed one is never cancelled.
+    """
+    return bool(
+        Delivery.objects.filter(pk=delivery.pk, status=Status.SENDING, claim_token=delivery.claim_token).update(
+            handed_at=timezone.now()
+        )
+    )
 
 
 def mark_sent(delivery: Delivery, outcome: Outcome) -> None:

@@ -1,6 +1,11 @@
-"""Why a message was not delivered, in words staff can act on."""
+"""Why a message was not delivered, and why each step of its timeline was taken, in words staff can act on."""
 
 from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from django.utils import timezone
 
 from console.comms.models import Attempt, Delivery, FailureClass, Message, Status
 
@@ -24,6 +29,11 @@ def explain(message: Message, deliveries: list[Delivery], attempts: list[Attempt
     if message.status in (Status.SENT, Status.DELIVERED):
         return []
     lines: list[str] = []
+    if message.held_until and message.status == Status.QUEUED and message.held_until > timezone.now():
+        lines.append(
+            f"Waiting until {message.held_until:%Y-%m-%d %H:%M} UTC, when its send window opens "
+            f"({message.hold_reason}); it still expires at {message.expires_at:%Y-%m-%d %H:%M} UTC."
+        )
     last_by_delivery = {a.delivery_id: a for a in attempts}
     for delivery in deliveries:
         label = f"{delivery.get_channel_display()} to {delivery.address or '(no address)'}"
@@ -60,3 +70,80 @@ def explain(message: Message, deliveries: list[Delivery], attempts: list[Attempt
             "Not sent: " + _CLASS_WORDS.get(FailureClass(message.failure_class or "preference"), "skipped") + "."
         )
     return lines
+
+
+@dataclass(frozen=True)
+class Step:
+    """One row of a message's timeline: a delivery (a channel taken) or an attempt on it, and why it happened."""
+
+    kind: str  # "delivery" or "attempt"
+    at: datetime
+    channel: str
+    address: str
+    outcome: str
+    css: str
+    code: str
+    provider: str
+    why: str
+    detail: str
+
+
+def _delivery_why(message: Message, delivery: Delivery, earlier: list[Delivery]) -> str:
+    if delivery.failure_class == FailureClass.PREFERENCE:
+        return "preference: the recipient turned this channel off"
+    if any(d.channel == delivery.channel for d in earlier):
+        return "resent by staff"
+    previous = [d for d in earlier if d.failure_class != FailureClass.PREFERENCE]
+    if previous:
+        last = previous[-1]
+        failed = last.get_failure_class_display().lower() if last.failure_class else last.get_status_display().lower()
+        return f"fallback: {last.get_channel_display()} did not deliver ({failed})"
+    if message.held_until and delivery.next_attempt_at == message.held_until:
+        return f"first channel; held for quiet hours until {message.held_until:%Y-%m-%d %H:%M} UTC"
+    if message.send_at > message.created_at:
+        return f"first channel; scheduled for {message.send_at:%Y-%m-%d %H:%M} UTC"
+    return "first channel the message may use"
+
+
+def timeline(message: Message, deliveries: list[Delivery], attempts: list[Attempt]) -> list[Step]:
+    """Every channel taken and every attempt on it, in order, each with why that step was taken."""
+    steps: list[Step] = []
+    for index, delivery in enumerate(deliveries):
+        steps.append(
+            Step(
+                kind="delivery",
+                at=delivery.created_at,
+                channel=delivery.get_channel_display(),
+                address=delivery.address,
+                outcome=delivery.get_status_display(),
+                css=delivery.status,
+                code="",
+                provider="",
+                why=_delivery_why(message, delivery, deliveries[:index]),
+                detail=delivery.reason,
+            )
+        )
+        previous: Attempt | None = None
+        for attempt in (a for a in attempts if a.delivery_id == delivery.pk):
+            if previous is None:
+                why = "first attempt"
+            elif previous.outcome == Attempt.Outcome.TEMPORARY:
+                why = f"retry after a temporary failure{f' ({previous.code})' if previous.code else ''}"
+            else:
+                why = "sent again"
+            steps.append(
+                Step(
+                    kind="attempt",
+                    at=attempt.at,
+                    channel=attempt.get_channel_display(),
+                    address=attempt.address,
+                    outcome=attempt.get_outcome_display(),
+                    css=attempt.outcome,
+                    code=f"{attempt.code or ''} {attempt.enhanced_code}".strip(),
+                    provider=attempt.provider_id,
+                    why=why,
+                    detail=attempt.error,
+                )
+            )
+            previous = attempt
+    return steps

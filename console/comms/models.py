@@ -124,17 +124,26 @@ class ContactPoint(models.Model):
 
 
 class Preference(models.Model):
-    """A recipient's channel order for a category; channels left out are opted out (mandatory ignores it)."""
+    """The channels a recipient allows for a message category; a channel left out is opted out.
+
+    No row means every channel is allowed. ``version`` goes up with every change, so a signed unsubscribe
+    link issued before a change is recognised as stale. Mandatory messages ignore preferences.
+    """
 
     recipient = models.CharField(max_length=200)
     category = models.CharField(max_length=50)
     channels = models.JSONField(default=list)
+    version = models.PositiveIntegerField(default=0)
+    updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["recipient", "category"], name="comms_preference_unique")]
 
     def __str__(self) -> str:
         return f"{self.recipient} {self.category}: {', '.join(self.channels) or 'opted out'}"
+
+    def allows(self, channel: str) -> bool:
+        return channel in self.channels
 
 
 class MessageQuerySet(models.QuerySet["Message"]):
@@ -162,6 +171,8 @@ class Message(models.Model):
     push_title = models.CharField(max_length=200, blank=True, default="")
     push_body = models.TextField(blank=True, default="")
     mailer = models.CharField(max_length=50, default="default")
+    # The signed link that turns the message's category off; emails carry it as List-Unsubscribe.
+    unsubscribe_url = models.CharField(max_length=1000, blank=True, default="")
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)
     failure_class = models.CharField(max_length=15, choices=FailureClass.choices, blank=True, default="")
     channel = models.CharField(max_length=10, choices=Channel.choices, blank=True, default="")
@@ -172,6 +183,11 @@ class Message(models.Model):
     created_at = models.DateTimeField(default=timezone.now)
     send_at = models.DateTimeField(default=timezone.now)
     expires_at = models.DateTimeField()
+    # The recipient's IANA time zone, for send windows; empty means the site's TIME_ZONE.
+    time_zone = models.CharField(max_length=64, blank=True, default="")
+    # Set when the message waits for its send window: until when, and why, for the message page.
+    held_until = models.DateTimeField(null=True, blank=True)
+    hold_reason = models.CharField(max_length=200, blank=True, default="")
     updated_at = models.DateTimeField(auto_now=True)
 
     objects = MessageQuerySet.as_manager()
@@ -189,7 +205,7 @@ class Message(models.Model):
             models.Index(fields=["recipient", "-created_at"], name="comms_msg_recipient"),
             models.Index(fields=["message_type", "-created_at"], name="comms_msg_type"),
         ]
-        permissions = [("resend_message", "Can resend messages")]
+        permissions = [("resend_message", "Can resend messages"), ("cancel_message", "Can cancel messages")]
 
     def __str__(self) -> str:
         return f"{self.message_type} to {self.recipient} (#{self.pk})"
@@ -225,6 +241,9 @@ class Delivery(models.Model):
     next_attempt_at = models.DateTimeField(default=timezone.now)
     claimed_at = models.DateTimeField(null=True, blank=True)
     claim_token = models.CharField(max_length=32, blank=True, default="")
+    # Set by the worker just before it talks to the provider: from then on the delivery can no longer be
+    # cancelled (a claimed delivery without it still can, and the worker then skips it).
+    handed_at = models.DateTimeField(null=True, blank=True)
     provider_id = models.CharField(max_length=200, blank=True, default="")
     created_at = models.DateTimeField(default=timezone.now)
     sent_at = models.DateTimeField(null=True, blank=True)

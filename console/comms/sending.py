@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 from django.db import IntegrityError, connection, transaction
@@ -30,6 +32,8 @@ from console.comms.models import (
     Status,
     as_json,
 )
+from console.comms.unsubscribe import url_for
+from console.comms.windows import next_opening, window_of
 from console.events import emit
 from console.events.context import capture, enqueue
 
@@ -53,6 +57,8 @@ class Recipient:
     email: str = ""
     phone: str = ""
     push_token: str = ""
+    # IANA name ("Europe/Paris"), for send windows; empty means the site's TIME_ZONE.
+    time_zone: str = ""
 
     def addresses(self) -> dict[str, str]:
         found = {"email": self.email, "sms": self.phone, "push": self.push_token}
@@ -74,6 +80,11 @@ def as_recipient(to: Recipient | str) -> Recipient:
             raise InvalidAddress(f"{recipient.phone!r} is not a phone number in E.164 form (+447700900123)")
     if recipient.push_token and (len(recipient.push_token) > 254 or not recipient.push_token.isprintable()):
         raise InvalidAddress("the push token is not a printable string of at most 254 characters")
+    if recipient.time_zone:
+        try:
+            ZoneInfo(recipient.time_zone)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise InvalidAddress(f"{recipient.time_zone!r} is not a time zone name such as Europe/Paris") from None
     return recipient
 
 
@@ -125,14 +136,27 @@ def dispatch_on_commit(delivery_id: int) -> None:
 # --- send --------------------------------------------------------------------------------------------
 
 
-def plan(cls: type[MessageClass], recipient: Recipient, mandatory: bool) -> list[str]:
+def plan(cls: type[MessageClass], recipient: Recipient, mandatory: bool) -> tuple[list[str], list[str]]:
+    """The class's channels the recipient allows, in the class's order, and those they opted out of."""
     channels = list(cls.channels)
-    if not mandatory:
-        pref = Preference.objects.filter(recipient=recipient.key, category=cls.category).first()
-        if pref is not None:
-            chosen = [c for c in pref.channels if c in channels]
-            channels = chosen
-    return channels
+    if mandatory:
+        return channels, []
+    pref = Preference.objects.filter(recipient=recipient.key, category=cls.category).first()
+    if pref is None:
+        return channels, []
+    return [c for c in channels if pref.allows(c)], [c for c in channels if not pref.allows(c)]
+
+
+def hold(cls: type[MessageClass], recipient: Recipient, start: datetime) -> tuple[datetime | None, str]:
+    """Until when a message due at ``start`` waits for its send window, and why; (None, "") when it need not."""
+    window = window_of(cls)
+    if window is None:
+        return None, ""
+    zone_name = recipient.time_zone or settings.TIME_ZONE
+    opens = next_opening(window, start, ZoneInfo(zone_name))
+    if opens is None:
+        return None, ""
+    return opens, f"quiet hours: {window.describe(zone_name)}"[:200]
 
 
 def message_send(
@@ -141,32 +165,46 @@ def message_send(
     to: Recipient | str,
     idempotency_key: str | None = None,
     send_at: datetime | None = None,
+    expires_at: datetime | None = None,
     actor: AbstractBaseUser | None = None,
 ) -> Message:
     """Write the message and its first delivery in the caller's transaction; dispatch on commit.
 
     Rendering and address checks happen here, so a bad template, a missing context value or an invalid
     address raises in the caller. The same ``idempotency_key`` returns the message it first created.
+    ``send_at`` schedules it (a time already past means now); it expires ``ttl`` after that, or at
+    ``expires_at``, which must then be later than ``send_at``.
     """
     cls = type(message)
     if lookup(cls.key) is not cls:
         raise MessageError(f"{cls.__name__} is not registered: decorate it with @register")
     recipient = as_recipient(to)
-    rendered = message.render()
+    unsubscribe_url = "" if cls.mandatory else url_for(recipient.key, cls.category)
+    rendered = message.render(unsubscribe_url=unsubscribe_url)
+    if any(t is not None and timezone.is_naive(t) for t in (send_at, expires_at)):
+        raise MessageError(f"{cls.__name__}: send_at and expires_at must be timezone-aware datetimes")
     now = timezone.now()
-    start = send_at or now
+    start = max(send_at, now) if send_at else now
+    expires = expires_at or start + cls.ttl
+    held_until, hold_reason = hold(cls, recipient, start)
+    if expires <= start:
+        raise MessageError(
+            f"{cls.__name__}: send_at {start.astimezone(UTC):%Y-%m-%d %H:%M:%S} is not before the message's "
+            f"expiry {expires.astimezone(UTC):%Y-%m-%d %H:%M:%S} UTC; it would never be sent"
+        )
     with transaction.atomic():
         if idempotency_key:
             existing = Message.objects.filter(idempotency_key=idempotency_key).first()
             if existing is not None:
                 return existing
+        allowed, opted_out = plan(cls, recipient, cls.mandatory)
         fields: dict[str, Any] = {
             "message_type": cls.key,
             "category": cls.category,
             "mandatory": cls.mandatory,
             "recipient": recipient.key,
             "addresses": recipient.addresses(),
-            "channels": plan(cls, recipient, cls.mandatory),
+            "channels": allowed,
             "context": as_json(message.context),
             "subject": rendered.subject[:300],
             "text_body": rendered.text,
@@ -175,11 +213,15 @@ def message_send(
             "push_title": rendered.push_title[:200],
             "push_body": rendered.push_body,
             "mailer": cls.mailer,
+            "unsubscribe_url": unsubscribe_url,
             "idempotency_key": idempotency_key or "",
             "created_by": actor,
             "created_at": now,
             "send_at": start,
-            "expires_at": start + cls.ttl,
+            "expires_at": expires,
+            "time_zone": recipient.time_zone,
+            "held_until": held_until,
+            "hold_reason": hold_reason,
         }
         try:
             with transaction.atomic():
@@ -197,10 +239,12 @@ def message_send(
             recipient=msg.recipient,
             mandatory=msg.mandatory,
         )
+        for channel in opted_out:
+            skip_for_preference(msg, channel)
         if not msg.channels:
             finish(msg, Status.SKIPPED, FailureClass.PREFERENCE)
         else:
-            next_delivery(msg, tried=set(), start=start)
+            next_delivery(msg, tried=set(), start=held_until or start, check_preferences=False)
     return msg
 
 
@@ -210,22 +254,36 @@ def send(
     to: Recipient | str,
     idempotency_key: str | None = None,
     send_at: datetime | None = None,
+    expires_at: datetime | None = None,
 ) -> Message:
     """The public entry point: ``send(OrderConfirmation(...), to=recipient, idempotency_key=...)``."""
-    return message_send(message, to=to, idempotency_key=idempotency_key, send_at=send_at)
+    return message_send(message, to=to, idempotency_key=idempotency_key, send_at=send_at, expires_at=expires_at)
 
 
 def next_delivery(
-    msg: Message, *, tried: set[str], start: datetime, failure_class: str = FailureClass.NO_CONTACT
+    msg: Message,
+    *,
+    tried: set[str],
+    start: datetime,
+    failure_class: str = FailureClass.NO_CONTACT,
+    check_preferences: bool = True,
 ) -> Delivery | None:
     """Queue the next usable channel of the plan; record why each unusable one was skipped.
 
-    When none is left the message fails with ``failure_class`` (why the last real delivery failed).
+    Preferences are checked again (a fallback, a resend or an opt-out comes after ``send()`` planned the
+    channels), unless the caller has just planned them. When no channel is left the message fails with
+    ``failure_class`` (why the last real delivery failed), or is skipped when that was a preference.
     """
+    pref = None
+    if check_preferences and not msg.mandatory:
+        pref = Preference.objects.filter(recipient=msg.recipient, category=msg.category).first()
     for channel in msg.channels:
         if channel in tried:
             continue
         tried.add(channel)
+        if pref is not None and not pref.allows(channel):
+            skip_for_preference(msg, channel)
+            continue
         address = msg.addresses.get(channel, "")
         contact = ContactPoint.objects.filter(channel=channel, address=address).first() if address else None
         reason = ""
@@ -255,8 +313,20 @@ def next_delivery(
         else:
             dispatch_on_commit(delivery.pk)
         return delivery
-    finish(msg, Status.FAILED, failure_class)
+    finish(msg, Status.SKIPPED if failure_class == FailureClass.PREFERENCE else Status.FAILED, failure_class)
     return None
+
+
+def skip_for_preference(msg: Message, channel: str) -> Delivery:
+    """A skipped delivery, so the message page shows which channel a preference removed."""
+    return Delivery.objects.create(
+        message=msg,
+        channel=channel,
+        address=msg.addresses.get(channel, ""),
+        status=Status.SKIPPED,
+        failure_class=FailureClass.PREFERENCE,
+        reason=f"the recipient turned {channel} off for {msg.category} messages",
+    )
 
 
 def may_fall_back(msg: Message) -> bool:

@@ -1,4 +1,4 @@
-"""The comms app's write functions for staff: resend one or many messages, reactivate a contact point.
+"""The comms app's write functions: resend or cancel messages, reactivate a contact point, set preferences.
 
 Each changes rows inside ``transaction.atomic()``, emits the event naming the actor, and leaves sending to the
 delivery task, enqueued after commit.
@@ -10,15 +10,36 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from console.comms import declarations
-from console.comms.models import ContactPoint, Delivery, Message, MessageQuerySet, Status
+from console.comms.classes import CHANNELS
+from console.comms.models import (
+    ContactPoint,
+    Delivery,
+    FailureClass,
+    Message,
+    MessageQuerySet,
+    Preference,
+    Status,
+)
 from console.comms.sending import next_delivery
+from console.comms.unsubscribe import Link, LinkInvalid, stale
 from console.events import emit
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import AbstractBaseUser
+
+
+# Deliveries that have not reached a provider: waiting, or claimed by a worker that has not handed them over.
+STOPPABLE = Q(status__in=(Status.PENDING, Status.QUEUED, Status.DEFERRED)) | Q(
+    status=Status.SENDING, handed_at__isnull=True
+)
+
+
+class CancelRefused(ValueError):
+    """A cancel that cannot happen: the message went out, or a worker is handing it to the provider now."""
 
 
 class ResendRefused(ValueError):
@@ -83,6 +104,60 @@ def message_bulk_resend(
     return BulkResendResult(resent=resent, skipped=len(reasons), reasons=reasons[:20])
 
 
+def message_cancel(*, message: Message, actor: AbstractBaseUser | None = None, bulk: bool = False) -> int:
+    """Cancel a queued, scheduled or retrying message; returns how many deliveries were stopped.
+
+    A delivery a worker claimed but has not yet handed to the provider is cancelled too: the worker's
+    ``hand_over`` and this conditional UPDATE race on the same row and the database lets one win. The
+    deliveries are changed before the message row, in the order a worker's claim takes them, so the two
+    never wait on each other.
+    """
+    with transaction.atomic():
+        cancelled = (
+            Delivery.objects.filter(message_id=message.pk)
+            .filter(STOPPABLE)
+            .update(status=Status.CANCELLED, claim_token="", reason="cancelled before it was sent")
+        )
+        if not cancelled:
+            msg = Message.objects.get(pk=message.pk)
+            if msg.status == Status.CANCELLED:
+                raise CancelRefused(f"message #{msg.pk} was already cancelled")
+            if msg.in_flight:
+                raise CancelRefused(f"message #{msg.pk} is being handed to the provider; it can no longer be stopped")
+            raise CancelRefused(f"message #{msg.pk} is {msg.get_status_display().lower()}; there is nothing to cancel")
+        Message.objects.filter(pk=message.pk).update(status=Status.CANCELLED, failure_class="")
+        emit(
+            declarations.MESSAGE_CANCELLED,
+            actor=actor,
+            **Message.stream_of(message.pk),
+            message_id=message.pk,
+            message_type=message.message_type,
+            bulk=bulk,
+            deliveries=cancelled,
+        )
+    message.status = Status.CANCELLED
+    return cancelled
+
+
+@dataclass(frozen=True)
+class BulkCancelResult:
+    cancelled: int
+    refused: list[str]
+
+
+def message_bulk_cancel(*, messages: MessageQuerySet, actor: AbstractBaseUser) -> BulkCancelResult:
+    """Cancel each message that can be; one audit event per message cancelled."""
+    cancelled, refused = 0, []
+    for msg in messages.order_by("pk").iterator(chunk_size=500):
+        try:
+            message_cancel(message=msg, actor=actor, bulk=True)
+        except CancelRefused as exc:
+            refused.append(str(exc))
+        else:
+            cancelled += 1
+    return BulkCancelResult(cancelled=cancelled, refused=refused)
+
+
 def contact_reactivate(*, contact: ContactPoint, actor: AbstractBaseUser) -> ContactPoint:
     with transaction.atomic():
         locked = ContactPoint.objects.select_for_update().get(pk=contact.pk)
@@ -97,3 +172,112 @@ def contact_reactivate(*, contact: ContactPoint, actor: AbstractBaseUser) -> Con
             previous_reason=previous_reason,
         )
     return locked
+
+
+def set_preference(
+    *,
+    recipient: str,
+    category: str,
+    channel: str,
+    allowed: bool,
+    actor: AbstractBaseUser | None = None,
+    source: str = "api",
+) -> Preference:
+    """Allow or refuse ``channel`` for ``recipient``'s messages of ``category``; mandatory messages ignore it.
+
+    A change bumps the preference's version (which makes earlier unsubscribe links stale) and is audited,
+    naming the staff member or, for the site's own calls and the recipient's link, the ``source``.
+    Setting what is already set changes nothing and records nothing.
+    """
+    if channel not in CHANNELS:
+        raise ValueError(f"channel must be one of {', '.join(CHANNELS)}, not {channel!r}")
+    if not recipient or len(recipient) > 200 or not category or len(category) > 50:
+        raise ValueError("a preference needs a recipient (at most 200 characters) and a category (at most 50)")
+    with transaction.atomic():
+        pref, _ = Preference.objects.select_for_update().get_or_create(
+            recipient=recipient, category=category, defaults={"channels": list(CHANNELS)}
+        )
+        if pref.allows(channel) == allowed:
+            return pref
+        chosen = set(pref.channels) | {channel} if allowed else set(pref.channels) - {channel}
+        pref.channels = [c for c in CHANNELS if c in chosen]
+        pref.version += 1
+        pref.save()
+        if not allowed:
+            stop_opted_out(recipient=recipient, category=category, channels={channel})
+        emit(
+            declarations.PREFERENCE_CHANGED,
+            actor=actor,
+            recipient=recipient,
+            category=category,
+            channel=channel,
+            allowed=allowed,
+            source=source,
+        )
+    return pref
+
+
+def stop_opted_out(*, recipient: str, category: str, channels: set[str]) -> int:
+    """Skip the recipient's not-yet-sent deliveries on channels they just turned off; returns how many.
+
+    A scheduled message, one held for quiet hours or one waiting for a retry honours the change: each
+    delivery is skipped with the same conditional UPDATE a cancel uses (so one already handed to a provider
+    goes out), and the message moves on to its next allowed channel from the time it was due.
+    """
+    waiting = (
+        Delivery.objects.filter(
+            message__recipient=recipient, message__category=category, message__mandatory=False, channel__in=channels
+        )
+        .filter(STOPPABLE)
+        .select_related("message")
+    )
+    skipped = 0
+    now = timezone.now()
+    for delivery in waiting:
+        changed = (
+            Delivery.objects.filter(pk=delivery.pk)
+            .filter(STOPPABLE)
+            .update(
+                status=Status.SKIPPED,
+                failure_class=FailureClass.PREFERENCE,
+                claim_token="",
+                reason=f"the recipient turned {delivery.channel} off for {category} messages",
+            )
+        )
+        if changed:
+            skipped += 1
+            msg = delivery.message
+            tried = set(msg.deliveries.values_list("channel", flat=True))
+            start = max(delivery.next_attempt_at, now)
+            next_delivery(msg, tried=tried, start=start, failure_class=FailureClass.PREFERENCE)
+    return skipped
+
+
+def unsubscribe(*, link: Link) -> Preference:
+    """Turn every channel of the link's category off, as the recipient asked by following it.
+
+    The link must name the preference as it still is: one issued before any change (including the change
+    this link already made) raises ``LinkInvalid`` and changes nothing. Audited with ``source="link"``.
+    """
+    with transaction.atomic():
+        pref, _ = Preference.objects.select_for_update().get_or_create(
+            recipient=link.recipient, category=link.category, defaults={"channels": list(CHANNELS)}
+        )
+        problem = stale(link, pref)
+        if problem:
+            raise LinkInvalid(problem)
+        turned_off = list(pref.channels)
+        pref.channels = []
+        pref.version += 1
+        pref.save()
+        stop_opted_out(recipient=link.recipient, category=link.category, channels=set(turned_off))
+        for channel in turned_off:
+            emit(
+                declarations.PREFERENCE_CHANGED,
+                recipient=link.recipient,
+                category=link.category,
+                channel=channel,
+                allowed=False,
+                source="link",
+            )
+    return pref

@@ -45,6 +45,10 @@ class EmailSession:
         domain = settings.DEFAULT_FROM_EMAIL.rpartition("@")[2] or "localhost"
         message_id = make_msgid(idstring=f"console.{msg.pk}.{delivery.pk}.{delivery.attempts}", domain=domain)
         headers = {"Message-ID": message_id, "X-Console-Message-ID": str(msg.pk)}
+        if msg.unsubscribe_url:
+            # RFC 8058: mail clients show an unsubscribe button that POSTs to the link, without a browser.
+            headers["List-Unsubscribe"] = f"<{msg.unsubscribe_url}>"
+            headers["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
         fast = (
             type(self.backend) is SMTPBackend and delivery.address.isascii() and settings.DEFAULT_FROM_EMAIL.isascii()
         )

@@ -1,4 +1,4 @@
-"""Console pages of comms: messages, one message, resend, contacts, previews, and the provider endpoint."""
+"""Console pages of comms: messages, one message, resend, contacts, preferences, previews, provider endpoint."""
 
 from __future__ import annotations
 
@@ -9,22 +9,23 @@ import math
 import re
 import time
 from typing import Any
+from urllib.parse import urlencode
 
 from django.contrib import messages as flash
-from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBadRequest, JsonResponse
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBadRequest, JsonResponse, QueryDict
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.clickjacking import xframe_options_sameorigin
 from django.views.decorators.csrf import csrf_exempt
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from console.comms import declarations, services
-from console.comms.classes import MessageError, message_classes
+from console.comms.classes import MessageError, categories, message_classes
 from console.comms.conf import comms_settings
-from console.comms.explain import explain
-from console.comms.models import Attempt, ContactPoint, Message
+from console.comms.explain import explain, timeline
+from console.comms.models import Attempt, ContactPoint, Message, Preference
 from console.comms.reports import provider_event
-from console.comms.services import ResendRefused
+from console.comms.services import CancelRefused, ResendRefused
 from console.comms.tables import (
     CONTACT_ORDERINGS,
     MESSAGE_ORDERINGS,
@@ -33,6 +34,7 @@ from console.comms.tables import (
     MessageFilter,
     messages_queryset,
 )
+from console.comms.unsubscribe import LinkInvalid, current, read, stale
 from console.core.auth import require_perm, staff_required
 from console.core.http import ConsoleRequest, client_redirect, page, wants_fragment
 from console.core.inputs import whole_number
@@ -40,7 +42,9 @@ from console.core.tables import TABLE_REGION, filtered_table
 from console.events import emit
 
 RESEND_PERM = "comms.resend_message"
+CANCEL_PERM = "comms.cancel_message"
 REACTIVATE_PERM = "comms.reactivate_contactpoint"
+PREFERENCE_PERM = "comms.change_preference"
 
 
 @staff_required
@@ -71,8 +75,6 @@ def message_bulk(request: ConsoleRequest) -> HttpResponse:
         return redirect("comms:messages")
     back = reverse("comms:messages") + (f"?{query}" if query else "")
     if request.POST.get("scope") == "all":
-        from django.http import QueryDict
-
         filterset = MessageFilter(QueryDict(query), queryset=Message.objects.all())
         if not filterset.is_valid():
             flash.error(request, "The filters are not valid; nothing was resent.")
@@ -112,8 +114,10 @@ def message_detail(request: ConsoleRequest, pk: int) -> HttpResponse:
         "deliveries": deliveries,
         "attempts": attempts,
         "why": explain(message, deliveries, attempts),
+        "steps": timeline(message, deliveries, attempts),
         "in_flight": message.in_flight,
         "can_resend": request.user.has_perm(RESEND_PERM),
+        "can_cancel": request.user.has_perm(CANCEL_PERM),
     }
     return page(request, "comms/message_detail.html", context, fragment="state", stop_polling=not message.in_flight)
 
@@ -172,6 +176,40 @@ def message_resend(request: ConsoleRequest, pk: int) -> HttpResponse:
 
 
 @staff_required
+@require_POST
+def message_cancel(request: ConsoleRequest, pk: int) -> HttpResponse:
+    require_perm(request, CANCEL_PERM)
+    message = get_object_or_404(Message, pk=pk)
+    try:
+        services.message_cancel(message=message, actor=request.user)
+    except CancelRefused as exc:
+        flash.error(request, f"Not cancelled: {exc}.")
+    else:
+        flash.success(request, f"Message #{message.pk} cancelled; it will not be sent.")
+    return redirect("comms:message", pk=message.pk)
+
+
+@staff_required
+@require_POST
+def message_bulk_cancel(request: ConsoleRequest) -> HttpResponse:
+    """Cancel the selected messages; those already sent or being handed over are reported, not changed."""
+    require_perm(request, CANCEL_PERM)
+    # Re-encoded, so whatever the form carried cannot break the Location header.
+    query = QueryDict(request.POST.get("query", "")).urlencode()
+    back = reverse("comms:messages") + (f"?{query}" if query else "")
+    ids = [pk for pk in map(whole_number, request.POST.getlist("ids")) if pk is not None]
+    if not ids:
+        flash.error(request, "Select at least one message to cancel.")
+    else:
+        result = services.message_bulk_cancel(messages=Message.objects.filter(pk__in=ids), actor=request.user)
+        text = f"{result.cancelled} message(s) cancelled"
+        if result.refused:
+            text += f"; {len(result.refused)} not cancelled (already sent, being sent or not active)"
+        flash.success(request, text + ".")
+    return client_redirect(back) if wants_fragment(request) else redirect(back)
+
+
+@staff_required
 @require_GET
 def contact_list(request: ConsoleRequest) -> HttpResponse:
     ft = filtered_table(
@@ -200,6 +238,52 @@ def contact_reactivate(request: ConsoleRequest) -> HttpResponse:
     return redirect(reverse("comms:contacts") + "?" + request.POST.get("query", ""))
 
 
+def _recipient_key(text: str | None) -> tuple[str, str]:
+    """The recipient key a form names, and what is wrong with it ("" when nothing is)."""
+    key = (text or "").strip()
+    if len(key) > 200 or not key.isprintable():
+        return "", "A recipient key is at most 200 printable characters."
+    return key, ""
+
+
+@staff_required
+@require_http_methods(["GET", "POST"])
+def preferences(request: ConsoleRequest) -> HttpResponse:
+    """One recipient's channels per category: shown to staff, changed by those who hold the permission."""
+    source = request.POST if request.method == "POST" else request.GET
+    recipient, error = _recipient_key(source.get("recipient"))
+    can_change = request.user.has_perm(PREFERENCE_PERM)
+    saved = {p.category: p for p in Preference.objects.filter(recipient=recipient)} if recipient else {}
+    rows: list[dict[str, Any]] = []
+    for category in categories():
+        pref = saved.get(category.name)
+        cells = [
+            {"channel": c, "allowed": pref is None or pref.allows(c), "value": f"{category.name}:{c}"}
+            for c in category.channels
+        ]
+        rows.append({"category": category, "cells": cells})
+    if request.method == "POST" and recipient:
+        require_perm(request, PREFERENCE_PERM)
+        wanted = set(request.POST.getlist("allow"))
+        changed = 0
+        for row in rows:
+            for cell in row["cells"]:
+                if (cell["value"] in wanted) != cell["allowed"]:
+                    services.set_preference(
+                        recipient=recipient,
+                        category=row["category"].name,
+                        channel=cell["channel"],
+                        allowed=not cell["allowed"],
+                        actor=request.user,
+                        source="console",
+                    )
+                    changed += 1
+        flash.success(request, f"{changed} preference(s) changed for {recipient}." if changed else "Nothing changed.")
+        return redirect(reverse("comms:preferences") + "?" + urlencode({"recipient": recipient}))
+    context = {"recipient": recipient, "error": error, "rows": rows if recipient else [], "can_change": can_change}
+    return page(request, "comms/preferences.html", context, fragment="grid", status=400 if error else 200)
+
+
 @staff_required
 @require_GET
 def previews(request: ConsoleRequest) -> HttpResponse:
@@ -221,6 +305,32 @@ def previews(request: ConsoleRequest) -> HttpResponse:
             item["error"] = str(exc)
         items.append(item)
     return render(request, "comms/previews.html", {"items": items})
+
+
+# --- the recipient's unsubscribe link -------------------------------------------------------------------
+
+
+# Public: the signed token is the only authority, no session is read, so there is nothing for CSRF to forge;
+# RFC 8058 one-click unsubscribe is a POST from the mail provider, which has no CSRF cookie.
+@csrf_exempt
+@require_http_methods(["GET", "POST"])
+def unsubscribe(request: HttpRequest) -> HttpResponse:
+    """GET shows what the link would turn off (mail scanners follow links; they must change nothing);
+    POST turns it off, from the page's button or a mail client's one-click ``List-Unsubscribe-Post``."""
+    token = request.GET.get("token") or request.POST.get("token") or ""
+    context: dict[str, Any] = {"token": token}
+    try:
+        link = read(token)
+        if request.method == "POST":
+            services.unsubscribe(link=link)
+            context["done"] = True
+        elif problem := stale(link, current(link)):
+            raise LinkInvalid(problem)
+    except LinkInvalid as exc:
+        context["problem"] = str(exc)
+        return render(request, "comms/unsubscribe.html", context, status=400)
+    context["link"] = link
+    return render(request, "comms/unsubscribe.html", context)
 
 
 # --- provider events -------------------------------------------------------------------------------------

@@ -9,9 +9,10 @@ from django.contrib.auth.models import User
 from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver
 
-# Public by design: Django's own auth pages, the admin (its own login), health, and token-protected feeds.
+# Public by design: Django's own auth pages, the admin (its own login), health, token-protected feeds and the
+# signed unsubscribe link recipients follow.
 PUBLIC_PREFIXES = ("accounts/", "admin/", "healthz")
-PUBLIC_NAMES = {"metrics", "feed", "inbound"}
+PUBLIC_NAMES = {"metrics", "feed", "inbound", "unsubscribe"}
 SAMPLE_ARGS = {
     "int": "1",
     "str": "sample",
