@@ -114,3 +114,15 @@ PROVIDER_EVENT_REJECTED = declare(
     level="warning",
     persist=False,
 )
+PROVIDER_CIRCUIT_OPENED = declare(
+    "provider.circuit_opened",
+    description="A provider failed repeatedly; its circuit breaker opened and its channel fails over.",
+    required={"provider", "failures"},
+    optional={"error"},
+    level="warning",
+)
+PROVIDER_CIRCUIT_CLOSED = declare(
+    "provider.circuit_closed",
+    description="A probe through an open circuit succeeded; the provider is used again.",
+    required={"provider"},
+)

@@ -20,10 +20,9 @@ from django.utils import timezone
 
 from console.comms import alerts, declarations, sending
 from console.comms.conf import comms_settings
+from console.comms.failover import Router
 from console.comms.models import Attempt, ContactPoint, ContactState, Delivery, FailureClass, Message, Status
 from console.comms.outcomes import INFRASTRUCTURE, POLICY, RECIPIENT, SENT, TEMPORARY, Outcome
-from console.comms.providers import Outgoing, provider_for
-from console.comms.smtp import EmailSession
 from console.events import batch, emit
 
 log = structlog.get_logger("console.comms")
@@ -87,19 +86,15 @@ def deliver_batch(delivery_ids: list[int] | None = None, *, limit: int | None = 
         else:
             record_outcome(delivery, outcome)
 
-    by_mailer: dict[str, list[Delivery]] = defaultdict(list)
-    for delivery in claimed:
-        if delivery.channel == "email":
-            by_mailer[delivery.message.mailer].append(delivery)
-        else:
-            handle(delivery, send_provider(delivery))
-    for alias, group in by_mailer.items():
-        session = EmailSession(alias)
-        try:
-            for delivery in group:
-                handle(delivery, session.send(delivery))
-        finally:
-            session.close()
+    router = Router()
+    router.prepare(claimed)
+    try:
+        for delivery in claimed:
+            outcome, failed_over = router.send(delivery)
+            record_failover(delivery, failed_over)
+            handle(delivery, outcome)
+    finally:
+        router.close()
     record_sent(sent, soft=soft)
     return dict(counts)
 
@@ -108,9 +103,10 @@ def mark_sent(delivery: Delivery, outcome: Outcome) -> None:
     """The durable fact that ``delivery`` went out, written before anything else is sent."""
     now = timezone.now()
     Delivery.objects.filter(pk=delivery.pk).update(
-        status=Status.SENT, sent_at=now, provider_id=outcome.provider_id, claim_token=""
+        status=Status.SENT, sent_at=now, provider_id=outcome.provider_id, provider=outcome.provider, claim_token=""
     )
-    delivery.status, delivery.sent_at, delivery.provider_id = Status.SENT, now, outcome.provider_id
+    delivery.status, delivery.sent_at = Status.SENT, now
+    delivery.provider_id, delivery.provider = outcome.provider_id, outcome.provider
 
 
 def record_sent(deliveries: list[Delivery], *, soft: set[tuple[str, str]] | None = None) -> None:
@@ -126,6 +122,7 @@ def record_sent(deliveries: list[Delivery], *, soft: set[tuple[str, str]] | None
                 address=d.address,
                 outcome=SENT,
                 provider_id=d.provider_id,
+                provider=d.provider,
             )
             for d in deliveries
         )
@@ -149,22 +146,22 @@ def record_sent(deliveries: list[Delivery], *, soft: set[tuple[str, str]] | None
             )
 
 
-def send_provider(delivery: Delivery) -> Outcome:
-    msg = delivery.message
-    text = msg.sms_text if delivery.channel == "sms" else msg.push_body
-    outgoing = Outgoing(
-        channel=delivery.channel,
-        to=delivery.address,
-        text=text,
-        title=msg.push_title if delivery.channel == "push" else "",
-        message_id=msg.pk,
-        delivery_id=delivery.pk,
-    )
-    try:
-        return provider_for(delivery.channel).send(outgoing)
-    except Exception as exc:  # an adapter bug must not leave the delivery claimed forever
-        log.exception("comms.provider_error", channel=delivery.channel)
-        return Outcome(TEMPORARY, error=f"{type(exc).__name__}: {exc}"[:1000])
+def record_failover(delivery: Delivery, failures: list[Outcome]) -> None:
+    """Attempts of the providers a delivery failed over from (the next provider was tried at once)."""
+    if failures:
+        Attempt.objects.bulk_create(
+            Attempt(
+                delivery=delivery,
+                channel=delivery.channel,
+                address=delivery.address,
+                outcome=failure.kind,
+                code=failure.code,
+                enhanced_code=failure.enhanced_code,
+                provider=failure.provider,
+                error=f"failed over to the next provider: {failure.error}"[:1000],
+            )
+            for failure in failures
+        )
 
 
 def backoff_seconds(attempt: int, retry_after: float | None = None) -> float:
@@ -191,11 +188,13 @@ def record_outcome(delivery: Delivery, outcome: Outcome) -> None:
             code=outcome.code,
             enhanced_code=outcome.enhanced_code,
             provider_id=outcome.provider_id,
+            provider=outcome.provider,
             error=outcome.error,
         )
         msg = delivery.message
         if outcome.kind == TEMPORARY:
-            count_soft_failure(delivery, outcome, now)
+            if not outcome.provider_fault:  # the provider was down: nothing learned about the address
+                count_soft_failure(delivery, outcome, now)
             retry_at = now + timedelta(seconds=backoff_seconds(delivery.attempts, outcome.retry_after))
             if delivery.attempts < comms_settings().max_attempts and retry_at < msg.expires_at:
                 Delivery.objects.filter(pk=delivery.pk).update(

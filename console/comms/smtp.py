@@ -91,7 +91,7 @@ class EmailSession:
             return classify_smtp(exc.smtp_code, exc.smtp_error)
         except (smtplib.SMTPException, OSError) as exc:
             self._reset()
-            return Outcome(TEMPORARY, error=f"{type(exc).__name__}: {exc}"[:1000])
+            return Outcome(TEMPORARY, error=f"{type(exc).__name__}: {exc}"[:1000], provider_fault=True)
         if not sent:
             return Outcome(TEMPORARY, error="the mail backend reported the message not sent")
         status = getattr(email, "anymail_status", None)
