@@ -33,6 +33,9 @@ class CommsSettings(AppSettings):
     reconcile_after_seconds: int = field(default=30, metadata=POSITIVE)
     sending_lease_seconds: int = field(default=300, metadata=POSITIVE)
     batch_size: int = field(default=100, metadata=POSITIVE)
+    # Deliveries committed by separate transactions within this many seconds of each other are sent by one
+    # task (per web process): the first right away, the rest by one sweep at the window's end. 0: no coalescing.
+    dispatch_window_seconds: float = field(default=0.25, metadata=AT_LEAST_ZERO)
     # SMS and push providers: {"CLASS": dotted path, "OPTIONS": keyword arguments}.
     sms_provider: dict[str, Any] = field(default_factory=lambda: dict(LOG_PROVIDER))
     push_provider: dict[str, Any] = field(default_factory=lambda: dict(LOG_PROVIDER))

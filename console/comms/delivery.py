@@ -58,15 +58,28 @@ def claim(delivery_ids: list[int] | None, *, now: datetime | None = None, limit:
 FLUSH_EVERY = 50
 
 
+def deliver_due() -> dict[str, int]:
+    """A coalesced dispatch: send the due deliveries; a full batch first hands the rest to another task."""
+    size = comms_settings().batch_size
+    claimed = claim(None, limit=size)
+    if len(claimed) >= size:
+        sending.sweep_now()
+    return send_claimed(claimed)
+
+
 def deliver_batch(delivery_ids: list[int] | None = None, *, limit: int | None = None) -> dict[str, int]:
-    """Claim the given (or any due) deliveries, send them, record each outcome. Returns counts per outcome.
+    """Claim the given (or any due) deliveries, send them, record each outcome. Returns counts per outcome."""
+    return send_claimed(claim(delivery_ids, limit=limit))
+
+
+def send_claimed(claimed: list[Delivery]) -> dict[str, int]:
+    """Send claimed deliveries and record each outcome. Returns counts per outcome.
 
     A success is made durable before the next message is sent (one UPDATE of the delivery), so a worker
     that dies mid-batch resends at most the message whose transaction was cut. Its attempt row, the
     message's status and its ``message.sent`` event are written in bulk every ``FLUSH_EVERY`` successes;
     if the worker dies before that, the reconciler writes them from the delivery row.
     """
-    claimed = claim(delivery_ids, limit=limit)
     counts: dict[str, int] = defaultdict(int)
     soft = set(
         ContactPoint.objects.filter(address__in={d.address for d in claimed})
@@ -93,8 +106,10 @@ def deliver_batch(delivery_ids: list[int] | None = None, *, limit: int | None = 
             outcome, failed_over = router.send(delivery)
             record_failover(delivery, failed_over)
             handle(delivery, outcome)
-    finally:
-        router.close()
+    except BaseException:
+        router.close(failed=True)  # a connection left mid-transaction must not serve the next task
+        raise
+    router.close()
     record_sent(sent, soft=soft)
     return dict(counts)
 

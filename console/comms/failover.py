@@ -27,7 +27,7 @@ from console.comms.conf import comms_settings
 from console.comms.models import Breaker, Delivery, ProviderState
 from console.comms.outcomes import TEMPORARY, Outcome
 from console.comms.providers import Outgoing, adapter
-from console.comms.smtp import EmailSession
+from console.comms.smtp import EmailSession, thread_sessions
 from console.events import emit
 
 log = structlog.get_logger("console.comms")
@@ -72,11 +72,11 @@ def configured_routes() -> list[Route]:
 
 
 class Router:
-    """Sends one worker's deliveries through their providers; open as long as the worker's sessions are."""
+    """Sends one task's deliveries through their providers, over the worker thread's kept connections."""
 
-    def __init__(self, sessions: dict[str, EmailSession] | None = None) -> None:
+    def __init__(self) -> None:
         self.conf = comms_settings()
-        self.sessions = {} if sessions is None else sessions
+        self.sessions = thread_sessions()
         self.states: dict[str, ProviderState] = {}
 
     def prepare(self, deliveries: list[Delivery]) -> None:
@@ -102,9 +102,12 @@ class Router:
             return failures[-1], failures[:-1]
         return self.all_open(delivery), []
 
-    def close(self) -> None:
+    def close(self, *, failed: bool = False) -> None:
+        """End the task: SMTP connections stay open for the thread's next task, unless the task failed."""
         for session in self.sessions.values():
-            session.close()
+            if failed:
+                session.close()
+            session.end_task()
 
     # --- sending -------------------------------------------------------------------------------------
 

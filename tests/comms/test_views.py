@@ -27,6 +27,7 @@ Capture = Callable[..., Any]
 def dispatched(monkeypatch: pytest.MonkeyPatch) -> list[list[int]]:
     calls: list[list[int]] = []
     monkeypatch.setattr(sending, "dispatch", lambda ids, run_after=None: calls.append(list(ids)))
+    monkeypatch.setattr(sending, "dispatch_soon", lambda ids: calls.append(list(ids)))
     return calls
 
 
