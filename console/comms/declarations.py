@@ -126,3 +126,16 @@ PROVIDER_CIRCUIT_CLOSED = declare(
     description="A probe through an open circuit succeeded; the provider is used again.",
     required={"provider"},
 )
+MESSAGE_BULK_RESEND_STARTED = declare(
+    "message.bulk_resend_started",
+    description="Staff started resending every message matching a filter, as a background operation.",
+    required={"operation_id"},
+    optional={"filters", "forced"},
+    audit=True,
+)
+MESSAGE_BULK_RESEND_CANCELLED = declare(
+    "message.bulk_resend_cancelled",
+    description="Staff cancelled a bulk resend; the messages already queued stay queued.",
+    required={"operation_id", "done"},
+    audit=True,
+)
