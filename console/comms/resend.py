@@ -17,7 +17,7 @@ from console.comms.models import Message
 from console.comms.services import resend_each
 from console.comms.tables import MessageFilter
 from console.core.models import Operation
-from console.events import emit
+from console.events import batch, emit
 
 BATCH = 500
 
@@ -39,7 +39,7 @@ def run_bulk_resend(operation: Operation) -> None:
         ids = list(matching.filter(pk__gt=cursor).order_by("pk").values_list("pk", flat=True)[:BATCH])
         if not ids:
             break
-        with transaction.atomic():
+        with transaction.atomic(), batch():  # the batch's events are appended in one insert
             count, reasons = resend_each(Message.objects.filter(pk__in=ids), actor=actor, force=force)
             resent, skipped, cursor = resent + count, skipped + len(reasons), ids[-1]
             # In the batch's transaction: a cancel asked meanwhile undoes this batch and stops here.

@@ -40,6 +40,10 @@ def message_resend(
             raise ResendRefused(f"message #{msg.pk} was already {msg.status}; resend it with force to send again")
         if msg.expired:
             raise ResendRefused(f"message #{msg.pk} expired at {msg.expires_at:%Y-%m-%d %H:%M} UTC; nothing was sent")
+        delivery = next_delivery(msg, tried=set(), start=timezone.now())
+        if delivery is None:
+            raise ResendRefused(f"message #{msg.pk} has no usable channel left (every address is missing or defunct)")
+        # After the refusals: a bulk resend collects its events in one batch, which a refusal does not undo.
         emit(
             declarations.MESSAGE_RESENT,
             actor=actor,
@@ -49,9 +53,6 @@ def message_resend(
             forced=force,
             bulk=bulk,
         )
-        delivery = next_delivery(msg, tried=set(), start=timezone.now())
-        if delivery is None:
-            raise ResendRefused(f"message #{msg.pk} has no usable channel left (every address is missing or defunct)")
         return delivery
 
 
