@@ -10,20 +10,31 @@ send it over one SMTP connection, record every attempt and event.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
+import signal
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 MESSAGES = int(os.environ.get("BENCH_COMMS_MESSAGES", "5000"))
 ROWS = int(os.environ.get("BENCH_COMMS_ROWS", "1000000"))
 REPEATS = int(os.environ.get("BENCH_COMMS_REPEATS", "3"))
-PARTS = os.environ.get("BENCH_COMMS_PARTS", "email,table").split(",")
+PARTS = os.environ.get("BENCH_COMMS_PARTS", "email,table,resend,workers").split(",")
+RESEND_ROWS = int(os.environ.get("BENCH_COMMS_RESEND_ROWS", "100000"))
+# Whether to also run the resend operation to its end (minutes for 100,000 messages on a small machine).
+RESEND_RUN = os.environ.get("BENCH_COMMS_RESEND_RUN", "1") == "1"
+# The email part's systems; the peers take most of its time, so a quick run may leave them out.
+SYSTEMS = os.environ.get("BENCH_COMMS_SYSTEMS", "console,console_failover,post_office,mailer").split(",")
+WORKER_MESSAGES = int(os.environ.get("BENCH_COMMS_WORKER_MESSAGES", "2000"))
+WORKER_REPEATS = int(os.environ.get("BENCH_COMMS_WORKER_REPEATS", "1"))
 SUBJECT = "Your order A-1042 is confirmed"
 TEXT = "Hello Ada,\n\nThank you: order A-1042 is confirmed. Total: £42.00.\n"
 HTML = "<p>Hello Ada,</p>\n<p>Thank you: order <strong>A-1042</strong> is confirmed. Total: £42.00.</p>\n"
@@ -54,7 +65,7 @@ def _configure(system: str, db_path: str, smtp_port: int) -> None:
             },
         }
     }
-    if os.environ.get("BENCH_DATABASE_URL") and system == "table":
+    if os.environ.get("BENCH_DATABASE_URL") and system in ("table", "resend"):
         import dj_database_url
 
         values["DATABASES"] = {"default": dict(dj_database_url.parse(os.environ["BENCH_DATABASE_URL"]))}
@@ -63,12 +74,22 @@ def _configure(system: str, db_path: str, smtp_port: int) -> None:
         # The peers create their connections the pre-6.1 way, from EMAIL_* settings (exclusive with MAILERS).
         del values["MAILERS"]
         values.update(EMAIL_HOST="127.0.0.1", EMAIL_PORT=smtp_port, EMAIL_TIMEOUT=30)
+    elif system == "console_failover":
+        # The first relay is down (nothing listens on its port) and its circuit is open: every message goes
+        # to the backup relay, the real server.
+        down = {"host": "127.0.0.1", "port": _free_port(), "timeout": 30}
+        values["MAILERS"] = {
+            "default": {"BACKEND": "django.core.mail.backends.smtp.EmailBackend", "OPTIONS": down},
+            "backup": {"BACKEND": "django.core.mail.backends.smtp.EmailBackend", "OPTIONS": smtp},
+        }
     else:
         values["MAILERS"] = {"default": {"BACKEND": "django.core.mail.backends.smtp.EmailBackend", "OPTIONS": smtp}}
     values["TASKS"] = {"default": {"BACKEND": "django.tasks.backends.dummy.DummyBackend"}}
     values["POST_OFFICE"] = {"BACKENDS": {"default": "django.core.mail.backends.smtp.EmailBackend"}, "BATCH_SIZE": 100}
     values["MAILER_EMAIL_BACKEND"] = "django.core.mail.backends.smtp.EmailBackend"
     values["CONSOLE_COMMS"] = {"BATCH_SIZE": 500}
+    if system == "console_failover":
+        values["CONSOLE_COMMS"]["MAILER_FAILOVER"] = {"default": ["backup"]}
     settings.configure(**values)
     django.setup()
     from django.core.management import call_command
@@ -76,12 +97,23 @@ def _configure(system: str, db_path: str, smtp_port: int) -> None:
     call_command("migrate", verbosity=0, run_syncdb=True)
 
 
-def _child_console(n: int) -> float:
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _child_console(n: int, *, first_provider_open: bool = False) -> float:
+    from datetime import timedelta
+
     from django.db import transaction
+    from django.utils import timezone
 
     from console.comms.classes import lookup
     from console.comms.delivery import deliver_batch
-    from console.comms.models import Message, Status
+    from console.comms.models import Breaker, Message, ProviderState, Status
     from console.comms.sending import send
 
     cls = lookup("order_confirmation")
@@ -89,6 +121,9 @@ def _child_console(n: int) -> float:
     with transaction.atomic():
         for i in range(n):
             send(cls.sample(), to=f"r{i}@example.com")
+    if first_provider_open:
+        later = timezone.now() + timedelta(hours=1)
+        ProviderState.objects.create(name="email:default", breaker=Breaker.OPEN, failures=5, probe_at=later)
     started = time.perf_counter()
     while deliver_batch(limit=500):
         pass
@@ -176,6 +211,50 @@ def _child_table(rows: int) -> dict[str, float]:
     return results
 
 
+def _child_resend(rows: int) -> dict[str, float]:
+    """``rows`` failed messages; time the POST that starts "resend all matching", then the operation itself."""
+    from django.contrib.auth.models import User
+    from django.db import connection
+    from django.test import Client
+    from django.test.utils import setup_test_environment
+    from django.utils import timezone
+
+    from console.comms.models import Message, Status
+    from console.core.models import Operation
+    from console.core.operations import run_operation
+
+    setup_test_environment()
+    _fill(connection, rows)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "UPDATE comms_message SET status = 'failed', failure_class = 'temporary', channels = '[\"email\"]',"
+            ' addresses = \'{"email": "r@example.com"}\', expires_at = %s',
+            [timezone.now() + timedelta(days=1)],
+        )
+    user = User.objects.create_superuser("bench", "bench@example.com", "x")
+    client = Client()
+    client.force_login(user)
+    data = {"scope": "all", "query": "status=failed"}
+    dry, starts = [], []
+    for _ in range(7):
+        started = time.perf_counter()
+        assert client.post("/messages/resend/", data).status_code == 200
+        dry.append(time.perf_counter() - started)
+        started = time.perf_counter()
+        response = client.post("/messages/resend/", {**data, "confirm": "1"})
+        starts.append(time.perf_counter() - started)
+        assert response.status_code == 302, response.status_code
+    if not RESEND_RUN:
+        return {"dry_ms": statistics.median(dry) * 1000, "start_ms": statistics.median(starts) * 1000}
+    first = Operation.objects.order_by("pk").first()
+    assert first is not None
+    started = time.perf_counter()
+    assert run_operation(first.pk) == "succeeded", Operation.objects.get(pk=first.pk).error
+    ran = time.perf_counter() - started
+    assert Message.objects.filter(status=Status.QUEUED).count() == rows
+    return {"dry_ms": statistics.median(dry) * 1000, "start_ms": statistics.median(starts) * 1000, "run_s": ran}
+
+
 def _fill(connection: Any, rows: int) -> None:
     statuses = "CASE x % 10 WHEN 0 THEN 'failed' WHEN 1 THEN 'deferred' WHEN 2 THEN 'delivered' ELSE 'sent' END"
     failures = (
@@ -211,14 +290,76 @@ def _fill(connection: Any, rows: int) -> None:
             cursor.execute("ANALYZE comms_message")
 
 
+def _child_workers(mode: str, n: int, workers: int) -> dict[str, float]:
+    """Start ``workers`` run_huey processes (2 threads each), send ``n`` messages, time until all are sent.
+
+    ``mode`` "one": all in one transaction; "each": one transaction per message, as a site sending one
+    message per request does. The clock runs from the first send to the last message marked sent.
+    """
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+    from django.db import transaction
+
+    from console.comms.classes import lookup
+    from console.comms.models import Delivery, Status
+    from console.comms.sending import send
+    from console.core.processes import child_env, manage_argv
+
+    call_command("migrate", verbosity=0)
+    cls = lookup("order_confirmation")
+    assert cls is not None
+    argv = manage_argv("run_huey", "--workers", "2", "--worker-type", "thread", "--delay", "0.05", "--max-delay", "0.1")
+    procs = [
+        subprocess.Popen(
+            argv, env=child_env(), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, start_new_session=True
+        )
+        for _ in range(workers)
+    ]
+    try:
+        time.sleep(3)  # the consumers start and connect before the clock starts
+        started = time.perf_counter()
+        if mode == "one":
+            with transaction.atomic():
+                for i in range(n):
+                    send(cls.sample(), to=f"w{i}@example.com")
+        else:
+            for i in range(n):
+                send(cls.sample(), to=f"w{i}@example.com")
+        queued = time.perf_counter() - started
+        deadline = time.monotonic() + 600
+        while Delivery.objects.filter(status=Status.SENT).count() < n:
+            if time.monotonic() > deadline:
+                raise RuntimeError("messages still unsent after 10 minutes")
+            time.sleep(0.05)
+        return {"seconds": time.perf_counter() - started, "queued": queued}
+    finally:
+        for proc in procs:
+            os.killpg(proc.pid, signal.SIGINT)
+        for proc in procs:
+            proc.wait(timeout=60)
+
+
 def child(argv: list[str]) -> None:
+    if argv[0] == "workers":
+        print(json.dumps(_child_workers(argv[1], int(argv[2]), int(argv[3]))))
+        return
     system, port, amount, db_path = argv[0], int(argv[1]), int(argv[2]), argv[3]
     _configure(system, db_path, port)
     if system == "table":
         print(json.dumps(_child_table(amount)))
         return
-    runner = {"console": _child_console, "post_office": _child_post_office, "mailer": _child_mailer}[system]
-    print(json.dumps({"seconds": runner(amount)}))
+    if system == "resend":
+        print(json.dumps(_child_resend(amount)))
+        return
+    runners: dict[str, Callable[[int], float]] = {
+        "console": _child_console,
+        "console_failover": functools.partial(_child_console, first_provider_open=True),
+        "post_office": _child_post_office,
+        "mailer": _child_mailer,
+    }
+    print(json.dumps({"seconds": runners[system](amount)}))
 
 
 # --- parent side ---------------------------------------------------------------------------------------
@@ -247,6 +388,111 @@ def main() -> None:
         _email()
     if "table" in PARTS:
         _table()
+    if "resend" in PARTS:
+        _resend()
+    if "workers" in PARTS:
+        _workers()
+
+
+def _resend() -> None:
+    r = _run_child("resend", 0, RESEND_ROWS)
+    print(f"\nResend all matching, {RESEND_ROWS:,} failed messages (SQLite unless BENCH_DATABASE_URL), median of 7:\n")
+    print("| measure | result | target |")
+    print("|---|---:|---:|")
+    print(f"| POST that starts the operation (records the intent) | {r['start_ms']:.0f} ms | < 200 ms |")
+    print(f"| POST of the dry run (counts matching and resendable) | {r['dry_ms']:.0f} ms | |")
+    if "run_s" not in r:
+        return
+    rate = RESEND_ROWS / r["run_s"]
+    print(f"| the operation in the background, to done | {r['run_s']:.1f} s ({rate:,.0f} messages/s) | completes |")
+
+
+# Scenarios of the worker benchmark: (label, how the messages are sent, worker processes).
+SCENARIOS = (
+    ("one transaction, 1 worker", "one", 1),
+    ("one per transaction, 1 worker", "each", 1),
+    ("one per transaction, 2 workers", "each", 2),
+)
+
+
+def _workers() -> None:
+    """Workers on PostgreSQL + Redis against a relay that takes 20 ms per message: single sends vs a batch."""
+    import asyncio
+    from collections import Counter
+
+    from aiosmtpd.controller import Controller
+
+    from bench.postgres import PG_URL, create_database, drop_database
+
+    class Slow:
+        received: Counter[str] = Counter()
+
+        async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+            await asyncio.sleep(0.02)
+            Slow.received.update(envelope.rcpt_tos)
+            return "250 OK"
+
+    redis_url = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
+    port = _free_port()
+    controller = Controller(Slow(), hostname="127.0.0.1", port=port)
+    controller.start()
+    results: dict[str, list[float]] = {label: [] for label, _, _ in SCENARIOS}
+    problems: list[str] = []
+    try:
+        for round_ in range(WORKER_REPEATS):
+            for label, mode, workers in SCENARIOS:
+                name = create_database("bench_comms")
+                if name is None:
+                    print("(skipped: no PostgreSQL server at BENCH_DATABASE_URL)")
+                    return
+                Slow.received.clear()
+                env = {
+                    **os.environ,
+                    "DJANGO_SETTINGS_MODULE": "bench.comms_site",
+                    "DATABASE_URL": PG_URL.rsplit("/", 1)[0] + "/" + name,
+                    "REDIS_URL": redis_url,
+                    "CONSOLE_HUEY_NAME": f"{name}-{round_}",
+                    "BENCH_SMTP_PORT": str(port),
+                    "SECRET_KEY": "bench-" + "k" * 40,
+                    "DEBUG": "0",
+                    "LOG_LEVEL": "ERROR",
+                }
+                argv = ["child", "workers", mode, str(WORKER_MESSAGES), str(workers)]
+                try:
+                    done = subprocess.run(
+                        [sys.executable, "-m", "bench.bench_comms", *argv],
+                        env=env,
+                        cwd=Path(__file__).resolve().parent.parent,
+                        capture_output=True,
+                        text=True,
+                        check=False,
+                    )
+                finally:
+                    drop_database(name)
+                if done.returncode:
+                    raise RuntimeError(f"worker benchmark {label!r} failed:\n{done.stderr[-3000:]}")
+                results[label].append(json.loads(done.stdout.strip().splitlines()[-1])["seconds"])
+                expected = {f"w{i}@example.com" for i in range(WORKER_MESSAGES)}
+                missing = expected - set(Slow.received)
+                twice = [address for address, count in Slow.received.items() if count > 1]
+                if missing or twice or set(Slow.received) - expected:
+                    problems.append(f"{label}: {len(missing)} missing, {len(twice)} sent more than once")
+    finally:
+        controller.stop()
+    rate = {label: WORKER_MESSAGES / statistics.median(times) for label, times in results.items()}
+    base = rate["one transaction, 1 worker"]
+    single = rate["one per transaction, 1 worker"]
+    print(
+        f"\nWorkers (run_huey, 2 threads each) on PostgreSQL + Redis, {WORKER_MESSAGES:,} messages to a local relay "
+        f"taking 20 ms per message, first send to last sent, median of {WORKER_REPEATS}:\n"
+    )
+    print("| scenario | messages/s | ratio |")
+    print("|---|---:|---:|")
+    print(f"| one transaction, 1 worker | {base:,.1f} | 1.00x |")
+    print(f"| one per transaction, 1 worker | {single:,.1f} | {single / base:.2f}x of one transaction (target 0.9x) |")
+    two = rate["one per transaction, 2 workers"]
+    print(f"| one per transaction, 2 workers | {two:,.1f} | {two / single:.2f}x of 1 worker (target 1.8x) |")
+    print("\nDuplicates or missing messages: " + ("; ".join(problems) if problems else "none (every address once)"))
 
 
 def _email() -> None:
@@ -267,7 +513,7 @@ def _email() -> None:
             port = int(sock.getsockname()[1])
     controller = Controller(Counting(), hostname="127.0.0.1", port=port)
     controller.start()
-    runs: dict[str, list[float]] = {"console": [], "post_office": [], "mailer": []}
+    runs: dict[str, list[float]] = {system: [] for system in SYSTEMS}
     try:
         # Interleaved rounds, median per system: a shared machine's load then weighs on every system alike.
         for round_ in range(REPEATS):
@@ -286,12 +532,19 @@ def _email() -> None:
     print("|---|---:|---:|---:|")
     for system, label in (
         ("console", "console comms (deliver_batch)"),
+        ("console_failover", "console comms, first relay down (circuit open) -> backup relay"),
         ("post_office", "django-post_office send_queued_mail"),
         ("mailer", "django-mailer send_all"),
     ):
+        if system not in seconds:
+            continue
         rate = MESSAGES / seconds[system]
         ratio = seconds[system] / seconds["console"]
         print(f"| {label} | {seconds[system]:.2f} | {rate:,.0f} | {ratio:.2f}x |")
+    if "console_failover" not in seconds:
+        return
+    cost = seconds["console_failover"] / seconds["console"] - 1
+    print(f"\nFailover with the first relay's circuit open costs {cost:+.1%} of the time (target: under +10%).")
 
 
 def _table() -> None:

@@ -34,9 +34,24 @@ class CommsSettings(AppSettings):
     reconcile_after_seconds: int = field(default=30, metadata=POSITIVE)
     sending_lease_seconds: int = field(default=300, metadata=POSITIVE)
     batch_size: int = field(default=100, metadata=POSITIVE)
+    # Deliveries committed by separate transactions within this many seconds of each other are sent by one
+    # task (per web process): the first right away, the rest by one sweep at the window's end. 0: no coalescing.
+    dispatch_window_seconds: float = field(default=0.25, metadata=AT_LEAST_ZERO)
     # SMS and push providers: {"CLASS": dotted path, "OPTIONS": keyword arguments}.
     sms_provider: dict[str, Any] = field(default_factory=lambda: dict(LOG_PROVIDER))
     push_provider: dict[str, Any] = field(default_factory=lambda: dict(LOG_PROVIDER))
+    # Failover: the providers tried, in order, after a channel's first one fails at the provider level
+    # (refused, timeout, 421/454, HTTP 5xx or 429). Email: mailer alias -> further MAILERS aliases; SMS and
+    # push: further adapters, each {"CLASS", "OPTIONS", optional "NAME"}.
+    mailer_failover: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    sms_failover: tuple[dict[str, Any], ...] = ()
+    push_failover: tuple[dict[str, Any], ...] = ()
+    # Circuit breaker per provider: opens after this many provider-level failures in a row, and lets one
+    # probe message through every BREAKER_RESET_SECONDS until one succeeds (which closes it).
+    breaker_failures: int = field(default=5, metadata=POSITIVE)
+    breaker_reset_seconds: float = field(default=30.0, metadata=POSITIVE)
+    # Messages per second per provider ("email:<alias>", "sms:<name>", "push:<name>"), for all workers together.
+    provider_rates: dict[str, float] = field(default_factory=dict)
     # Shared secret of the provider event endpoint (HMAC-SHA256 of the body); empty disables the endpoint.
     inbound_secret: str = ""
     # Where recipients reach the console's unsubscribe page ("https://example.com"): with it set, messages
@@ -57,6 +72,19 @@ class CommsSettings(AppSettings):
             for key, value in (("SMS_PROVIDER", self.sms_provider), ("PUSH_PROVIDER", self.push_provider))
             if not isinstance(value.get("CLASS"), str) or not isinstance(value.get("OPTIONS", {}), dict)
         ]
+        for key, adapters in (("SMS_FAILOVER", self.sms_failover), ("PUSH_FAILOVER", self.push_failover)):
+            found.extend(
+                f"{key} entries must be dicts with a CLASS dotted path and optional OPTIONS and NAME."
+                for value in adapters
+                if not isinstance(value.get("CLASS"), str)
+                or not isinstance(value.get("OPTIONS", {}), dict)
+                or not isinstance(value.get("NAME", ""), str)
+            )
+        found.extend(
+            f"PROVIDER_RATES[{name!r}] must be more than zero."
+            for name, rate in self.provider_rates.items()
+            if rate <= 0
+        )
         # Without MAILERS (and always on Django 6.0), the "default" mailer is built from the EMAIL_* settings.
         known = getattr(settings, "MAILERS", None) or {"default": {}}
         if self.alert_mailer not in known:
@@ -66,6 +94,11 @@ class CommsSettings(AppSettings):
                 found.append(f'SEND_WINDOWS[{category!r}] must be two times of day, such as ["08:00", "21:00"].')
         if self.unsubscribe_base_url and not self.unsubscribe_base_url.startswith(("https://", "http://")):
             found.append("UNSUBSCRIBE_BASE_URL must be an absolute http(s) URL, such as https://example.com.")
+        found.extend(
+            f"MAILER_FAILOVER names {alias!r}, which is not one of the site's MAILERS."
+            for alias in sorted({a for first, rest in self.mailer_failover.items() for a in (first, *rest)})
+            if alias not in known
+        )
         return found
 
 

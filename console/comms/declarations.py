@@ -128,3 +128,28 @@ PROVIDER_EVENT_REJECTED = declare(
     level="warning",
     persist=False,
 )
+PROVIDER_CIRCUIT_OPENED = declare(
+    "provider.circuit_opened",
+    description="A provider failed repeatedly; its circuit breaker opened and its channel fails over.",
+    required={"provider", "failures"},
+    optional={"error"},
+    level="warning",
+)
+PROVIDER_CIRCUIT_CLOSED = declare(
+    "provider.circuit_closed",
+    description="A probe through an open circuit succeeded; the provider is used again.",
+    required={"provider"},
+)
+MESSAGE_BULK_RESEND_STARTED = declare(
+    "message.bulk_resend_started",
+    description="Staff started resending every message matching a filter, as a background operation.",
+    required={"operation_id"},
+    optional={"filters", "forced"},
+    audit=True,
+)
+MESSAGE_BULK_RESEND_CANCELLED = declare(
+    "message.bulk_resend_cancelled",
+    description="Staff cancelled a bulk resend; the messages already queued stay queued.",
+    required={"operation_id", "done"},
+    audit=True,
+)

@@ -20,10 +20,9 @@ from django.utils import timezone
 
 from console.comms import alerts, declarations, sending
 from console.comms.conf import comms_settings
+from console.comms.failover import Router
 from console.comms.models import Attempt, ContactPoint, ContactState, Delivery, FailureClass, Message, Status
 from console.comms.outcomes import INFRASTRUCTURE, POLICY, RECIPIENT, SENT, TEMPORARY, Outcome
-from console.comms.providers import Outgoing, provider_for
-from console.comms.smtp import EmailSession
 from console.events import batch, emit
 
 log = structlog.get_logger("console.comms")
@@ -61,15 +60,28 @@ def claim(delivery_ids: list[int] | None, *, now: datetime | None = None, limit:
 FLUSH_EVERY = 50
 
 
+def deliver_due() -> dict[str, int]:
+    """A coalesced dispatch: send the due deliveries; a full batch first hands the rest to another task."""
+    size = comms_settings().batch_size
+    claimed = claim(None, limit=size)
+    if len(claimed) >= size:
+        sending.sweep_now()
+    return send_claimed(claimed)
+
+
 def deliver_batch(delivery_ids: list[int] | None = None, *, limit: int | None = None) -> dict[str, int]:
-    """Claim the given (or any due) deliveries, send them, record each outcome. Returns counts per outcome.
+    """Claim the given (or any due) deliveries, send them, record each outcome. Returns counts per outcome."""
+    return send_claimed(claim(delivery_ids, limit=limit))
+
+
+def send_claimed(claimed: list[Delivery]) -> dict[str, int]:
+    """Send claimed deliveries and record each outcome. Returns counts per outcome.
 
     A success is made durable before the next message is sent (one UPDATE of the delivery), so a worker
     that dies mid-batch resends at most the message whose transaction was cut. Its attempt row, the
     message's status and its ``message.sent`` event are written in bulk every ``FLUSH_EVERY`` successes;
     if the worker dies before that, the reconciler writes them from the delivery row.
     """
-    claimed = claim(delivery_ids, limit=limit)
     counts: dict[str, int] = defaultdict(int)
     soft = set(
         ContactPoint.objects.filter(address__in={d.address for d in claimed})
@@ -89,20 +101,20 @@ def deliver_batch(delivery_ids: list[int] | None = None, *, limit: int | None = 
         else:
             record_outcome(delivery, outcome)
 
-    by_mailer: dict[str, list[Delivery]] = defaultdict(list)
-    for delivery in claimed:
-        if delivery.channel == "email":
-            by_mailer[delivery.message.mailer].append(delivery)
-        elif hand_over(delivery):
-            handle(delivery, send_provider(delivery))
-    for alias, group in by_mailer.items():
-        session = EmailSession(alias)
-        try:
-            for delivery in group:
-                if hand_over(delivery):
-                    handle(delivery, session.send(delivery))
-        finally:
-            session.close()
+    router = Router()
+    router.prepare(claimed)
+    try:
+        for delivery in claimed:
+            # Right before the first provider conversation: a delivery cancelled since the claim is not sent.
+            if not hand_over(delivery):
+                continue
+            outcome, failed_over = router.send(delivery)
+            record_failover(delivery, failed_over)
+            handle(delivery, outcome)
+    except BaseException:
+        router.close(failed=True)  # a connection left mid-transaction must not serve the next task
+        raise
+    router.close()
     record_sent(sent, soft=soft)
     return dict(counts)
 
@@ -124,9 +136,10 @@ def mark_sent(delivery: Delivery, outcome: Outcome) -> None:
     """The durable fact that ``delivery`` went out, written before anything else is sent."""
     now = timezone.now()
     Delivery.objects.filter(pk=delivery.pk).update(
-        status=Status.SENT, sent_at=now, provider_id=outcome.provider_id, claim_token=""
+        status=Status.SENT, sent_at=now, provider_id=outcome.provider_id, provider=outcome.provider, claim_token=""
     )
-    delivery.status, delivery.sent_at, delivery.provider_id = Status.SENT, now, outcome.provider_id
+    delivery.status, delivery.sent_at = Status.SENT, now
+    delivery.provider_id, delivery.provider = outcome.provider_id, outcome.provider
 
 
 def record_sent(deliveries: list[Delivery], *, soft: set[tuple[str, str]] | None = None) -> None:
@@ -142,6 +155,7 @@ def record_sent(deliveries: list[Delivery], *, soft: set[tuple[str, str]] | None
                 address=d.address,
                 outcome=SENT,
                 provider_id=d.provider_id,
+                provider=d.provider,
             )
             for d in deliveries
         )
@@ -165,22 +179,22 @@ def record_sent(deliveries: list[Delivery], *, soft: set[tuple[str, str]] | None
             )
 
 
-def send_provider(delivery: Delivery) -> Outcome:
-    msg = delivery.message
-    text = msg.sms_text if delivery.channel == "sms" else msg.push_body
-    outgoing = Outgoing(
-        channel=delivery.channel,
-        to=delivery.address,
-        text=text,
-        title=msg.push_title if delivery.channel == "push" else "",
-        message_id=msg.pk,
-        delivery_id=delivery.pk,
-    )
-    try:
-        return provider_for(delivery.channel).send(outgoing)
-    except Exception as exc:  # an adapter bug must not leave the delivery claimed forever
-        log.exception("comms.provider_error", channel=delivery.channel)
-        return Outcome(TEMPORARY, error=f"{type(exc).__name__}: {exc}"[:1000])
+def record_failover(delivery: Delivery, failures: list[Outcome]) -> None:
+    """Attempts of the providers a delivery failed over from (the next provider was tried at once)."""
+    if failures:
+        Attempt.objects.bulk_create(
+            Attempt(
+                delivery=delivery,
+                channel=delivery.channel,
+                address=delivery.address,
+                outcome=failure.kind,
+                code=failure.code,
+                enhanced_code=failure.enhanced_code,
+                provider=failure.provider,
+                error=f"{Attempt.FAILED_OVER}: {failure.error}"[:1000],
+            )
+            for failure in failures
+        )
 
 
 def backoff_seconds(attempt: int, retry_after: float | None = None) -> float:
@@ -207,11 +221,13 @@ def record_outcome(delivery: Delivery, outcome: Outcome) -> None:
             code=outcome.code,
             enhanced_code=outcome.enhanced_code,
             provider_id=outcome.provider_id,
+            provider=outcome.provider,
             error=outcome.error,
         )
         msg = delivery.message
         if outcome.kind == TEMPORARY:
-            count_soft_failure(delivery, outcome, now)
+            if not outcome.provider_fault:  # the provider was down: nothing learned about the address
+                count_soft_failure(delivery, outcome, now)
             retry_at = now + timedelta(seconds=backoff_seconds(delivery.attempts, outcome.retry_after))
             if delivery.attempts < comms_settings().max_attempts and retry_at < msg.expires_at:
                 Delivery.objects.filter(pk=delivery.pk).update(

@@ -127,6 +127,8 @@ def timeline(message: Message, deliveries: list[Delivery], attempts: list[Attemp
         for attempt in (a for a in attempts if a.delivery_id == delivery.pk):
             if previous is None:
                 why = "first attempt"
+            elif previous.error.startswith(Attempt.FAILED_OVER):
+                why = f"failover: {previous.provider or 'the previous provider'} failed at the provider level"
             elif previous.outcome == Attempt.Outcome.TEMPORARY:
                 why = f"retry after a temporary failure{f' ({previous.code})' if previous.code else ''}"
             else:
@@ -140,7 +142,7 @@ def timeline(message: Message, deliveries: list[Delivery], attempts: list[Attemp
                     outcome=attempt.get_outcome_display(),
                     css=attempt.outcome,
                     code=f"{attempt.code or ''} {attempt.enhanced_code}".strip(),
-                    provider=attempt.provider_id,
+                    provider=" ".join(filter(None, [attempt.provider, attempt.provider_id])),
                     why=why,
                     detail=attempt.error,
                 )

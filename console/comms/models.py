@@ -245,6 +245,8 @@ class Delivery(models.Model):
     # cancelled (a claimed delivery without it still can, and the worker then skips it).
     handed_at = models.DateTimeField(null=True, blank=True)
     provider_id = models.CharField(max_length=200, blank=True, default="")
+    # The provider that took it ("email:<alias>", "sms:<name>"): with failover, not always the first one.
+    provider = models.CharField(max_length=80, blank=True, default="")
     created_at = models.DateTimeField(default=timezone.now)
     sent_at = models.DateTimeField(null=True, blank=True)
     delivered_at = models.DateTimeField(null=True, blank=True)
@@ -263,6 +265,9 @@ class Delivery(models.Model):
 
 
 class Attempt(models.Model):
+    # How an attempt that made the delivery move on to the channel's next provider begins its error.
+    FAILED_OVER = "failed over to the next provider"
+
     class Outcome(models.TextChoices):
         SENT = "sent", "Accepted"
         TEMPORARY = "temporary", "Temporary failure"
@@ -278,10 +283,13 @@ class Attempt(models.Model):
     code = models.PositiveIntegerField(null=True, blank=True)
     enhanced_code = models.CharField(max_length=12, blank=True, default="")
     provider_id = models.CharField(max_length=200, blank=True, default="")
+    provider = models.CharField(max_length=80, blank=True, default="")
     error = models.TextField(blank=True, default="")
 
     class Meta:
         ordering = ["at", "id"]
+        # The dashboard's recent error rate per provider reads the last hour of attempts.
+        indexes = [models.Index(fields=["at"], name="comms_attempt_at")]
 
     def __str__(self) -> str:
         return f"{self.channel} to {self.address}: {self.outcome}"
@@ -317,6 +325,44 @@ class Alert(models.Model):
 
     def __str__(self) -> str:
         return self.text
+
+
+class Breaker(models.TextChoices):
+    CLOSED = "closed", "Closed (sending)"
+    OPEN = "open", "Open (skipped)"
+
+
+class ProviderStateQuerySet(models.QuerySet["ProviderState"]):
+    def named(self, names: list[str]) -> dict[str, ProviderState]:
+        """The rows of ``names``, created closed where missing (one query when they all exist)."""
+        found = {state.name: state for state in self.filter(name__in=names)}
+        missing = [ProviderState(name=name) for name in names if name not in found]
+        if missing:
+            self.bulk_create(missing, ignore_conflicts=True)
+            found = {state.name: state for state in self.filter(name__in=names)}
+        return found
+
+
+class ProviderState(models.Model):
+    """One provider's circuit breaker and rate-limit window, shared by every worker through the database."""
+
+    name = models.CharField(max_length=80, unique=True)
+    breaker = models.CharField(max_length=10, choices=Breaker.choices, default=Breaker.CLOSED)
+    # Provider-level failures in a row; the breaker opens when they reach BREAKER_FAILURES.
+    failures = models.PositiveIntegerField(default=0)
+    opened_at = models.DateTimeField(null=True, blank=True)
+    # When an open breaker lets its next probe through; a worker takes the probe by moving this on.
+    probe_at = models.DateTimeField(null=True, blank=True)
+    last_error = models.CharField(max_length=300, blank=True, default="")
+    # Fixed rate-limit window: its number (seconds since the epoch // its length) and the messages sent in it.
+    window = models.BigIntegerField(default=0)
+    window_count = models.PositiveIntegerField(default=0)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = ProviderStateQuerySet.as_manager()
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.breaker})"
 
 
 def as_json(value: Any) -> Any:

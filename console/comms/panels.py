@@ -11,7 +11,9 @@ from django.urls import reverse
 from django.utils import timezone
 
 from console.comms.conf import comms_settings
-from console.comms.models import Alert, Message
+from console.comms.failover import configured_routes
+from console.comms.models import Alert, Attempt, Breaker, Message, ProviderState
+from console.comms.outcomes import SENT
 
 
 def alert_banner(request: HttpRequest) -> list[str]:
@@ -42,4 +44,32 @@ def dashboard_panel(request: HttpRequest) -> dict[str, Any]:
     return {
         "by_status": sorted(by_status.items()),
         "failed_url": reverse("comms:messages") + "?status=failed",
+        "providers": provider_health(),
     }
+
+
+def provider_health() -> list[dict[str, Any]]:
+    """Each provider's breaker and its error rate over the last hour of attempts (failovers included)."""
+    now = timezone.now()
+    states = {state.name: state for state in ProviderState.objects.all()}
+    names = sorted({route.name for route in configured_routes()} | set(states))
+    counts: dict[str, dict[str, int]] = {name: {"ok": 0, "failed": 0} for name in names}
+    recent = Attempt.objects.filter(at__gte=now - timedelta(hours=1), provider__in=names)
+    for provider, outcome, n in recent.values_list("provider", "outcome").annotate(n=Count("id")):
+        counts[provider]["ok" if outcome == SENT else "failed"] += n
+    rows = []
+    for name in names:
+        state = states.get(name)
+        tried = counts[name]["ok"] + counts[name]["failed"]
+        rows.append(
+            {
+                "name": name,
+                "open": state is not None and state.breaker == Breaker.OPEN,
+                "failures": state.failures if state else 0,
+                "probe_at": state.probe_at if state else None,
+                "last_error": state.last_error if state else "",
+                "attempts": tried,
+                "error_rate": round(100 * counts[name]["failed"] / tried) if tried else None,
+            }
+        )
+    return rows

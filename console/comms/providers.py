@@ -18,7 +18,6 @@ from django.core.mail import get_connection
 from django.core.mail.backends.base import BaseEmailBackend
 from django.utils.module_loading import import_string
 
-from console.comms.conf import comms_settings
 from console.comms.outcomes import SENT, TEMPORARY, Outcome, classify_http
 
 log = structlog.get_logger("console.comms.providers")
@@ -88,7 +87,7 @@ class HttpProvider:
         try:
             response = httpx.post(self.url, json=payload, headers=headers, timeout=self.timeout)
         except httpx.HTTPError as exc:
-            return Outcome(TEMPORARY, error=f"{type(exc).__name__}: {exc}")
+            return Outcome(TEMPORARY, error=f"{type(exc).__name__}: {exc}", provider_fault=True)
         if 200 <= response.status_code < 300:
             try:
                 provider_id = str(response.json().get("id", ""))
@@ -105,6 +104,7 @@ def _provider(path: str, options: tuple[tuple[str, Any], ...]) -> Provider:
     return provider
 
 
-def provider_for(channel: str) -> Provider:
-    conf = comms_settings().sms_provider if channel == "sms" else comms_settings().push_provider
+def adapter(config: tuple[tuple[str, Any], ...]) -> Provider:
+    """The adapter an SMS or push provider's settings ({"CLASS", "OPTIONS"}, as sorted items) name."""
+    conf = dict(config)
     return _provider(conf["CLASS"], tuple(sorted(conf.get("OPTIONS", {}).items())))

@@ -8,8 +8,10 @@ channel (a fallback) is queued the same way by ``next_delivery()``.
 from __future__ import annotations
 
 import functools
+import threading
+import time
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -17,7 +19,9 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 from django.db import IntegrityError, connection, transaction
+from django.tasks import Task
 from django.utils import timezone
+from django.utils.module_loading import import_string
 
 from console.comms import alerts, declarations
 from console.comms.classes import MessageClass, MessageError, lookup
@@ -43,6 +47,8 @@ if TYPE_CHECKING:
 # The task that sends deliveries, named rather than imported: it runs the delivery code, which queues
 # fallbacks through this module.
 DELIVER = "console.comms.tasks.deliver"
+# The task that sends whatever deliveries are due (a coalesced dispatch), named for the same reason.
+DELIVER_DUE = "console.comms.tasks.sweep"
 
 
 class InvalidAddress(ValueError):
@@ -98,6 +104,51 @@ def dispatch(delivery_ids: list[int], run_after: datetime | None = None) -> None
         enqueue(DELIVER, delivery_ids=delivery_ids[start : start + size], context=capture(), run_after=run_after)
 
 
+_window_lock = threading.Lock()
+_window_until = 0.0
+_window_swept = False
+
+
+def dispatch_soon(delivery_ids: list[int]) -> None:
+    """Enqueue one transaction's deliveries, coalesced with those of other transactions close in time.
+
+    A site that sends one message per request would otherwise enqueue one task, and open one connection,
+    per message. The first transaction of a window is enqueued at once; the later ones of the same window
+    enqueue nothing but one sweep, deferred to the window's end, that sends every delivery then due (and
+    hands on to another sweep when it finds a full batch). A transaction with a full batch of its own, and
+    backends that cannot defer (inline), are dispatched as they are.
+    """
+    global _window_until, _window_swept
+    conf = comms_settings()
+    sweep: Task[..., Any] = import_string(DELIVER_DUE)
+    if (
+        not conf.dispatch_window_seconds
+        or len(delivery_ids) >= conf.batch_size
+        or not sweep.get_backend().supports_defer
+    ):
+        dispatch(delivery_ids)
+        return
+    now = time.monotonic()
+    with _window_lock:
+        if now >= _window_until:
+            _window_until, _window_swept = now + conf.dispatch_window_seconds, False
+            delay = None
+        elif not _window_swept:
+            _window_swept = True
+            delay = _window_until - now
+        else:
+            return
+    if delay is None:
+        dispatch(delivery_ids)
+    else:
+        enqueue(DELIVER_DUE, context=capture(), run_after=timezone.now() + timedelta(seconds=delay))
+
+
+def sweep_now() -> None:
+    """Enqueue a sweep of due deliveries now (a sweep that found a full batch hands on the rest)."""
+    enqueue(DELIVER_DUE, context=capture())
+
+
 class _Flush:
     """The one on-commit callback of a transaction: enqueues every delivery id collected in it."""
 
@@ -107,7 +158,7 @@ class _Flush:
 
     def __call__(self) -> None:
         self.ran = True
-        dispatch(self.ids)
+        dispatch_soon(self.ids)
 
 
 def dispatch_on_commit(delivery_id: int) -> None:

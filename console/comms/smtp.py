@@ -1,10 +1,18 @@
-"""Email over one reused connection per batch, and MIME composed directly for Django's SMTP backend."""
+"""Email over reused connections, and MIME composed directly for Django's SMTP backend.
+
+A worker thread keeps its SMTP connections open from one task to the next (``thread_sessions()``), so a
+task of one message costs no connection set-up. Before a kept connection carries its first message of a
+task it is checked with NOOP, and reopened if the server dropped it while idle: a failure there is before
+MAIL FROM, so nothing can have been sent and nothing is sent twice. Other mail backends (console, locmem,
+provider APIs) are opened per task and closed after it, as their own connection handling expects.
+"""
 
 from __future__ import annotations
 
 import base64
 import contextlib
 import smtplib
+import threading
 import uuid
 from email.header import Header
 from email.utils import formatdate
@@ -13,6 +21,8 @@ from typing import TYPE_CHECKING
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives, make_msgid
 from django.core.mail.backends.smtp import EmailBackend as SMTPBackend
+from django.core.signals import setting_changed
+from django.dispatch import receiver
 
 from console.comms.models import Delivery
 from console.comms.outcomes import SENT, TEMPORARY, Outcome, classify_smtp
@@ -28,6 +38,9 @@ class EmailSession:
     def __init__(self, alias: str) -> None:
         self.backend: BaseEmailBackend = mailer(alias)
         self.opened = False
+        # Only Django's SMTP backend is kept open across tasks: its connection can be checked with NOOP.
+        self.keeps = type(self.backend) is SMTPBackend
+        self.checked = False
 
     def _reset(self) -> None:
         with contextlib.suppress(smtplib.SMTPException, OSError):
@@ -38,6 +51,25 @@ class EmailSession:
 
     def close(self) -> None:
         if self.opened:
+            self._reset()
+
+    def end_task(self) -> None:
+        """The task is done: keep the connection for the thread's next task, or close it."""
+        self.checked = False
+        if not self.keeps:
+            self.close()
+
+    def check(self) -> None:
+        """A kept connection's first use in a task: reopen it if the server dropped it while idle."""
+        self.checked = True
+        connection = getattr(self.backend, "connection", None)
+        if not self.opened or connection is None:
+            return
+        try:
+            code, _ = connection.noop()
+        except (smtplib.SMTPException, OSError):
+            code = 0
+        if code != 250:
             self._reset()
 
     def send(self, delivery: Delivery) -> Outcome:
@@ -67,6 +99,8 @@ class EmailSession:
             # django-anymail sends this as provider metadata, so its tracking events name our message.
             email.metadata = {"console_message_id": str(msg.pk), "console_delivery_id": str(delivery.pk)}  # type: ignore[attr-defined]
         try:
+            if not self.checked:
+                self.check()
             if not self.opened:
                 self.backend.open()
                 self.opened = True
@@ -95,7 +129,7 @@ class EmailSession:
             return classify_smtp(exc.smtp_code, exc.smtp_error)
         except (smtplib.SMTPException, OSError) as exc:
             self._reset()
-            return Outcome(TEMPORARY, error=f"{type(exc).__name__}: {exc}"[:1000])
+            return Outcome(TEMPORARY, error=f"{type(exc).__name__}: {exc}"[:1000], provider_fault=True)
         if not sent:
             return Outcome(TEMPORARY, error="the mail backend reported the message not sent")
         status = getattr(email, "anymail_status", None)
@@ -125,3 +159,25 @@ def compose_mime(*, from_email: str, to: str, subject: str, text: str, html: str
         parts = f"--{boundary}\r\n{body(text, 'plain')}--{boundary}\r\n{body(html, 'html')}--{boundary}--\r\n"
         return ("\r\n".join(lines) + "\r\n\r\n" + parts).encode()
     return ("\r\n".join(lines) + "\r\n" + body(text, "plain")).encode()
+
+
+_kept = threading.local()
+# Bumped when the mail settings change (tests do), so no thread sends through a connection to the old server.
+_generation = [0]
+
+
+@receiver(setting_changed)
+def _mail_settings_changed(*, setting: str, **kwargs: object) -> None:
+    if setting == "MAILERS" or setting.startswith("EMAIL_"):
+        _generation[0] += 1
+
+
+def thread_sessions() -> dict[str, EmailSession]:
+    """This worker thread's email sessions by mailer alias, kept from one task to the next."""
+    sessions: dict[str, EmailSession] | None = getattr(_kept, "sessions", None)
+    if sessions is None or getattr(_kept, "generation", None) != _generation[0]:
+        for session in (sessions or {}).values():
+            session.close()
+        sessions = _kept.sessions = {}
+        _kept.generation = _generation[0]
+    return sessions

@@ -6,7 +6,7 @@ from typing import Any
 
 from django.tasks import task
 
-from console.comms.delivery import deliver_batch
+from console.comms.delivery import deliver_batch, deliver_due
 from console.events.context import restored
 
 
@@ -14,3 +14,9 @@ from console.events.context import restored
 def deliver(*, delivery_ids: list[int], context: dict[str, Any] | None = None) -> dict[str, int]:
     with restored(context):
         return deliver_batch(delivery_ids)
+
+
+@task()
+def sweep(*, context: dict[str, Any] | None = None) -> dict[str, int]:
+    with restored(context):
+        return deliver_due()

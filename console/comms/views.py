@@ -86,12 +86,17 @@ def message_bulk(request: ConsoleRequest) -> HttpResponse:
             flash.error(request, "Select at least one message to resend.")
             return redirect(back)
         matching = Message.objects.filter(pk__in=ids)
-    if request.POST.get("confirm") != "1" and request.POST.get("scope") == "all":
-        counts = {
-            "matching": matching.count(),
-            "resendable": matching.resendable(force=force).count(),
-        }
-        return render(request, "comms/resend_confirm.html", {"counts": counts, "query": query, "force": force})
+    if request.POST.get("scope") == "all":
+        if request.POST.get("confirm") != "1":
+            counts = {
+                "matching": matching.count(),
+                "resendable": matching.resendable(force=force).count(),
+            }
+            return render(request, "comms/resend_confirm.html", {"counts": counts, "query": query, "force": force})
+        # The request only records the intent: the operation counts and resends in the background.
+        operation = services.message_bulk_resend_start(filters=query, actor=request.user, force=force)
+        there = reverse("core:operation", args=[operation.pk])
+        return client_redirect(there) if wants_fragment(request) else redirect(there)
     result = services.message_bulk_resend(
         messages=matching.resendable(force=force), actor=request.user, force=force, filters=query
     )

@@ -5,7 +5,15 @@ from typing import Any
 
 import pytest
 
+from console.comms import sending
 from tests.comms.smtp import SMTPServer
+
+
+@pytest.fixture(autouse=True)
+def fresh_dispatch_window(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each test starts a new coalescing window, whatever the test before it dispatched."""
+    monkeypatch.setattr(sending, "_window_until", 0.0)
+    monkeypatch.setattr(sending, "_window_swept", False)
 
 
 @pytest.fixture(scope="session")

@@ -30,6 +30,8 @@ class Accepted:
     sender: str
     recipients: list[str]
     message: Message
+    # The client's (host, port): messages with the same peer came over the same connection.
+    peer: Any = None
 
 
 @dataclass
@@ -76,7 +78,12 @@ class ScriptedHandler:
         if reply in ("250 OK", ACCEPT_DROP, ACCEPT_HANG):
             with self.lock:
                 self.accepted.append(
-                    Accepted(envelope.mail_from, list(envelope.rcpt_tos), message_from_bytes(envelope.content))
+                    Accepted(
+                        envelope.mail_from,
+                        list(envelope.rcpt_tos),
+                        message_from_bytes(envelope.content),
+                        peer=session.peer,
+                    )
                 )
         if reply == ACCEPT_DROP:
             server.transport.close()
@@ -108,6 +115,12 @@ class SMTPServer:
 
     def stop(self) -> None:
         self.controller.stop()
+
+    def restart(self) -> None:
+        """Stop (dropping every open connection) and listen again on the same port."""
+        self.controller.stop()
+        self.controller = Controller(self.handler, hostname="127.0.0.1", port=self.port)
+        self.controller.start()
 
     def mail_settings(self) -> dict[str, Any]:
         return mail_settings(self.port)

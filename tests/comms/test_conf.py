@@ -25,6 +25,16 @@ def test_bad_settings_are_reported(settings: Any) -> None:
     assert ids(settings, {"ALERT_MAILER": "bulk"}) == ["console.comms.E004"]
 
 
+def test_failover_settings_are_checked(settings: Any) -> None:
+    settings.MAILERS = {"default": {"BACKEND": "django.core.mail.backends.locmem.EmailBackend"}}
+    assert ids(settings, {"MAILER_FAILOVER": {"default": ["backup"]}}) == ["console.comms.E004"]
+    assert ids(settings, {"SMS_FAILOVER": [{"OPTIONS": {}}]}) == ["console.comms.E004"]
+    assert ids(settings, {"PROVIDER_RATES": {"email:default": 0}}) == ["console.comms.E004"]
+    assert ids(settings, {"PROVIDER_RATES": {"email:default": 2.5}, "BREAKER_FAILURES": 0}) == ["console.comms.E003"]
+    good = {"SMS_FAILOVER": [{"CLASS": "console.comms.providers.LogProvider", "NAME": "backup"}]}
+    assert ids(settings, good) == []
+
+
 def test_alerts_go_to_admins_unless_configured(settings: Any) -> None:
     settings.ADMINS = [("Ops", "ops@example.com")]
     settings.CONSOLE_COMMS = {}

@@ -12,11 +12,14 @@ import pytest
 from django.contrib.auth.models import User
 from django.test import Client
 from django.urls import reverse
+from django.utils import timezone
 
-from console.comms import sending
+from console.comms import resend, sending, services
 from console.comms.classes import lookup
 from console.comms.models import Alert, ContactPoint, ContactState, Delivery, FailureClass, Message, Status
 from console.comms.sending import Recipient, send
+from console.core.models import Operation
+from console.core.operations import run_operation
 from console.events.models import Event
 from tests.conftest import tidy_tags
 
@@ -27,6 +30,7 @@ Capture = Callable[..., Any]
 def dispatched(monkeypatch: pytest.MonkeyPatch) -> list[list[int]]:
     calls: list[list[int]] = []
     monkeypatch.setattr(sending, "dispatch", lambda ids, run_after=None: calls.append(list(ids)))
+    monkeypatch.setattr(sending, "dispatch_soon", lambda ids: calls.append(list(ids)))
     return calls
 
 
@@ -150,9 +154,14 @@ def test_resending_selected_messages_goes_through_the_queue_and_skips_sent_ones(
     assert Event.objects.get(type="message.bulk_resend").data["count"] == 2
 
 
-def test_resend_all_matching_shows_a_dry_run_count_first(
-    client: Client, operator: User, dispatched: list[list[int]]
+def test_resend_all_matching_shows_a_dry_run_count_first_then_runs_as_an_operation(
+    client: Client,
+    operator: User,
+    dispatched: list[list[int]],
+    settings: Any,
+    django_capture_on_commit_callbacks: Capture,
 ) -> None:
+    settings.TASKS = {"default": {"BACKEND": "django.tasks.backends.immediate.ImmediateBackend"}}
     for _ in range(3):
         make(Status.FAILED, failure=FailureClass.POLICY)
     make(Status.SENT)
@@ -163,15 +172,68 @@ def test_resend_all_matching_shows_a_dry_run_count_first(
     html = dry.content.decode()
     assert 'data-testid="matching">3<' in html and "Resend 3 messages" in html
     assert dispatched == [] and not Event.objects.filter(type="message.resent").exists()
-    done = client.post(
-        reverse("comms:messages_resend"), {"scope": "all", "query": "failure_class=policy", "confirm": "1"}
-    )
-    assert done.status_code == 302
+    with django_capture_on_commit_callbacks(execute=True):
+        done = client.post(
+            reverse("comms:messages_resend"), {"scope": "all", "query": "failure_class=policy", "confirm": "1"}
+        )
+    operation = Operation.objects.get(kind="comms.resend")
+    assert done.status_code == 302 and done["Location"] == reverse("core:operation", args=[operation.pk])
+    operation.refresh_from_db()
+    assert (operation.state, operation.total, operation.done) == ("succeeded", 3, 3)
+    assert operation.params == {"filters": "failure_class=policy", "force": False}
     assert Message.objects.filter(status=Status.QUEUED).count() == 3
+    started = Event.objects.get(type="message.bulk_resend_started")
+    assert started.actor_id == operator.pk and started.data["operation_id"] == operation.pk
+    assert Event.objects.get(type="message.bulk_resend").data["count"] == 3
+    assert {e.actor_id for e in Event.objects.filter(type="message.resent")} == {operator.pk}
+    page = client.get(done["Location"]).content.decode()
+    assert "Resend all messages matching failure_class=policy" in page
     invalid = client.post(reverse("comms:messages_resend"), {"scope": "all", "query": "since=bad"})
     assert invalid.status_code == 302
     nothing = client.post(reverse("comms:messages_resend"), {"ids": ["x"]})
     assert nothing.status_code == 302
+
+
+def test_a_bulk_resend_cancelled_between_batches_keeps_whole_batches(
+    client: Client, operator: User, dispatched: list[list[int]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(resend, "BATCH", 2)
+    for _ in range(5):
+        make(Status.FAILED, failure=FailureClass.TEMPORARY)
+    client.force_login(operator)
+    client.post(reverse("comms:messages_resend"), {"scope": "all", "query": "status=failed", "confirm": "1"})
+    operation = Operation.objects.get(kind="comms.resend")
+    original = services.resend_each
+
+    def cancel_during_second_batch(*args: Any, **kwargs: Any) -> Any:
+        result = original(*args, **kwargs)
+        if Message.objects.filter(status=Status.QUEUED).count() > 2:
+            Operation.objects.filter(pk=operation.pk).update(cancel_requested_at=timezone.now())
+        return result
+
+    monkeypatch.setattr(resend, "resend_each", cancel_during_second_batch)
+    assert run_operation(operation.pk) == "cancelled"
+    operation.refresh_from_db()
+    assert operation.done == 2 and operation.progress["resent"] == 2
+    assert Message.objects.filter(status=Status.QUEUED).count() == 2  # the cut batch was undone
+
+
+def test_cancelling_a_bulk_resend_is_audited_and_needs_the_permission(
+    client: Client, operator: User, staff: User, dispatched: list[list[int]]
+) -> None:
+    make(Status.FAILED, failure=FailureClass.TEMPORARY)
+    client.force_login(operator)
+    client.post(reverse("comms:messages_resend"), {"scope": "all", "query": "status=failed", "confirm": "1"})
+    operation = Operation.objects.get(kind="comms.resend")
+    client.force_login(staff)
+    assert client.post(reverse("core:operation_cancel", args=[operation.pk])).status_code == 403
+    client.force_login(operator)
+    client.post(reverse("core:operation_cancel", args=[operation.pk]))
+    operation.refresh_from_db()
+    assert operation.state == "cancelled" and run_operation(operation.pk) == "not queued"
+    assert Message.objects.filter(status=Status.QUEUED).count() == 0
+    cancelled = Event.objects.get(type="message.bulk_resend_cancelled")
+    assert cancelled.actor_id == operator.pk and cancelled.data["operation_id"] == operation.pk
 
 
 def test_an_expired_message_is_not_resent_and_the_page_says_so(
