@@ -16,13 +16,22 @@ class EventsConfig(AppConfig):
 
         from console.core.logconfig import hand_off_to_stdlib
         from console.core.registry import Panel, registry
-        from console.events import conf, declarations, pipeline, retention, subscriptions, webhook_sender  # noqa: F401
+        from console.events import (  # noqa: F401
+            conf,
+            declarations,
+            pipeline,
+            retention,
+            rollups,
+            subscriptions,
+            webhook_sender,
+        )
         from console.events.panels import event_log_panel
 
         hand_off_to_stdlib()
         pipeline.register_emit_sink(metrics.metrics_sink)
         pipeline.register_emit_sink(subscriptions.notify_sink)
         subscriptions.register(webhook_sender.WebhookPublisher())
+        subscriptions.register(rollups.RollupSubscriber())
 
         registry.add_nav("Events", "events:list", 30)
         registry.add_nav("Webhooks", "events:webhooks", 60)
@@ -30,3 +39,4 @@ class EventsConfig(AppConfig):
         registry.add_duty("events.subscriptions", subscriptions.catch_up_all)
         registry.add_duty("events.webhooks", webhook_sender.deliver_due)
         registry.add_duty("events.retention", retention.prune)
+        registry.add_duty("events.rollups", rollups.prune)
