@@ -123,10 +123,9 @@ PROVIDER_EVENT_REJECTED = declare(
 # What the charts count (console.events.rollups): messages by outcome, and sent or failed by class and channel.
 OUTCOMES = "messages.outcome"
 FAILURES_BY_CLASS = "messages.failure_class"
-OUTCOME_SERIES = {
-    "sent": ("messages.sent_type", "messages.sent_channel"),
-    "failed": ("messages.failed_type", "messages.failed_channel"),
-}
+SENT_BY_TYPE, SENT_BY_CHANNEL = "messages.sent_type", "messages.sent_channel"
+FAILED_BY_TYPE, FAILED_BY_CHANNEL = "messages.failed_type", "messages.failed_channel"
+OUTCOME_SERIES = {"sent": (SENT_BY_TYPE, SENT_BY_CHANNEL), "failed": (FAILED_BY_TYPE, FAILED_BY_CHANNEL)}
 
 
 def outcome_tallies(outcome: str) -> Callable[[Mapping[str, Any]], Iterator[Tally]]:

@@ -9,4 +9,5 @@ urlpatterns = [
     path("", views.dashboard, name="dashboard"),
     path("dashboard/worker", views.worker_status, name="worker_status"),
     path("healthz", views.healthz, name="healthz"),
+    path("charts/<slug:name>/", views.chart_region, name="charts"),
 ]

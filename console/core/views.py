@@ -7,12 +7,12 @@ from typing import Any
 
 import structlog
 from django.db import DatabaseError, connection, transaction
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
-from console.core import backends
+from console.core import backends, charts
 from console.core.auth import staff_required
 from console.core.conf import core_settings
 from console.core.http import ConsoleRequest, piece
@@ -51,10 +51,24 @@ def worker_context() -> dict[str, Any]:
 def dashboard(request: ConsoleRequest) -> HttpResponse:
     ping_worker()
     panels = [(panel.template, panel.context(request)) for panel in registry.panels]
-    return render(
-        request,
-        "core/dashboard.html",
-        {"backend": backends.backend_path(), "database": connection.vendor, "panels": panels, **worker_context()},
+    context = {
+        "backend": backends.backend_path(),
+        "database": connection.vendor,
+        "panels": panels,
+        "charts": charts.panel(request, charts.DASHBOARD),
+        **worker_context(),
+    }
+    return render(request, "core/dashboard.html", context)
+
+
+@staff_required
+@require_GET
+def chart_region(request: ConsoleRequest, name: str) -> HttpResponse:
+    """A page's chart region for the range asked (``?range=1h``), polled while the page is visible."""
+    if name != charts.DASHBOARD and name not in charts.sources:
+        raise Http404("No charts by this name.")
+    return piece(
+        request, "core/_charts.html#charts", {"panel": charts.panel(request, name, charts.requested_of(request))}
     )
 
 

@@ -14,6 +14,7 @@ class EventsConfig(AppConfig):
         # Before anything imports prometheus_client: its multiprocess mode is fixed at import.
         metrics.enable_multiprocess()
 
+        from console.core.charts import ChartSource, register_source
         from console.core.logconfig import hand_off_to_stdlib
         from console.core.registry import Panel, registry
         from console.events import (  # noqa: F401
@@ -25,7 +26,7 @@ class EventsConfig(AppConfig):
             subscriptions,
             webhook_sender,
         )
-        from console.events.panels import event_log_panel
+        from console.events.panels import dashboard_charts, event_log_panel, log_charts, webhook_charts
 
         hand_off_to_stdlib()
         pipeline.register_emit_sink(metrics.metrics_sink)
@@ -36,6 +37,8 @@ class EventsConfig(AppConfig):
         registry.add_nav("Events", "events:list", 30)
         registry.add_nav("Webhooks", "events:webhooks", 60)
         registry.add_panel(Panel("events/_panel.html", event_log_panel, order=30))
+        register_source(ChartSource("events", log_charts, dashboard_charts, order=30))
+        register_source(ChartSource("webhooks", webhook_charts, order=60))
         registry.add_duty("events.subscriptions", subscriptions.catch_up_all)
         registry.add_duty("events.webhooks", webhook_sender.deliver_due)
         registry.add_duty("events.retention", retention.prune)

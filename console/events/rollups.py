@@ -23,6 +23,7 @@ from typing import Any, ClassVar
 from django.db import transaction
 from django.utils import timezone
 
+from console.core.charts import ChartRange, Link, Series, per_bar
 from console.events.conf import ROLLUP_KEEP_DAYS, events_settings
 from console.events.models import Event, Grain, Rollup
 from console.events.subscriptions import Subscriber
@@ -218,3 +219,60 @@ def totals(series: str, *, grain: int, start: datetime, end: datetime) -> dict[s
         for bucket in by_start.values():
             total.merge(bucket.count, bucket.total, bucket.histogram)
     return summed
+
+
+@dataclass(frozen=True)
+class Part:
+    """One key of a series drawn as one series of a chart."""
+
+    key: str
+    label: str
+    tone: str = ""
+    link: Link | None = None
+
+
+def over_time(
+    series: str, chart_range: ChartRange, parts: Sequence[Part], *, now: datetime | None = None
+) -> tuple[list[datetime], list[Series]]:
+    """The bars' starts for ``chart_range`` and, per part, its counts in each bar."""
+    starts = chart_range.starts(now)
+    end = starts[-1] + timedelta(seconds=chart_range.bar)
+    found = buckets(series, grain=chart_range.grain, start=starts[0], end=end, keys=[part.key for part in parts])
+    drawn = [
+        Series(
+            part.label,
+            per_bar(
+                {moment: bucket.count for moment, bucket in found.get(part.key, {}).items()}, starts, chart_range.bar
+            ),
+            part.link,
+            part.tone,
+        )
+        for part in parts
+    ]
+    return starts, drawn
+
+
+def all_over_time(
+    series: str, chart_range: ChartRange, *, now: datetime | None = None
+) -> tuple[list[datetime], list[float]]:
+    """The bars' starts for ``chart_range`` and every key of ``series`` counted together in each bar."""
+    starts = chart_range.starts(now)
+    end = starts[-1] + timedelta(seconds=chart_range.bar)
+    summed: dict[datetime, float] = {}
+    for by_start in buckets(series, grain=chart_range.grain, start=starts[0], end=end).values():
+        for moment, bucket in by_start.items():
+            summed[moment] = summed.get(moment, 0.0) + bucket.count
+    return starts, per_bar(summed, starts, chart_range.bar)
+
+
+def busiest_keys(series: str, chart_range: ChartRange, *, limit: int, now: datetime | None = None) -> list[str]:
+    """The keys of ``series`` with the most counted in ``chart_range``, most first."""
+    starts = chart_range.starts(now)
+    end = starts[-1] + timedelta(seconds=chart_range.bar)
+    summed = totals(series, grain=chart_range.grain, start=starts[0], end=end)
+    return sorted(summed, key=lambda key: (-summed[key].count, key))[:limit]
+
+
+def range_totals(series: str, chart_range: ChartRange, *, now: datetime | None = None) -> dict[str, Bucket]:
+    starts = chart_range.starts(now)
+    return totals(series, grain=chart_range.grain, start=starts[0], end=starts[-1] + timedelta(seconds=chart_range.bar))
