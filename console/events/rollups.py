@@ -20,12 +20,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar
 
-from django.db import transaction
+from django.db import connections, router, transaction
 from django.utils import timezone
 
 from console.core.charts import ChartRange, Link, Series, per_bar
 from console.events.conf import ROLLUP_KEEP_DAYS, events_settings
-from console.events.models import Event, Grain, Rollup
+from console.events.models import Grain, Rollup
+from console.events.records import StoredEvent
 from console.events.subscriptions import Subscriber
 
 NAME = "events.rollups"
@@ -105,10 +106,22 @@ class Bucket:
 Key = tuple[str, int, int, str]  # series, grain, bucket start (epoch seconds), key
 
 
-def tally(events: Iterable[Event]) -> dict[Key, Bucket]:
-    """Add ``events`` up into buckets of every grain."""
+def kept_since(now: datetime | None = None) -> dict[int, int]:
+    """Per grain, the epoch second before which its buckets are pruned (``ROLLUP_KEEP_DAYS``)."""
+    keep = {**ROLLUP_KEEP_DAYS, **events_settings().rollup_keep_days}
+    epoch = int((now or timezone.now()).timestamp())
+    return {grain.value: epoch - keep[grain.label] * 86400 for grain in Grain}
+
+
+def tally(events: Iterable[StoredEvent]) -> dict[Key, Bucket]:
+    """Add ``events`` up into buckets of every grain they are still kept in.
+
+    Buckets that pruning would delete are not made at all: a rebuild over a month of log writes minute buckets
+    for the last two days only, not for thirty.
+    """
     sums: dict[Key, Bucket] = {}
     counters = _counters
+    since = kept_since()
     for event in events:
         epoch = int(event.recorded_at.timestamp())
         tallies: list[Tally] = [(EVENTS_BY_TYPE, event.type, None)]
@@ -116,6 +129,8 @@ def tally(events: Iterable[Event]) -> dict[Key, Bucket]:
             tallies.extend(tallies_of(event.data))
         for grain in GRAINS:
             start = epoch - epoch % grain
+            if start < since[grain]:
+                continue
             for series, key, value in tallies:
                 index = (series, grain, start, key[:200])
                 bucket = sums.get(index)
@@ -129,42 +144,62 @@ def _moment(epoch: int) -> datetime:
     return datetime.fromtimestamp(epoch, tz=UTC)
 
 
+# Counts and sums are added in the database; a histogram cannot be, so buckets with one are read first and
+# written back merged. The ORM has no spelling for "add on conflict", and its bulk_create costs more per row
+# than the whole tally: this is one statement, executed for all rows at once.
+UPSERT = (
+    "INSERT INTO {table} (series, {key}, grain, bucket, {count}, total, histogram) VALUES (%s, %s, %s, %s, %s, %s, %s)"
+    " ON CONFLICT (series, grain, bucket, {key}) DO UPDATE SET {count} = {table}.{count} + excluded.{count},"
+    " total = {table}.total + excluded.total"
+)
+# Buckets that got values in this batch: their histogram was merged with the stored one before writing.
+WITH_HISTOGRAM = ", histogram = excluded.histogram"
+
+
 def store(sums: Mapping[Key, Bucket]) -> None:
     """Add ``sums`` to the stored buckets. Only the subscriber writes rollups, one batch at a time (its
-    checkpoint row is locked), so reading the buckets and writing them back loses nothing."""
+    checkpoint row is locked), so reading histograms and writing them back merged loses nothing."""
     if not sums:
         return
+    histograms: dict[Key, list[int]] = {}
     by_grain: dict[int, set[int]] = {}
-    for _series, grain, start, _key in sums:
-        by_grain.setdefault(grain, set()).add(start)
-    merged = {index: Bucket(bucket.count, bucket.total, list(bucket.histogram)) for index, bucket in sums.items()}
-    series = {index[0] for index in sums}
+    for index, bucket in sums.items():
+        if bucket.histogram:
+            histograms[index] = list(bucket.histogram)
+            by_grain.setdefault(index[1], set()).add(index[2])
+    series = {index[0] for index in histograms}
     for grain, starts in by_grain.items():
         existing = Rollup.objects.filter(
             grain=grain, bucket__in=[_moment(start) for start in starts], series__in=series
-        ).values_list("series", "bucket", "key", "count", "total", "histogram")
-        for name, moment, key, stored_count, stored_total, stored_histogram in existing:
-            bucket = merged.get((name, grain, int(moment.timestamp()), key))
-            if bucket is not None:
-                bucket.merge(stored_count, stored_total, stored_histogram)
-    Rollup.objects.bulk_create(
-        [
-            Rollup(
-                series=name,
-                grain=grain,
-                bucket=_moment(start),
-                key=key,
-                count=bucket.count,
-                total=bucket.total,
-                histogram=bucket.histogram,
-            )
-            for (name, grain, start, key), bucket in merged.items()
-        ],
-        update_conflicts=True,
-        unique_fields=["series", "grain", "bucket", "key"],
-        update_fields=["count", "total", "histogram"],
-        batch_size=500,
-    )
+        ).values_list("series", "bucket", "key", "histogram")
+        for name, moment, key, stored_histogram in existing:
+            merged = histograms.get((name, grain, int(moment.timestamp()), key))
+            if merged is not None and stored_histogram:
+                for slot_index, amount in enumerate(stored_histogram[: len(merged)]):
+                    merged[slot_index] += amount
+    connection = connections[router.db_for_write(Rollup)]
+    quote = connection.ops.quote_name
+    histogram_field = Rollup._meta.get_field("histogram")
+    empty = histogram_field.get_db_prep_save([], connection)
+    adapted: dict[int, Any] = {}
+    plain, valued = [], []
+    for index, bucket in sums.items():
+        name, grain, start, key = index
+        when = adapted.get(start)
+        if when is None:
+            when = adapted[start] = connection.ops.adapt_datetimefield_value(_moment(start))
+        merged = histograms.get(index)
+        if merged is None:
+            plain.append((name, key, grain, when, bucket.count, bucket.total, empty))
+        else:
+            histogram = histogram_field.get_db_prep_save(merged, connection)
+            valued.append((name, key, grain, when, bucket.count, bucket.total, histogram))
+    sql = UPSERT.format(table=quote(Rollup._meta.db_table), key=quote("key"), count=quote("count"))
+    with connection.cursor() as cursor:
+        if plain:
+            cursor.executemany(sql, plain)
+        if valued:
+            cursor.executemany(sql + WITH_HISTOGRAM, valued)
 
 
 class RollupSubscriber(Subscriber):
@@ -172,8 +207,9 @@ class RollupSubscriber(Subscriber):
 
     name: ClassVar[str] = NAME
     batch_size: ClassVar[int] = 5000
+    reads_records: ClassVar[bool] = True
 
-    def handle(self, events: Sequence[Event]) -> None:
+    def handle(self, events: Sequence[StoredEvent]) -> None:
         store(tally(events))
 
 
@@ -184,13 +220,11 @@ def reset() -> None:
 
 def prune(*, now: datetime | None = None) -> dict[str, int]:
     """Delete buckets older than their grain's ``ROLLUP_KEEP_DAYS``; returns deletions per grain."""
-    keep = {**ROLLUP_KEEP_DAYS, **events_settings().rollup_keep_days}
-    moment = now or timezone.now()
+    since = kept_since(now)
     deleted: dict[str, int] = {}
     for grain in Grain:
-        days = keep[grain.label]
         with transaction.atomic():
-            count, _ = Rollup.objects.filter(grain=grain.value, bucket__lt=moment - timedelta(days=days)).delete()
+            count, _ = Rollup.objects.filter(grain=grain.value, bucket__lt=_moment(since[grain.value])).delete()
         if count:
             deleted[grain.label] = count
     return deleted

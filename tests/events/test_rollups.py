@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from django.contrib.auth.models import User
 from django.test import override_settings
+from django.utils import timezone
 
 from console.events import rollups
 from console.events.models import Checkpoint, Event, Grain, Rollup
@@ -17,6 +18,15 @@ from console.events.services import rollups_rebuild
 from console.events.subscriptions import catch_up
 
 pytestmark = pytest.mark.django_db
+
+# These tests write the log at fixed times in the past: keep every grain of bucket for them.
+KEEP_ALL = {"ROLLUP_KEEP_DAYS": {"minute": 100_000, "hour": 100_000, "day": 100_000}}
+
+
+@pytest.fixture(autouse=True)
+def keep_every_bucket(settings: Any) -> None:
+    settings.CONSOLE_EVENTS = {**settings.CONSOLE_EVENTS, **KEEP_ALL}
+
 
 STATUSES = ["succeeded", "failed", "failed", "succeeded", "lost"]
 COMMANDS = ["check", "migrate", "clearsessions"]
@@ -152,9 +162,12 @@ def test_it_keeps_durations_for_percentiles() -> None:
     for i, seconds in enumerate([1.0] * 90 + [40.0] * 10):
         append("job.finished", at, run_id=i, command="migrate", status="succeeded", exit_code=0, seconds=seconds)
     catch_up(rollups.NAME)
+    # A later batch without durations for the same buckets adds to the count and keeps the histogram.
+    append("job.lost", at, run_id=101, command="migrate", worker_host="h", heartbeat_at="x")
+    catch_up(rollups.NAME)
     total = rollups.totals("jobs.command", grain=Grain.DAY, start=at - timedelta(days=1), end=at + timedelta(days=1))
     bucket = total["migrate"]
-    assert bucket.count == 100
+    assert bucket.count == 101 and sum(bucket.histogram) == 100
     assert bucket.total == pytest.approx(490.0)
     median, slowest = bucket.percentile(0.5), bucket.percentile(0.99)
     assert median is not None and 0.5 < median <= 1.0
@@ -172,3 +185,13 @@ def test_it_prunes_each_grain_after_its_own_age() -> None:
     assert Rollup.objects.filter(grain=Grain.DAY).count() == 2
     assert Rollup.objects.filter(grain=Grain.HOUR).count() == 1
     assert not Rollup.objects.filter(grain=Grain.MINUTE).exists()
+
+
+def test_it_makes_no_buckets_that_pruning_would_delete(settings: Any) -> None:
+    settings.CONSOLE_EVENTS = {"ROLLUP_KEEP_DAYS": {}}
+    now = timezone.now()
+    append("auth.logged_in", now - timedelta(days=5), username="old")
+    append("auth.logged_in", now, username="new")
+    catch_up(rollups.NAME)
+    grains = Counter(Rollup.objects.values_list("grain", flat=True))
+    assert grains == {Grain.MINUTE: 1, Grain.HOUR: 2, Grain.DAY: 2}
