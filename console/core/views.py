@@ -9,6 +9,7 @@ import structlog
 from django.db import DatabaseError, connection, transaction
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
+from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
@@ -33,9 +34,27 @@ def ping_worker() -> None:
         transaction.on_commit(heartbeat.enqueue)
 
 
+# Worker processes seen this recently are listed on the dashboard (a restarted worker is a new process).
+WORKERS_LISTED_FOR = timedelta(hours=1)
+
+
+def queue_context() -> dict[str, Any]:
+    """The queue's backlog and how long its oldest task has waited, where the backend can tell."""
+    if backends.runs_inline() or backends.never_runs():
+        return {"backlog": None, "oldest_wait": None, "queue_error": ""}
+    try:
+        depth, oldest = backends.queue_depth(), backends.oldest_waiting()
+    except Exception as exc:
+        return {"backlog": None, "oldest_wait": None, "queue_error": exc.__class__.__name__}
+    wait = None if oldest is None else max(0, int((timezone.now() - oldest).total_seconds()))
+    return {"backlog": depth, "oldest_wait": wait, "queue_error": ""}
+
+
 def worker_context() -> dict[str, Any]:
     conf = core_settings()
     return {
+        "workers": list(WorkerHeartbeat.objects.seen_since(timezone.now() - WORKERS_LISTED_FOR)[:20]),
+        **queue_context(),
         "inline": backends.runs_inline(),
         "never_runs": backends.never_runs(),
         "uses_huey": backends.uses_huey(),
