@@ -208,7 +208,7 @@ def main() -> None:
     print(f"Rollup subscriber, {EVENTS:,} events over 30 days, SQLite (target ≥ 10,000 events/s):\n")
     print("| what | events/s | ratio to reading alone |")
     print("|---|---:|---:|")
-    print(f"| reading the log in batches (`read_batch`, the floor) | {sub['read_per_s']:,.0f} | 1.00x |")
+    print(f"| reading the log in batches as records (`read_records`, the floor) | {sub['read_per_s']:,.0f} | 1.00x |")
     print(
         f"| `events.rollups` catching up (read, tally, store {sub['buckets']:,} buckets) | {sub['rollup_per_s']:,.0f}"
         f" | {sub['read_per_s'] / sub['rollup_per_s']:.2f}x slower |"

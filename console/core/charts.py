@@ -16,6 +16,7 @@ import functools
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from functools import cached_property
 from typing import Any
 from urllib.parse import urlencode
 
@@ -114,7 +115,9 @@ def _number(value: float) -> str:
 
 @dataclass
 class Chart:
-    """Stacked bars of ``series`` over the intervals starting at ``starts``, each ``bar`` seconds long."""
+    """Stacked bars of ``series`` over the intervals starting at ``starts``, each ``bar`` seconds long.
+
+    What the template reads is worked out once per chart (it reads the totals and rows more than once)."""
 
     slug: str
     title: str
@@ -134,19 +137,19 @@ class Chart:
     def _href(self, series: Series, start: datetime) -> str:
         return series.link(start, start + timedelta(seconds=self.bar)) if series.link else ""
 
-    @property
+    @cached_property
     def totals(self) -> list[float]:
         return [sum(series.values[index] for series in self.series) for index in range(len(self.starts))]
 
-    @property
+    @cached_property
     def peak(self) -> float:
         return max(self.totals, default=0.0)
 
-    @property
+    @cached_property
     def total(self) -> str:
         return _number(sum(self.totals))
 
-    @property
+    @cached_property
     def peak_text(self) -> str:
         return _number(self.peak)
 
@@ -158,7 +161,7 @@ class Chart:
     def height(self) -> int:
         return HEIGHT
 
-    @property
+    @cached_property
     def shapes(self) -> list[Shape]:
         """One rectangle per non-empty (bar, series), stacked upwards in series order."""
         peak = self.peak
@@ -192,7 +195,7 @@ class Chart:
                 )
         return shapes
 
-    @property
+    @cached_property
     def rows(self) -> list[Row]:
         """The numbers behind the bars, for the table: only intervals with something in them."""
         totals = self.totals
