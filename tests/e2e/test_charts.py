@@ -9,6 +9,7 @@ from django.contrib.auth.models import User
 from playwright.sync_api import expect
 
 from console.core.conf import core_settings
+from console.events.services import webhook_create
 from console.jobs.catalog import lookup
 from console.jobs.models import JobRun, Status
 from console.jobs.services import job_start
@@ -47,4 +48,14 @@ def test_pages_with_charts_have_no_serious_accessibility_violations(signed_in_pa
     page.goto(path)
     expect(page.locator("section.charts")).to_be_visible()
     page.locator("section.charts details").first.locator("summary").click()
+    assert serious_accessibility_violations(page) == []
+
+
+def test_a_webhook_endpoints_charts_have_no_serious_accessibility_violations(
+    signed_in_page: Any, admin_user: User
+) -> None:
+    endpoint = webhook_create(actor=admin_user, name="Receiver", url="https://example.com/hook", event_types=[])
+    page = signed_in_page
+    page.goto(f"/webhooks/{endpoint.pk}/")
+    expect(page.get_by_test_id("chart-webhook-attempts")).to_be_visible()
     assert serious_accessibility_violations(page) == []
