@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any
+
 from console.events import Metric, declare
+from console.events.rollups import Tally, count
 
 CHANNELS = ("email", "sms", "push")
 _FIELDS = {"message_id", "message_type", "channel"}
@@ -153,3 +157,35 @@ MESSAGE_BULK_RESEND_CANCELLED = declare(
     required={"operation_id", "done"},
     audit=True,
 )
+
+
+# What the charts count (console.events.rollups): messages by outcome, and sent or failed by class and channel.
+OUTCOMES = "messages.outcome"
+FAILURES_BY_CLASS = "messages.failure_class"
+SENT_BY_TYPE, SENT_BY_CHANNEL = "messages.sent_type", "messages.sent_channel"
+FAILED_BY_TYPE, FAILED_BY_CHANNEL = "messages.failed_type", "messages.failed_channel"
+OUTCOME_SERIES = {"sent": (SENT_BY_TYPE, SENT_BY_CHANNEL), "failed": (FAILED_BY_TYPE, FAILED_BY_CHANNEL)}
+
+
+def outcome_tallies(outcome: str) -> Callable[[Mapping[str, Any]], Iterator[Tally]]:
+    by_type, by_channel = OUTCOME_SERIES.get(outcome, ("", ""))
+
+    def tallies(data: Mapping[str, Any]) -> Iterator[Tally]:
+        yield OUTCOMES, outcome, None
+        if by_type:
+            yield by_type, str(data.get("message_type", "")), None
+            yield by_channel, str(data.get("channel", "")), None
+        if outcome == "failed":
+            yield FAILURES_BY_CLASS, str(data.get("failure_class", "")), None
+
+    return tallies
+
+
+for _outcome, _declared in [
+    ("queued", MESSAGE_QUEUED),
+    ("sent", MESSAGE_SENT),
+    ("delivered", MESSAGE_DELIVERED),
+    ("deferred", MESSAGE_DEFERRED),
+    ("failed", MESSAGE_FAILED),
+]:
+    count(_declared.name, outcome_tallies(_outcome))

@@ -1,4 +1,4 @@
-"""The comms app's dashboard panel and the banner it puts on every page when staff must look."""
+"""The comms app's dashboard panel, its charts, and the banner it puts on every page when staff must look."""
 
 from __future__ import annotations
 
@@ -11,9 +11,15 @@ from django.urls import reverse
 from django.utils import timezone
 
 from console.comms.conf import comms_settings
+from console.comms.declarations import FAILED_BY_CHANNEL, FAILED_BY_TYPE, OUTCOMES, SENT_BY_CHANNEL, SENT_BY_TYPE
 from console.comms.failover import configured_routes
 from console.comms.models import Alert, Attempt, Breaker, Message, ProviderState
 from console.comms.outcomes import SENT
+from console.core.charts import Chart, ChartRange, filtered
+from console.events.rollups import Part, busiest_keys, over_time
+
+# Message classes or channels drawn per chart, busiest first.
+KEYS_SHOWN = 6
 
 
 def alert_banner(request: HttpRequest) -> list[str]:
@@ -73,3 +79,57 @@ def provider_health() -> list[dict[str, Any]]:
             }
         )
     return rows
+
+
+def _outcomes_chart(chart_range: ChartRange) -> Chart:
+    messages = reverse("comms:messages")
+    parts = [
+        Part("sent", "sent", "ok", filtered(messages, status="sent")),
+        Part("deferred", "deferred", "warn", filtered(messages, status="deferred")),
+        Part("failed", "failed", "bad", filtered(messages, status="failed")),
+    ]
+    starts, series = over_time(OUTCOMES, chart_range, parts)
+    return Chart(
+        slug="messages-outcomes",
+        title="Messages sent, deferred and failed",
+        description="Deliveries a channel accepted, retried later or gave up on.",
+        unit="deliveries",
+        starts=starts,
+        bar=chart_range.bar,
+        series=series,
+    )
+
+
+def _by_key_chart(chart_range: ChartRange, *, series_name: str, status: str, field: str, title: str) -> Chart:
+    messages = reverse("comms:messages")
+    keys = busiest_keys(series_name, chart_range, limit=KEYS_SHOWN)
+    parts = [Part(key, key or "(none)", "", filtered(messages, status=status, **{field: key})) for key in keys]
+    starts, series = over_time(series_name, chart_range, parts)
+    return Chart(
+        slug=series_name.replace(".", "-").replace("_", "-"),
+        title=title,
+        description=f"{title}, the {KEYS_SHOWN} busiest at most.",
+        unit="deliveries",
+        starts=starts,
+        bar=chart_range.bar,
+        series=series,
+    )
+
+
+def dashboard_charts(chart_range: ChartRange) -> list[Chart]:
+    return [_outcomes_chart(chart_range)]
+
+
+def page_charts(chart_range: ChartRange, of: int | None) -> list[Chart]:
+    """Outcomes, then sent and failed by message class and by channel."""
+    return [
+        _outcomes_chart(chart_range),
+        _by_key_chart(chart_range, series_name=SENT_BY_TYPE, status="sent", field="type", title="Sent by class"),
+        _by_key_chart(chart_range, series_name=FAILED_BY_TYPE, status="failed", field="type", title="Failed by class"),
+        _by_key_chart(
+            chart_range, series_name=SENT_BY_CHANNEL, status="sent", field="channel", title="Sent by channel"
+        ),
+        _by_key_chart(
+            chart_range, series_name=FAILED_BY_CHANNEL, status="failed", field="channel", title="Failed by channel"
+        ),
+    ]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import date, datetime
+
 import django_filters
 import django_tables2 as tables
 from django import forms
@@ -10,7 +12,8 @@ from django.utils.html import format_html
 
 from console.comms.classes import message_classes
 from console.comms.models import Channel, ContactPoint, ContactState, FailureClass, Message, Status
-from console.core.tables import ConsoleTable, Ordering
+from console.core.inputs import since_q, until_q
+from console.core.tables import ConsoleTable, MomentFilter, Ordering
 
 
 def _type_choices() -> list[tuple[str, str]]:
@@ -26,12 +29,19 @@ class MessageFilter(django_filters.FilterSet):
     mandatory = django_filters.BooleanFilter(
         widget=forms.Select(choices=[("", "any"), ("true", "yes"), ("false", "no")]), label="Mandatory"
     )
-    since = django_filters.DateFilter(field_name="created_at", lookup_expr="date__gte", label="Since (YYYY-MM-DD)")
-    until = django_filters.DateFilter(field_name="created_at", lookup_expr="date__lte", label="Until (YYYY-MM-DD)")
+    since = MomentFilter(label="Since (YYYY-MM-DD[THH:MM])", method="filter_since")
+    until = MomentFilter(label="Until (YYYY-MM-DD[THH:MM])", method="filter_until")
 
     class Meta:
         model = Message
         fields: list[str] = []
+
+    # A day or, as the charts link to a bar's interval, a moment; by when the message was created.
+    def filter_since(self, queryset: QuerySet[Message], name: str, value: date | datetime) -> QuerySet[Message]:
+        return queryset.filter(since_q("created_at", value))
+
+    def filter_until(self, queryset: QuerySet[Message], name: str, value: date | datetime) -> QuerySet[Message]:
+        return queryset.filter(until_q("created_at", value))
 
 
 MESSAGE_ORDERINGS = {

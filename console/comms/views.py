@@ -35,6 +35,7 @@ from console.comms.tables import (
     messages_queryset,
 )
 from console.comms.unsubscribe import LinkInvalid, current, read, stale
+from console.core import charts
 from console.core.auth import require_perm, staff_required
 from console.core.http import ConsoleRequest, client_redirect, page, wants_fragment
 from console.core.inputs import whole_number
@@ -58,7 +59,12 @@ def message_list(request: ConsoleRequest) -> HttpResponse:
         orderings=MESSAGE_ORDERINGS,
         default_sort="newest",
     )
-    context = {"ft": ft, "target_url": reverse("comms:messages"), "query": ft.query.urlencode()}
+    context = {
+        "ft": ft,
+        "target_url": reverse("comms:messages"),
+        "query": ft.query.urlencode(),
+        "charts": charts.region(request, "messages"),
+    }
     return page(request, "comms/messages.html", context, fragment="table-region")
 
 

@@ -7,7 +7,8 @@ waits in the queue, which only some backends can count.
 
 from __future__ import annotations
 
-from typing import Any
+from datetime import datetime
+from typing import Any, cast
 
 from django.apps import apps
 from django.tasks import DEFAULT_TASK_BACKEND_ALIAS, task_backends
@@ -56,4 +57,14 @@ def queue_depth() -> int | None:
     if path == DATABASE_BACKEND and apps.is_installed("django_tasks_db"):
         results: Any = apps.get_model(*DATABASE_RESULTS)
         return int(results.objects.ready().count())
+    return None
+
+
+def oldest_waiting() -> datetime | None:
+    """When the task that has waited longest was enqueued, where the backend can tell (the database backend);
+    ``None`` where it cannot or nothing waits. Raises if the queue is unreachable."""
+    if backend_path() == DATABASE_BACKEND and apps.is_installed("django_tasks_db"):
+        results: Any = apps.get_model(*DATABASE_RESULTS)
+        oldest = results.objects.ready().order_by("enqueued_at").values_list("enqueued_at", flat=True).first()
+        return cast(datetime | None, oldest)
     return None

@@ -204,6 +204,8 @@ class CoreSettings(AppSettings):
     # The maintenance tick (``console_tick --loop``, or Huey's schedule) that has not run for this long is
     # reported stopped.
     tick_stale_seconds: float = field(default=300.0, metadata=POSITIVE)
+    # How often a visible page's charts ask for fresh numbers.
+    chart_poll_seconds: int = field(default=10, metadata=POSITIVE)
 
 
 core_settings = CoreSettings.load

@@ -8,8 +8,11 @@ error, never an exception in the view.
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, time
+from typing import Any
 
+from django import forms
 from django.core.exceptions import ValidationError
+from django.db.models import Q
 from django.utils import timezone
 
 # The largest id, position or version the console stores: a signed 64-bit integer on every database.
@@ -48,3 +51,45 @@ def representable_time(value: date | datetime) -> None:
                 "This time is too far in the past or the future to compare with the log: use a year from 0002 to 9998.",
                 code="out_of_range",
             ) from None
+
+
+class MomentField(forms.CharField):
+    """A day (``2026-12-03``) or a moment (``2026-12-03T09:30``, ``...Z``, ``...+01:00``), for since/until filters.
+
+    A day filters whole days, as people type them; a moment filters to the second, as the charts link to a bar's
+    interval. The value is a ``date`` or an aware ``datetime`` (a naive one is in the site's time zone).
+    """
+
+    default_error_messages = {
+        "invalid": "Enter a valid date. A time works too: YYYY-MM-DDTHH:MM, with Z or an offset if not local.",
+    }
+    default_validators = [representable_time]
+
+    def to_python(self, value: Any) -> date | datetime | None:  # type: ignore[override]  # a date, not text
+        text = str(super().to_python(value) or "").strip()
+        if not text:
+            return None
+        try:
+            if len(text) == len("YYYY-MM-DD"):
+                return date.fromisoformat(text)
+            return datetime.fromisoformat(text)
+        except ValueError:
+            raise ValidationError(self.error_messages["invalid"], code="invalid") from None
+
+
+def _aware(moment: datetime) -> datetime:
+    return timezone.make_aware(moment) if timezone.is_naive(moment) else moment
+
+
+def since_q(field: str, value: date | datetime) -> Q:
+    """``field`` at or after ``value`` (a day: from its start)."""
+    if isinstance(value, datetime):
+        return Q(**{f"{field}__gte": _aware(value)})
+    return Q(**{f"{field}__gte": timezone.make_aware(datetime.combine(value, time.min))})
+
+
+def until_q(field: str, value: date | datetime) -> Q:
+    """``field`` before ``value`` (a moment: exclusive, so bars side by side never share a row; a day: to its end)."""
+    if isinstance(value, datetime):
+        return Q(**{f"{field}__lt": _aware(value)})
+    return Q(**{f"{field}__lte": timezone.make_aware(datetime.combine(value, time.max))})

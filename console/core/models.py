@@ -18,8 +18,17 @@ class WorkerHeartbeatQuerySet(models.QuerySet["WorkerHeartbeat"]):
     def beat(self, *, backend: str) -> str:
         """Record that this process (host:pid) picked up a task just now; returns its name."""
         worker = f"{socket.gethostname()}:{os.getpid()}"
-        self.update_or_create(worker=worker, defaults={"backend": backend, "seen_at": timezone.now()})
+        now = timezone.now()
+        self.update_or_create(
+            worker=worker,
+            defaults={"backend": backend, "seen_at": now},
+            create_defaults={"backend": backend, "seen_at": now, "first_seen_at": now},
+        )
         return worker
+
+    def seen_since(self, moment: datetime) -> WorkerHeartbeatQuerySet:
+        """Every worker process seen since ``moment``, the most recently seen first."""
+        return self.filter(seen_at__gte=moment).order_by("-seen_at")
 
 
 class WorkerHeartbeat(models.Model):
@@ -28,6 +37,8 @@ class WorkerHeartbeat(models.Model):
     worker = models.CharField(max_length=200, unique=True, help_text="host:pid of the process that ran the task")
     backend = models.CharField(max_length=200)
     seen_at = models.DateTimeField()
+    # When this process first picked up a task: roughly when it started.
+    first_seen_at = models.DateTimeField(null=True, blank=True)
 
     objects = WorkerHeartbeatQuerySet.as_manager()
 
@@ -37,6 +48,14 @@ class WorkerHeartbeat(models.Model):
     @property
     def age_seconds(self) -> int:
         return max(0, int((timezone.now() - self.seen_at).total_seconds()))
+
+    @property
+    def host(self) -> str:
+        return self.worker.rpartition(":")[0] or self.worker
+
+    @property
+    def pid(self) -> str:
+        return self.worker.rpartition(":")[2] if ":" in self.worker else ""
 
 
 class MaintenanceTickQuerySet(models.QuerySet["MaintenanceTick"]):

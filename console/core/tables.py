@@ -28,7 +28,7 @@ from django.forms.widgets import CheckboxInput, FileInput, Input, Select, Widget
 from django.http import HttpRequest, QueryDict
 from django.utils import timezone
 
-from console.core.inputs import representable_time, whole_number
+from console.core.inputs import MomentField, representable_time, whole_number
 
 PAGE_SIZES = (25, 50, 100, 200)
 # The piece of a table page that filters, sorting and paging swap (core/_filtered_table.html's partial).
@@ -313,3 +313,9 @@ def filtered_table(
         sort=sort,
         error=error,
     )
+
+
+class MomentFilter(django_filters.Filter):
+    """A since/until filter that takes a day or a moment (see ``MomentField``); give it a ``method``."""
+
+    field_class = MomentField

@@ -11,4 +11,5 @@ urlpatterns = [
     path("healthz", views.healthz, name="healthz"),
     path("operations/<int:pk>/", views.operation, name="operation"),
     path("operations/<int:pk>/cancel", views.operation_cancel, name="operation_cancel"),
+    path("charts/<slug:name>/", views.chart_region, name="charts"),
 ]

@@ -10,10 +10,11 @@ from django.contrib import messages
 from django.db import DatabaseError, connection, transaction
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 
-from console.core import backends, services
+from console.core import backends, charts, services
 from console.core.auth import require_perm, staff_required
 from console.core.conf import core_settings
 from console.core.http import ConsoleRequest, page, piece
@@ -34,9 +35,27 @@ def ping_worker() -> None:
         transaction.on_commit(heartbeat.enqueue)
 
 
+# Worker processes seen this recently are listed on the dashboard (a restarted worker is a new process).
+WORKERS_LISTED_FOR = timedelta(hours=1)
+
+
+def queue_context() -> dict[str, Any]:
+    """The queue's backlog and how long its oldest task has waited, where the backend can tell."""
+    if backends.runs_inline() or backends.never_runs():
+        return {"backlog": None, "oldest_wait": None, "queue_error": ""}
+    try:
+        depth, oldest = backends.queue_depth(), backends.oldest_waiting()
+    except Exception as exc:
+        return {"backlog": None, "oldest_wait": None, "queue_error": exc.__class__.__name__}
+    wait = None if oldest is None else max(0, int((timezone.now() - oldest).total_seconds()))
+    return {"backlog": depth, "oldest_wait": wait, "queue_error": ""}
+
+
 def worker_context() -> dict[str, Any]:
     conf = core_settings()
     return {
+        "workers": list(WorkerHeartbeat.objects.seen_since(timezone.now() - WORKERS_LISTED_FOR)[:20]),
+        **queue_context(),
         "inline": backends.runs_inline(),
         "never_runs": backends.never_runs(),
         "uses_huey": backends.uses_huey(),
@@ -52,10 +71,24 @@ def worker_context() -> dict[str, Any]:
 def dashboard(request: ConsoleRequest) -> HttpResponse:
     ping_worker()
     panels = [(panel.template, panel.context(request)) for panel in registry.panels]
-    return render(
-        request,
-        "core/dashboard.html",
-        {"backend": backends.backend_path(), "database": connection.vendor, "panels": panels, **worker_context()},
+    context = {
+        "backend": backends.backend_path(),
+        "database": connection.vendor,
+        "panels": panels,
+        "charts": charts.panel(request, charts.DASHBOARD),
+        **worker_context(),
+    }
+    return render(request, "core/dashboard.html", context)
+
+
+@staff_required
+@require_GET
+def chart_region(request: ConsoleRequest, name: str) -> HttpResponse:
+    """A page's chart region for the range asked (``?range=1h``), polled while the page is visible."""
+    if name != charts.DASHBOARD and name not in charts.sources:
+        raise Http404("No charts by this name.")
+    return piece(
+        request, "core/_charts.html#charts", {"panel": charts.panel(request, name, charts.requested_of(request))}
     )
 
 

@@ -14,19 +14,32 @@ class EventsConfig(AppConfig):
         # Before anything imports prometheus_client: its multiprocess mode is fixed at import.
         metrics.enable_multiprocess()
 
+        from console.core.charts import ChartSource, register_source
         from console.core.logconfig import hand_off_to_stdlib
         from console.core.registry import Panel, registry
-        from console.events import conf, declarations, pipeline, retention, subscriptions, webhook_sender  # noqa: F401
-        from console.events.panels import event_log_panel
+        from console.events import (  # noqa: F401
+            conf,
+            declarations,
+            pipeline,
+            retention,
+            rollups,
+            subscriptions,
+            webhook_sender,
+        )
+        from console.events.panels import dashboard_charts, event_log_panel, log_charts, webhook_charts
 
         hand_off_to_stdlib()
         pipeline.register_emit_sink(metrics.metrics_sink)
         pipeline.register_emit_sink(subscriptions.notify_sink)
         subscriptions.register(webhook_sender.WebhookPublisher())
+        subscriptions.register(rollups.RollupSubscriber())
 
         registry.add_nav("Events", "events:list", 30)
         registry.add_nav("Webhooks", "events:webhooks", 60)
         registry.add_panel(Panel("events/_panel.html", event_log_panel, order=30))
+        register_source(ChartSource("events", log_charts, dashboard_charts, order=30))
+        register_source(ChartSource("webhooks", webhook_charts, order=60))
         registry.add_duty("events.subscriptions", subscriptions.catch_up_all)
         registry.add_duty("events.webhooks", webhook_sender.deliver_due)
         registry.add_duty("events.retention", retention.prune)
+        registry.add_duty("events.rollups", rollups.prune)

@@ -10,6 +10,9 @@ from django.core.checks import CheckMessage, register
 from console.core.conf import AT_LEAST_ZERO, POSITIVE, AppSettings
 
 READERS = ("xid", "table_lock")
+ROLLUP_KEEP_DAYS = {"minute": 2, "hour": 10, "day": 400}
+# The shortest keep per grain that still fills the charts' longest range at that grain.
+ROLLUP_KEEP_AT_LEAST = {"minute": 1, "hour": 7, "day": 30}
 
 
 @dataclass(frozen=True)
@@ -44,6 +47,10 @@ class EventsSettings(AppSettings):
     retention_batch: int = field(default=5000, metadata=POSITIVE)
     # Free-text search in the audit log looks at this many newest events at most.
     search_window: int = field(default=50_000, metadata=POSITIVE)
+    # Rollups (the charts' counts): days each grain of bucket is kept. Minute buckets serve the last hour,
+    # hour buckets the last day and week, day buckets the last month and whatever a site keeps beyond it.
+    # A site names only the grains it changes.
+    rollup_keep_days: dict[str, int] = field(default_factory=dict)
 
     def problems(self) -> list[str]:
         found = []
@@ -51,6 +58,12 @@ class EventsSettings(AppSettings):
             found.append(f"READER must be one of {', '.join(READERS)}.")
         if not all(days >= 0 for days in self.retention_days.values()):
             found.append("RETENTION_DAYS maps event types to whole days, zero or more.")
+        keep = self.rollup_keep_days
+        if set(keep) - set(ROLLUP_KEEP_DAYS):
+            found.append("ROLLUP_KEEP_DAYS maps minute, hour and day to whole days.")
+        elif any(keep.get(grain, least) < least for grain, least in ROLLUP_KEEP_AT_LEAST.items()):
+            least = ", ".join(f"{grain} {days}" for grain, days in ROLLUP_KEEP_AT_LEAST.items())
+            found.append(f"ROLLUP_KEEP_DAYS keeps too little for the charts: at least {least}.")
         return found
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from django.contrib.auth.signals import user_logged_in, user_logged_out, user_login_failed
@@ -10,6 +11,7 @@ from django.http import HttpRequest
 
 from console.events.catalog import Metric, declare
 from console.events.pipeline import emit
+from console.events.rollups import Tally, count
 
 USER_LOGGED_IN = declare(
     "auth.logged_in",
@@ -84,3 +86,28 @@ SUBSCRIPTION_RESUMED = declare(
     required={"name", "position"},
     audit=True,
 )
+
+ROLLUPS_REBUILT = declare(
+    "rollups.rebuilt",
+    description="A user dropped the charts' rollups to rebuild them from the log.",
+    required={"buckets"},
+    audit=True,
+)
+WEBHOOK_ATTEMPTED = declare(
+    "webhook.attempted",
+    description="One attempt to deliver an event to a webhook endpoint, and how it went.",
+    required={"endpoint_id", "delivery_id", "ok", "ms"},
+    optional={"status_code"},
+    retention_days=30,
+)
+
+
+def webhook_attempt_tallies(data: Mapping[str, Any]) -> Iterator[Tally]:
+    outcome = "succeeded" if data.get("ok") else "failed"
+    ms = data.get("ms")
+    value = float(ms) if isinstance(ms, int | float) else None
+    yield "webhooks.attempts", outcome, value
+    yield f"webhooks.endpoint.{data.get('endpoint_id')}", outcome, value
+
+
+count(WEBHOOK_ATTEMPTED.name, webhook_attempt_tallies)

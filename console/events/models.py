@@ -277,3 +277,47 @@ class WebhookDelivery(models.Model):
 
     def __str__(self) -> str:
         return f"{self.event_type} #{self.event_position} to {self.endpoint_id}"
+
+
+class Grain(models.IntegerChoices):
+    """How long one rollup bucket lasts, in seconds."""
+
+    MINUTE = 60, "minute"
+    HOUR = 3600, "hour"
+    DAY = 86400, "day"
+
+
+class RollupQuerySet(models.QuerySet["Rollup"]):
+    def window(self, series: str, grain: int, start: datetime, end: datetime) -> RollupQuerySet:
+        """Buckets of one series and grain that start in ``[start, end)``."""
+        return self.filter(series=series, grain=grain, bucket__gte=start, bucket__lt=end)
+
+
+class Rollup(models.Model):
+    """A count (and sum, and histogram of values) of what the log recorded in one time bucket.
+
+    Written only by the ``events.rollups`` subscriber, in the transaction that moves its checkpoint, so it can
+    be dropped and rebuilt from the log at any time. ``series`` names what is counted (``jobs.runs``), ``key``
+    one bounded value of it (``failed``); ``histogram`` counts values per bound of ``rollups.BOUNDS``.
+    """
+
+    series = models.CharField(max_length=100)
+    key = models.CharField(max_length=200, blank=True, default="")
+    grain = models.PositiveIntegerField(choices=Grain.choices)
+    bucket = models.DateTimeField()
+    count = models.BigIntegerField(default=0)
+    total = models.FloatField(default=0)
+    histogram = models.JSONField(default=list, blank=True)
+
+    objects = RollupQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["series", "grain", "bucket", "key"]
+        constraints = [
+            models.UniqueConstraint(fields=["series", "grain", "bucket", "key"], name="rollup_bucket_unique")
+        ]
+        # Pruning deletes by grain and age across every series.
+        indexes = [models.Index(fields=["grain", "bucket"], name="rollup_grain_bucket")]
+
+    def __str__(self) -> str:
+        return f"{self.series}[{self.key}] @ {self.bucket:%Y-%m-%d %H:%M} x{self.count}"

@@ -1,4 +1,5 @@
-"""The events app's write functions: webhook endpoints, resending a delivery, pausing a subscriber.
+"""The events app's write functions: webhook endpoints, resending a delivery, pausing a subscriber, rebuilding
+the rollups.
 
 Each changes rows inside ``transaction.atomic()`` and emits the event naming the actor; sending happens in
 the webhook task, enqueued after commit.
@@ -10,15 +11,16 @@ from typing import TYPE_CHECKING
 
 from django.db import transaction
 
-from console.events import subscriptions
+from console.events import rollups, subscriptions
 from console.events.declarations import (
+    ROLLUPS_REBUILT,
     SUBSCRIPTION_PAUSED,
     SUBSCRIPTION_RESUMED,
     WEBHOOK_CREATED,
     WEBHOOK_DELIVERY_RESENT,
     WEBHOOK_UPDATED,
 )
-from console.events.models import Checkpoint, WebhookDelivery, WebhookEndpoint
+from console.events.models import Checkpoint, Rollup, WebhookDelivery, WebhookEndpoint
 from console.events.pipeline import emit
 from console.events.webhook_sender import dispatch_on_commit
 
@@ -111,5 +113,24 @@ def subscription_resume(*, actor: AbstractBaseUser, name: str) -> Checkpoint:
         subscriptions.resume(name)
         checkpoint = Checkpoint.objects.get(name=name)
         emit(SUBSCRIPTION_RESUMED, actor=actor, name=name, position=checkpoint.position)
+        transaction.on_commit(subscriptions.dispatch)
+    return checkpoint
+
+
+def rollups_rebuild(*, actor: AbstractBaseUser) -> Checkpoint:
+    """Drop every rollup and read the log again from its start (after commit, in the catch-up task).
+
+    The subscriber's checkpoint row is locked first, so no batch of the subscriber runs in between: its next
+    batch starts from nothing and the first event.
+    """
+    with transaction.atomic():
+        Checkpoint.objects.get_or_create(name=rollups.NAME)
+        checkpoint = Checkpoint.objects.select_for_update().get(name=rollups.NAME)
+        dropped = Rollup.objects.count()
+        rollups.reset()
+        checkpoint.tx, checkpoint.position, checkpoint.handled = None, 0, 0
+        checkpoint.failures, checkpoint.last_error, checkpoint.retry_at = 0, "", None
+        checkpoint.save()
+        emit(ROLLUPS_REBUILT, actor=actor, buckets=dropped)
         transaction.on_commit(subscriptions.dispatch)
     return checkpoint

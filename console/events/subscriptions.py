@@ -14,7 +14,7 @@ import traceback
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from datetime import timedelta
-from typing import ClassVar
+from typing import ClassVar, cast
 
 import structlog
 from django.db import DEFAULT_DB_ALIAS, connections, transaction
@@ -24,7 +24,7 @@ from django.utils.module_loading import import_string
 
 from console.events.conf import events_settings
 from console.events.models import Checkpoint, Event, ParkedEvent
-from console.events.reader import Cursor, cursor_of, read_batch
+from console.events.reader import Cursor, cursor_of, read_batch, read_records
 
 log = structlog.get_logger(__name__)
 
@@ -35,6 +35,9 @@ class Subscriber(ABC):
     name: ClassVar[str]
     types: ClassVar[frozenset[str] | None] = None
     batch_size: ClassVar[int] = 500
+    # Handle ``Record`` tuples instead of ``Event`` models: several times cheaper to read, for subscribers
+    # that go through much of the log and need only what a record holds.
+    reads_records: ClassVar[bool] = False
     max_attempts: ClassVar[int] = 5
 
     @abstractmethod
@@ -93,7 +96,8 @@ def _step(subscriber: Subscriber) -> tuple[int, bool]:
             return 0, False
         if checkpoint.retry_at is not None and checkpoint.retry_at > timezone.now():
             return 0, False
-        events = read_batch(checkpoint.cursor, limit=subscriber.batch_size, types=subscriber.types)
+        read = read_records if subscriber.reads_records else read_batch
+        events = cast(list[Event], read(checkpoint.cursor, limit=subscriber.batch_size, types=subscriber.types))
         if not events:
             return 0, False
         try:
@@ -132,7 +136,7 @@ def _step_one_by_one(subscriber: Subscriber, checkpoint: Checkpoint, events: lis
                     error=error,
                 )
                 return handled, False
-            ParkedEvent.objects.create(checkpoint=checkpoint, event=event, error=error, attempts=attempts)
+            ParkedEvent.objects.create(checkpoint=checkpoint, event_id=event.position, error=error, attempts=attempts)
             log.error("subscription.event_parked", subscriber=subscriber.name, position=event.position, error=error)
             _advance(checkpoint, cursor_of(event), 0)
         else:

@@ -13,6 +13,7 @@ from django.utils.html import format_html
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from console.core import charts
 from console.core.auth import require_perm, staff_required
 from console.core.http import ConsoleRequest, page
 from console.core.inputs import whole_number
@@ -44,7 +45,13 @@ def event_list(request: ConsoleRequest) -> HttpResponse:
         default_sort="newest",
     )
     rows = [event.row() for event in ft.page.rows]
-    context = {"ft": ft, "rows": rows, "target_url": reverse("events:list"), "types": sorted(catalog)}
+    context = {
+        "ft": ft,
+        "rows": rows,
+        "target_url": reverse("events:list"),
+        "types": sorted(catalog),
+        "charts": charts.region(request, "events"),
+    }
     return page(request, "events/event_list.html", context, fragment="table-region")
 
 
@@ -272,7 +279,12 @@ def webhook_detail(request: ConsoleRequest, pk: int) -> HttpResponse:
         orderings=DELIVERY_ORDERINGS,
         default_sort="newest",
     )
-    context = {"endpoint": endpoint, "ft": ft, "target_url": reverse("events:webhook", args=[pk])}
+    context = {
+        "endpoint": endpoint,
+        "ft": ft,
+        "target_url": reverse("events:webhook", args=[pk]),
+        "charts": charts.region(request, "webhooks", endpoint.pk),
+    }
     return page(request, "events/webhook_detail.html", context, fragment=TABLE_REGION)
 
 

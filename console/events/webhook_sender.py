@@ -37,6 +37,7 @@ from console.events.catalog import catalog
 from console.events.conf import events_settings
 from console.events.context import enqueue_on_commit
 from console.events.declarations import (
+    WEBHOOK_ATTEMPTED,
     WEBHOOK_DISABLED,
 )
 from console.events.models import Event, WebhookDelivery, WebhookEndpoint
@@ -262,6 +263,16 @@ def _record(delivery: WebhookDelivery, *, ok: bool, status_code: int | None, err
     delivery.last_response = response
     delivery.claimed_at = None
     with transaction.atomic():
+        # In the log, so the charts' success and latency per endpoint are rebuilt from it like every rollup.
+        emit(
+            WEBHOOK_ATTEMPTED,
+            **WebhookEndpoint.stream_of(endpoint.pk),
+            endpoint_id=endpoint.pk,
+            delivery_id=delivery.pk,
+            ok=ok,
+            ms=delivery.duration_ms or 0,
+            status_code=status_code,
+        )
         if ok:
             delivery.status = WebhookDelivery.Status.SUCCEEDED
             delivery.delivered_at = timezone.now()

@@ -9,11 +9,13 @@ class JobsConfig(AppConfig):
     verbose_name = "Jobs"
 
     def ready(self) -> None:
+        from console.core.charts import ChartSource, register_source
         from console.core.registry import Panel, registry
         from console.jobs import conf, declarations  # noqa: F401  # system checks and event declarations
         from console.jobs.maintenance import reap_lost_runs
-        from console.jobs.panels import dashboard_panel
+        from console.jobs.panels import dashboard_charts, dashboard_panel, page_charts
 
         registry.add_nav("Jobs", "jobs:catalog", 10)
         registry.add_duty("jobs.reap_lost_runs", reap_lost_runs)
         registry.add_panel(Panel(template="jobs/_panel.html", context=dashboard_panel, order=10))
+        register_source(ChartSource("jobs", page_charts, dashboard_charts, order=10))

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping
+from typing import Any
+
 from console.events.catalog import Metric, declare
+from console.events.rollups import Tally, count
 
 STATUSES = ("succeeded", "failed", "cancelled", "lost")
 
@@ -65,3 +69,30 @@ JOB_DENIED = declare(
     level="warning",
     audit=True,
 )
+
+
+# What the charts count (console.events.rollups): runs by how they ended, and per command with their durations.
+RUNS = "jobs.runs"
+RUNS_BY_COMMAND = "jobs.command"
+FAILED_BY_COMMAND = "jobs.command_failed"
+
+
+def run_tallies(data: Mapping[str, Any]) -> Iterator[Tally]:
+    status = str(data.get("status", "cancelled"))
+    status = status if status in STATUSES else "cancelled"
+    seconds = data.get("seconds")
+    value = float(seconds) if isinstance(seconds, int | float) and not isinstance(seconds, bool) else None
+    command = str(data.get("command", ""))
+    yield RUNS, status, value
+    yield RUNS_BY_COMMAND, command, value
+    if status in ("failed", "lost"):
+        yield FAILED_BY_COMMAND, command, None
+
+
+def lost_tallies(data: Mapping[str, Any]) -> Iterator[Tally]:
+    return run_tallies({**data, "status": "lost"})
+
+
+count(JOB_FINISHED.name, run_tallies)
+count(JOB_STOPPED.name, run_tallies)
+count(JOB_LOST.name, lost_tallies)

@@ -2,20 +2,19 @@
 
 from __future__ import annotations
 
-from datetime import datetime, time
 from typing import Any
 
 import django_filters
 import django_tables2 as tables
 from django.contrib.auth import get_user_model
 from django.db.models import QuerySet
+from django.db.models.functions import Coalesce
 from django.http import HttpRequest
 from django.urls import reverse
-from django.utils import timezone
 from django.utils.html import format_html
 
-from console.core.inputs import representable_time
-from console.core.tables import ConsoleTable
+from console.core.inputs import since_q, until_q
+from console.core.tables import ConsoleTable, MomentFilter
 from console.jobs.models import JobRun, Status
 
 
@@ -29,8 +28,10 @@ class JobRunFilter(django_filters.FilterSet):
     command = django_filters.CharFilter(label="Command", lookup_expr="exact")
     status = django_filters.ChoiceFilter(choices=Status.choices, empty_label="any")
     actor = django_filters.ModelChoiceFilter(field_name="requested_by", label="User", queryset=staff_users)
-    since = django_filters.DateFilter(label="Since", method="filter_since", validators=[representable_time])
-    until = django_filters.DateFilter(label="Until", method="filter_until", validators=[representable_time])
+    # A run is in a time range when it ended there (or was queued there, if it has not ended): a chart's bar
+    # counts runs by when they ended, and links here with its interval.
+    since = MomentFilter(label="Since", method="filter_since")
+    until = MomentFilter(label="Until", method="filter_until")
     q = django_filters.CharFilter(label="Arguments contain", field_name="argv_display", lookup_expr="icontains")
 
     class Meta:
@@ -38,10 +39,10 @@ class JobRunFilter(django_filters.FilterSet):
         fields: list[str] = []
 
     def filter_since(self, queryset: QuerySet[JobRun], name: str, value: Any) -> QuerySet[JobRun]:
-        return queryset.filter(queued_at__gte=timezone.make_aware(datetime.combine(value, time.min)))
+        return queryset.alias(ended=Coalesce("finished_at", "queued_at")).filter(since_q("ended", value))
 
     def filter_until(self, queryset: QuerySet[JobRun], name: str, value: Any) -> QuerySet[JobRun]:
-        return queryset.filter(queued_at__lte=timezone.make_aware(datetime.combine(value, time.max)))
+        return queryset.alias(ended=Coalesce("finished_at", "queued_at")).filter(until_q("ended", value))
 
 
 class JobRunTable(ConsoleTable):

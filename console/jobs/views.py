@@ -13,6 +13,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from console.core import charts
 from console.core.auth import staff_required
 from console.core.http import ConsoleRequest, page, piece
 from console.core.inputs import whole_number
@@ -81,7 +82,7 @@ def command_catalog(request: ConsoleRequest) -> HttpResponse:
     query = request.GET.get("q", "")[:100]
     commands = catalog.commands_for(request.user, query=query)
     groups = [(app, list(items)) for app, items in groupby(commands, key=lambda info: info.app_verbose_name)]
-    context = {"groups": groups, "q": query, "count": len(commands)}
+    context = {"groups": groups, "q": query, "count": len(commands), "charts": charts.region(request, "jobs")}
     return page(request, "jobs/catalog.html", context, fragment="command-list")
 
 

@@ -89,3 +89,30 @@ def test_every_nav_section_answers(client: Client, staff: User, section: str) ->
     response = client.get("/")
     assert f'href="{section}"' in response.content.decode()
     assert client.get(section).status_code == 200
+
+
+def test_it_lists_each_worker_process_and_the_queue_backlog(client: Client, staff: User) -> None:
+    now = timezone.now()
+    WorkerHeartbeat.objects.create(
+        worker="web-2:4242",
+        backend="HueyBackend",
+        seen_at=now - timedelta(seconds=3),
+        first_seen_at=now - timedelta(hours=2),
+    )
+    WorkerHeartbeat.objects.create(worker="web-1:77", backend="HueyBackend", seen_at=now - timedelta(minutes=10))
+    WorkerHeartbeat.objects.create(worker="gone:1", backend="HueyBackend", seen_at=now - timedelta(days=1))
+    client.force_login(staff)
+    fragment = client.get("/dashboard/worker", headers={"HX-Request": "true"}).content.decode()
+    rows = fragment.split("<tbody>")[1]
+    assert "<td>web-2</td>" in rows and "<td>4242</td>" in rows and "<td>77</td>" in rows
+    assert rows.index("web-2") < rows.index("web-1") and "gone" not in rows
+    assert rows.count("missing") == 1
+    assert 'data-testid="queue-status"' in fragment and "waiting" in fragment
+
+
+def test_a_worker_keeps_the_time_it_was_first_seen(db: None) -> None:
+    name = WorkerHeartbeat.objects.beat(backend="HueyBackend")
+    first = WorkerHeartbeat.objects.get(worker=name).first_seen_at
+    WorkerHeartbeat.objects.beat(backend="HueyBackend")
+    seen = WorkerHeartbeat.objects.get(worker=name)
+    assert first is not None and seen.first_seen_at == first and seen.seen_at > first

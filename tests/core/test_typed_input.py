@@ -63,8 +63,9 @@ CHOICES = ["failed", "sent", "delivered", "newest", "oldest", "address", "recent
 # Keys whose values the console parses; each URL is fuzzed with the keys its view reads (see keys_read).
 CURSOR_KEYS = ["after", "before"]
 TIME_KEYS = ["since", "until", "as_of_time"]
-NUMBER_KEYS = ["from", "version", "compare", "generation", "page", "per_page", "limit", "ids", "contact"]
+NUMBER_KEYS = ["from", "version", "compare", "generation", "page", "per_page", "limit", "ids", "contact", "of"]
 KNOWN_KEYS = [*CURSOR_KEYS, *TIME_KEYS, *NUMBER_KEYS, "sort", "seen", "type", "scope", "query", "force", "confirm"]
+KNOWN_KEYS += ["range"]
 
 
 # Cursors that decode (base64url JSON) to values of the wrong type or out of range for the columns they page by.
@@ -224,6 +225,7 @@ FILLS = [
     ("streams/", "stream_id", "stream"),
     ("read-models/accounts/", "account_id", "stream"),
     ("operations/", "pk", "operation"),
+    ("charts/", "name", "chart_source"),
 ]
 
 
@@ -243,6 +245,7 @@ class World:
     operation: int
     command: str = "demo_report"
     message_class: str = "order_confirmation"
+    chart_source: str = "webhooks"
 
     def kwargs(self, route: str, arguments: list[str]) -> dict[str, Any]:
         return {
