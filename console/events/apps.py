@@ -17,7 +17,7 @@ class EventsConfig(AppConfig):
         from console.core.logconfig import hand_off_to_stdlib
         from console.core.registry import Panel, registry
         from console.events import conf, declarations, pipeline, retention, subscriptions, webhook_sender  # noqa: F401
-        from console.events.panels import event_log_panel
+        from console.events.panels import disabled_banner, event_log_panel
 
         hand_off_to_stdlib()
         pipeline.register_emit_sink(metrics.metrics_sink)
@@ -27,6 +27,7 @@ class EventsConfig(AppConfig):
         registry.add_nav("Events", "events:list", 30)
         registry.add_nav("Webhooks", "events:webhooks", 60)
         registry.add_panel(Panel("events/_panel.html", event_log_panel, order=30))
+        registry.add_banner(disabled_banner)
         registry.add_duty("events.subscriptions", subscriptions.catch_up_all)
         registry.add_duty("events.webhooks", webhook_sender.deliver_due)
         registry.add_duty("events.retention", retention.prune)

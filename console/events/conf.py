@@ -37,7 +37,8 @@ class EventsSettings(AppSettings):
     webhook_max_attempts: int = field(default=12, metadata=POSITIVE)
     webhook_retry_base_seconds: float = field(default=30.0, metadata=AT_LEAST_ZERO)
     webhook_retry_max_seconds: float = field(default=6 * 3600.0, metadata=POSITIVE)
-    webhook_disable_after_failures: int = field(default=50, metadata=POSITIVE)
+    # An endpoint whose attempts have all failed for this long is disabled (Svix and Hookdeck wait 5 days).
+    webhook_disable_after_hours: float = field(default=120.0, metadata=POSITIVE)
     webhook_allow_private: bool = False
     # Retention: days per event type, overriding the declaration; audit types are kept unless listed here.
     retention_days: dict[str, int] = field(default_factory=dict)

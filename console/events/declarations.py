@@ -59,11 +59,17 @@ WEBHOOK_UPDATED = declare(
 )
 WEBHOOK_DISABLED = declare(
     "webhook.disabled",
-    description="A webhook endpoint was switched off after a 410 Gone or a long failure streak.",
+    description="A webhook endpoint was switched off after a 410 Gone or nothing but failures for days.",
     required={"endpoint_id", "reason"},
     level="warning",
     audit=True,
     metrics=[Metric("console_webhooks_disabled_total", "counter", "Webhook endpoints switched off.")],
+)
+WEBHOOK_ENABLED = declare(
+    "webhook.enabled",
+    description="A user switched a disabled webhook endpoint on again, resuming where it stopped or from now.",
+    required={"endpoint_id", "resume", "queued", "skipped"},
+    audit=True,
 )
 WEBHOOK_DELIVERY_RESENT = declare(
     "webhook.delivery_resent",

@@ -32,3 +32,16 @@ class WebhookForm(forms.Form):
         except UnsafeURL as exc:
             raise forms.ValidationError(str(exc)) from exc
         return url
+
+
+class EnableForm(forms.Form):
+    resume = forms.TypedChoiceField(
+        label="Deliver",
+        choices=[
+            ("1", "from where it stopped: everything published while it was off, and what was waiting"),
+            ("0", "from now: give up what was waiting and skip what was published meanwhile"),
+        ],
+        coerce=lambda value: value == "1",
+        initial="1",
+        widget=forms.RadioSelect,
+    )

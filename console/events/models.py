@@ -207,7 +207,16 @@ class WebhookEndpoint(models.Model):
     event_types = models.JSONField(default=list, blank=True, help_text="Published event types; empty means all.")
     active = models.BooleanField(default=True)
     disabled_reason = models.CharField(max_length=300, blank=True, default="")
+    # When the sender switched it off (None when a user did, or it is on), and how far the publisher had read
+    # the log then: re-enabling "from where it stopped" queues what was published after that position.
+    disabled_at = models.DateTimeField(null=True, blank=True)
+    disabled_position = models.BigIntegerField(null=True, blank=True)
     failure_streak = models.PositiveIntegerField(default=0)
+    # The first failed attempt since the last success: failing for WEBHOOK_DISABLE_AFTER_HOURS disables.
+    failing_since = models.DateTimeField(null=True, blank=True)
+    last_success_at = models.DateTimeField(null=True, blank=True)
+    last_error = models.TextField(blank=True, default="")
+    last_error_at = models.DateTimeField(null=True, blank=True)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
@@ -227,6 +236,39 @@ class WebhookEndpoint(models.Model):
 
     def wants(self, event_type: str) -> bool:
         return self.active and (not self.event_types or event_type in self.event_types)
+
+
+class WebhookHealthQuerySet(models.QuerySet["WebhookHealth"]):
+    def since(self, moment: datetime) -> WebhookHealthQuerySet:
+        return self.filter(hour__gte=moment).order_by("-hour")
+
+
+class WebhookHealth(models.Model):
+    """Attempts to one endpoint in one hour: the success rate and latency over time, in bounded rows."""
+
+    endpoint = models.ForeignKey(WebhookEndpoint, on_delete=models.CASCADE, related_name="health")
+    hour = models.DateTimeField()
+    attempts = models.PositiveIntegerField(default=0)
+    succeeded = models.PositiveIntegerField(default=0)
+    total_ms = models.PositiveBigIntegerField(default=0)
+    max_ms = models.PositiveIntegerField(default=0)
+
+    objects = WebhookHealthQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-hour"]
+        constraints = [models.UniqueConstraint(fields=["endpoint", "hour"], name="webhook_health_hour_once")]
+
+    def __str__(self) -> str:
+        return f"{self.endpoint_id} at {self.hour:%Y-%m-%d %H:00}"
+
+    @property
+    def success_percent(self) -> int:
+        return round(100 * self.succeeded / self.attempts) if self.attempts else 0
+
+    @property
+    def mean_ms(self) -> int:
+        return round(self.total_ms / self.attempts) if self.attempts else 0
 
 
 class WebhookDeliveryQuerySet(models.QuerySet["WebhookDelivery"]):

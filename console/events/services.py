@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from django.db import transaction
+from django.utils import timezone
 
 from console.events import subscriptions
 from console.events.declarations import (
@@ -16,11 +17,12 @@ from console.events.declarations import (
     SUBSCRIPTION_RESUMED,
     WEBHOOK_CREATED,
     WEBHOOK_DELIVERY_RESENT,
+    WEBHOOK_ENABLED,
     WEBHOOK_UPDATED,
 )
 from console.events.models import Checkpoint, WebhookDelivery, WebhookEndpoint
 from console.events.pipeline import emit
-from console.events.webhook_sender import dispatch_on_commit
+from console.events.webhook_sender import WebhookPublisher, dispatch_on_commit, queue_range
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import AbstractBaseUser
@@ -57,8 +59,11 @@ def webhook_update(
         )
         endpoint.name, endpoint.url, endpoint.event_types = name, url, sorted(event_types)
         if active and not endpoint.active:
-            endpoint.disabled_reason = ""
-            endpoint.failure_streak = 0
+            # Switched on from the edit form: from now, as a fresh endpoint would start.
+            _give_up_waiting(endpoint)
+            _clear_disabled(endpoint)
+        elif endpoint.active and not active:
+            endpoint.disabled_position = _publisher_position()
         endpoint.active = active
         endpoint.save()
         emit(
@@ -69,6 +74,65 @@ def webhook_update(
             changed=changed,
         )
     return endpoint
+
+
+def _publisher_position() -> int:
+    """How far the webhook publisher has read, its checkpoint locked so that no batch is handled meanwhile."""
+    checkpoint = Checkpoint.objects.select_for_update().filter(name=WebhookPublisher.name).first()
+    return checkpoint.position if checkpoint is not None else 0
+
+
+def _clear_disabled(endpoint: WebhookEndpoint) -> None:
+    endpoint.active = True
+    endpoint.disabled_reason = ""
+    endpoint.disabled_at = endpoint.disabled_position = endpoint.failing_since = None
+    endpoint.failure_streak = 0
+
+
+def _give_up_waiting(endpoint: WebhookEndpoint) -> int:
+    return endpoint.deliveries.filter(status__in=WAITING).update(
+        status=WebhookDelivery.Status.FAILED,
+        claimed_at=None,
+        last_error="Given up: the endpoint was re-enabled from now.",
+    )
+
+
+WAITING = [WebhookDelivery.Status.PENDING, WebhookDelivery.Status.RETRYING, WebhookDelivery.Status.SENDING]
+
+
+def webhook_enable(*, actor: AbstractBaseUser, endpoint: WebhookEndpoint, resume: bool) -> tuple[int, int]:
+    """Switch a disabled endpoint on again; returns (deliveries queued or due again, deliveries given up).
+
+    ``resume``: its waiting deliveries are due at once and every event it wants that was published while it
+    was off is queued. Otherwise those are given up and it receives what is published from now on.
+    """
+    with transaction.atomic():
+        upto = _publisher_position()
+        endpoint = WebhookEndpoint.objects.select_for_update().get(pk=endpoint.pk)
+        if endpoint.active:
+            return 0, 0
+        queued = skipped = 0
+        if resume:
+            queued = endpoint.deliveries.filter(status__in=WAITING).update(
+                status=WebhookDelivery.Status.RETRYING, claimed_at=None, next_attempt_at=timezone.now()
+            )
+            after = endpoint.disabled_position if endpoint.disabled_position is not None else upto
+            queued += queue_range(endpoint, after=after, upto=upto)
+        else:
+            skipped = _give_up_waiting(endpoint)
+        _clear_disabled(endpoint)
+        endpoint.save()
+        emit(
+            WEBHOOK_ENABLED,
+            actor=actor,
+            **WebhookEndpoint.stream_of(endpoint.pk),
+            endpoint_id=endpoint.pk,
+            resume=resume,
+            queued=queued,
+            skipped=skipped,
+        )
+        dispatch_on_commit()
+    return queued, skipped
 
 
 def delivery_resend(*, actor: AbstractBaseUser, delivery: WebhookDelivery) -> WebhookDelivery:

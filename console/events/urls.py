@@ -18,5 +18,6 @@ urlpatterns = [
     path("webhooks/new/", views.webhook_new, name="webhook_new"),
     path("webhooks/<int:pk>/", views.webhook_detail, name="webhook"),
     path("webhooks/<int:pk>/edit/", views.webhook_edit, name="webhook_edit"),
+    path("webhooks/<int:pk>/enable/", views.webhook_enable, name="webhook_enable"),
     path("webhooks/deliveries/<int:pk>/resend/", views.webhook_resend, name="webhook_resend"),
 ]

@@ -1,14 +1,16 @@
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 
 import django_filters
 import django_tables2 as tables
 from django.contrib import messages
-from django.db.models import Count
-from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.db.models import Count, Sum
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBadRequest, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.html import format_html
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
@@ -23,13 +25,16 @@ from console.events.access import token_or_staff
 from console.events.browse import ORDERINGS, EventFilter
 from console.events.catalog import catalog
 from console.events.conf import events_settings
-from console.events.forms import WebhookForm
-from console.events.models import Checkpoint, Event, ParkedEvent, WebhookDelivery, WebhookEndpoint
+from console.events.forms import EnableForm, WebhookForm
+from console.events.models import Checkpoint, Event, ParkedEvent, WebhookDelivery, WebhookEndpoint, WebhookHealth
 from console.events.reader import START, Cursor, cursor_of, read_batch, uses_xid
 
 # How far the detail page follows a causation chain, and how many related events it lists.
 CHAIN_LIMIT = 20
 RELATED_LIMIT = 50
+# A webhook endpoint's health: hour by hour over the last day, in total over the last week.
+HEALTH_HOURS = 24
+HEALTH_DAYS = 7
 
 
 @staff_required
@@ -272,8 +277,48 @@ def webhook_detail(request: ConsoleRequest, pk: int) -> HttpResponse:
         orderings=DELIVERY_ORDERINGS,
         default_sort="newest",
     )
-    context = {"endpoint": endpoint, "ft": ft, "target_url": reverse("events:webhook", args=[pk])}
+    context = {
+        "endpoint": endpoint,
+        "ft": ft,
+        "target_url": reverse("events:webhook", args=[pk]),
+        "health": _health(endpoint),
+        "enable_form": EnableForm(),
+    }
     return page(request, "events/webhook_detail.html", context, fragment=TABLE_REGION)
+
+
+def _health(endpoint: WebhookEndpoint) -> dict[str, object]:
+    """The last day hour by hour, and the week in total."""
+    now = timezone.now()
+    week = WebhookHealth.objects.filter(endpoint=endpoint).since(now - timedelta(days=HEALTH_DAYS))
+    totals = week.aggregate(attempts=Sum("attempts"), succeeded=Sum("succeeded"), total_ms=Sum("total_ms"))
+    attempts = totals["attempts"] or 0
+    return {
+        "hours": list(week.filter(hour__gte=now - timedelta(hours=HEALTH_HOURS))),
+        "attempts": attempts,
+        "success_percent": round(100 * (totals["succeeded"] or 0) / attempts) if attempts else None,
+        "mean_ms": round((totals["total_ms"] or 0) / attempts) if attempts else None,
+    }
+
+
+@staff_required
+@require_POST
+def webhook_enable(request: ConsoleRequest, pk: int) -> HttpResponse:
+    require_perm(request, "events.change_webhookendpoint")
+    endpoint = get_object_or_404(WebhookEndpoint, pk=pk)
+    form = EnableForm(request.POST)
+    if not form.is_valid():
+        return HttpResponseBadRequest("Choose whether to deliver from where it stopped or from now.")
+    if endpoint.active:
+        messages.info(request, "That endpoint is already enabled.")
+        return redirect("events:webhook", pk=pk)
+    resume = form.cleaned_data["resume"]
+    queued, skipped = services.webhook_enable(actor=request.user, endpoint=endpoint, resume=resume)
+    if resume:
+        messages.success(request, f"Enabled: {queued} deliveries queued from where it stopped.")
+    else:
+        messages.success(request, f"Enabled from now: {skipped} waiting deliveries given up.")
+    return redirect("events:webhook", pk=pk)
 
 
 @staff_required

@@ -4,7 +4,8 @@ The ``events.webhooks`` subscriber turns each published event into one delivery 
 in the transaction that moves its checkpoint: the log is the outbox, so a rolled-back change is never sent
 and a committed one is never forgotten. Sending happens later, outside any transaction, in a task: CloudEvents
 1.0 JSON bodies signed the Standard Webhooks way, retried with exponential backoff and full jitter, and the
-endpoint switched off after a 410 or a long failure streak.
+endpoint switched off (staff alerted) after a 410 or nothing but failures for ``WEBHOOK_DISABLE_AFTER_HOURS``.
+Every attempt adds to the endpoint's hourly health row (attempts, successes, latency).
 
 An attempt connects only to the addresses ``webhook_urls.check_url()`` checked, has one deadline for the
 whole exchange and reads at most a fixed number of bytes of the answer.
@@ -19,18 +20,21 @@ import hashlib
 import hmac
 import json
 import random
+import smtplib
 import ssl
 import time
 from collections.abc import Callable, Coroutine, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import timedelta
-from typing import TYPE_CHECKING, Any, ClassVar
+from datetime import datetime, timedelta
+from typing import Any, ClassVar
 
 import httpx
 import structlog
+from django.core.mail import mail_admins
 from django.db import transaction
-from django.db.models import F
+from django.db.models import F, Value
+from django.db.models.functions import Coalesce, Greatest
 from django.utils import timezone
 
 from console.events.catalog import catalog
@@ -39,13 +43,10 @@ from console.events.context import enqueue_on_commit
 from console.events.declarations import (
     WEBHOOK_DISABLED,
 )
-from console.events.models import Event, WebhookDelivery, WebhookEndpoint
+from console.events.models import Checkpoint, Event, WebhookDelivery, WebhookEndpoint, WebhookHealth
 from console.events.pipeline import emit
 from console.events.subscriptions import Subscriber
 from console.events.webhook_urls import Target, UnsafeURL, check_url
-
-if TYPE_CHECKING:
-    pass
 
 log = structlog.get_logger(__name__)
 
@@ -222,6 +223,43 @@ class WebhookPublisher(Subscriber):
             dispatch_on_commit()
 
 
+def queue_range(endpoint: WebhookEndpoint, *, after: int, upto: int, batch: int = 500) -> int:
+    """Queue a delivery to ``endpoint`` of every event it wants in positions ``after < p <= upto`` that it has
+    none of yet; in batches of ``batch`` events, each written in its own transaction. Returns how many."""
+    types = sorted(published_types() & set(endpoint.event_types)) if endpoint.event_types else published_types()
+    queued = 0
+    while after < upto:
+        positions = list(
+            Event.objects.filter(position__gt=after, position__lte=upto, type__in=types)
+            .order_by("position")
+            .values_list("position", "type")[:batch]
+        )
+        if not positions:
+            break
+        with transaction.atomic():
+            known = set(
+                endpoint.deliveries.filter(
+                    event_position__gte=positions[0][0], event_position__lte=positions[-1][0]
+                ).values_list("event_position", flat=True)
+            )
+            created = WebhookDelivery.objects.bulk_create(
+                WebhookDelivery(
+                    endpoint=endpoint,
+                    event_id=position,
+                    event_position=position,
+                    event_type=event_type,
+                    message_id=f"evt_{position}",
+                )
+                for position, event_type in positions
+                if position not in known
+            )
+        queued += len(created)
+        after = positions[-1][0]
+    if queued:
+        dispatch_on_commit()
+    return queued
+
+
 def dispatch_on_commit() -> None:
     """Send what is due once the current transaction has committed the deliveries."""
     enqueue_on_commit(DELIVER)
@@ -240,6 +278,8 @@ def claim_due(limit: int = 50) -> list[WebhookDelivery]:
     stale = now - CLAIM_TIMEOUT
     candidates = list(
         WebhookDelivery.objects.claimable(now, stale_before=stale)
+        # A disabled endpoint's deliveries wait: re-enabling sends them, or gives them up (from now).
+        .filter(endpoint__active=True)
         .order_by("next_attempt_at", "pk")
         .values_list("pk", "status", "claimed_at")[:limit]
     )
@@ -250,40 +290,70 @@ def claim_due(limit: int = 50) -> list[WebhookDelivery]:
         )
         if won:
             claimed.append(pk)
-    return list(WebhookDelivery.objects.filter(pk__in=claimed).select_related("endpoint", "event"))
+    # In the order claimed: the model's default (newest first) would send a backlog backwards.
+    return list(
+        WebhookDelivery.objects.filter(pk__in=claimed)
+        .select_related("endpoint", "event")
+        .order_by("next_attempt_at", "pk")
+    )
 
 
 def _record(delivery: WebhookDelivery, *, ok: bool, status_code: int | None, error: str, response: str) -> None:
     conf = events_settings()
     endpoint = delivery.endpoint
+    now = timezone.now()
     delivery.attempts += 1
     delivery.last_status_code = status_code
     delivery.last_error = error[:2000]
     delivery.last_response = response
     delivery.claimed_at = None
     with transaction.atomic():
+        _count_attempt(endpoint.pk, ok=ok, duration_ms=delivery.duration_ms or 0, now=now)
         if ok:
             delivery.status = WebhookDelivery.Status.SUCCEEDED
-            delivery.delivered_at = timezone.now()
+            delivery.delivered_at = now
             delivery.save()
-            WebhookEndpoint.objects.filter(pk=endpoint.pk).update(failure_streak=0)
+            WebhookEndpoint.objects.filter(pk=endpoint.pk).update(
+                failure_streak=0, failing_since=None, last_success_at=now
+            )
             return
         gone = status_code == 410
         if gone or delivery.attempts >= conf.webhook_max_attempts:
             delivery.status = WebhookDelivery.Status.FAILED
         else:
             delivery.status = WebhookDelivery.Status.RETRYING
-            delivery.next_attempt_at = timezone.now() + retry_delay(delivery.attempts)
+            delivery.next_attempt_at = now + retry_delay(delivery.attempts)
         delivery.save()
-        WebhookEndpoint.objects.filter(pk=endpoint.pk).update(failure_streak=F("failure_streak") + 1)
-        endpoint.refresh_from_db(fields=["failure_streak", "active"])
+        WebhookEndpoint.objects.filter(pk=endpoint.pk).update(
+            failure_streak=F("failure_streak") + 1,
+            failing_since=Coalesce(F("failing_since"), Value(now)),
+            last_error=error[:2000],
+            last_error_at=now,
+        )
+        endpoint.refresh_from_db(fields=["failure_streak", "failing_since", "active"])
         reason = ""
+        period = timedelta(hours=conf.webhook_disable_after_hours)
         if gone:
             reason = "The receiver answered 410 Gone."
-        elif endpoint.failure_streak >= conf.webhook_disable_after_failures:
-            reason = f"{endpoint.failure_streak} failed attempts in a row."
+        elif endpoint.failing_since is not None and endpoint.failing_since <= now - period:
+            reason = (
+                f"Nothing but failures for {conf.webhook_disable_after_hours:g} hours "
+                f"({endpoint.failure_streak} failed attempts since {endpoint.failing_since:%Y-%m-%d %H:%M} UTC)."
+            )
         if reason and endpoint.active:
             endpoint_disable(endpoint=endpoint, reason=reason)
+
+
+def _count_attempt(endpoint_pk: int, *, ok: bool, duration_ms: int, now: datetime) -> None:
+    """Add one attempt to the endpoint's row for this hour (created by whichever sender comes first)."""
+    hour = now.replace(minute=0, second=0, microsecond=0)
+    WebhookHealth.objects.get_or_create(endpoint_id=endpoint_pk, hour=hour)
+    WebhookHealth.objects.filter(endpoint_id=endpoint_pk, hour=hour).update(
+        attempts=F("attempts") + 1,
+        succeeded=F("succeeded") + int(ok),
+        total_ms=F("total_ms") + duration_ms,
+        max_ms=Greatest(F("max_ms"), Value(duration_ms)),
+    )
 
 
 def send(delivery: WebhookDelivery, *, tls: ssl.SSLContext) -> bool:
@@ -355,12 +425,31 @@ def deliver_due(limit: int = 50) -> dict[str, int]:
 
 
 def endpoint_disable(*, endpoint: WebhookEndpoint, reason: str) -> None:
+    """Switch the endpoint off, note how far the publisher had read, emit the event and alert staff."""
     with transaction.atomic():
-        WebhookEndpoint.objects.filter(pk=endpoint.pk).update(active=False, disabled_reason=reason[:300])
-        endpoint.active, endpoint.disabled_reason = False, reason[:300]
+        now = timezone.now()
+        position = Checkpoint.objects.filter(name=WebhookPublisher.name).values_list("position", flat=True).first()
+        WebhookEndpoint.objects.filter(pk=endpoint.pk).update(
+            active=False, disabled_reason=reason[:300], disabled_at=now, disabled_position=position or 0
+        )
+        endpoint.active, endpoint.disabled_reason, endpoint.disabled_at = False, reason[:300], now
+        endpoint.disabled_position = position or 0
         emit(
             WEBHOOK_DISABLED,
             **WebhookEndpoint.stream_of(endpoint.pk),
             endpoint_id=endpoint.pk,
             reason=reason,
         )
+        name, pk = endpoint.name, endpoint.pk
+        transaction.on_commit(lambda: alert_staff(name, pk, reason))
+
+
+def alert_staff(name: str, pk: int, reason: str) -> None:
+    """Mail the site's ADMINS; the console's banner says it too (``panels.disabled_banner``)."""
+    try:
+        mail_admins(
+            f"Webhook endpoint “{name}” was disabled"[:200],
+            f"{reason}\n\nRe-enable it in the console: /webhooks/{pk}/\n",
+        )
+    except (smtplib.SMTPException, OSError) as exc:
+        log.error("webhook.alert_mail_failed", endpoint=pk, error=str(exc))

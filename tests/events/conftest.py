@@ -14,10 +14,15 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
+from django.contrib.auth.models import User
 from django.db import connection
 
 from console.events import subscriptions
 from console.events.catalog import Metric, declare
+from console.events.models import Event, WebhookEndpoint
+from console.events.pipeline import emit
+from console.events.services import webhook_create
+from console.events.subscriptions import catch_up
 
 PING = declare("test.ping", description="A test event.", required={"n"}, optional={"note"})
 SEEN = declare("test.seen", description="A subscriber saw a ping.", required={"n"})
@@ -131,3 +136,24 @@ def start_receiver() -> Iterator[StartReceiver]:
 @pytest.fixture
 def receiver(start_receiver: StartReceiver) -> Receiver:
     return start_receiver()
+
+
+@pytest.fixture
+def allow_private(settings: Any) -> None:
+    settings.CONSOLE_EVENTS = {"WEBHOOK_ALLOW_PRIVATE": True, "WEBHOOK_TIMEOUT_SECONDS": 5}
+
+
+@pytest.fixture
+def endpoint(db: None, allow_private: None, receiver: Receiver, operator: User) -> WebhookEndpoint:
+    """An endpoint of every published type at ``receiver``, which holds its secret."""
+    created = webhook_create(actor=operator, name="Receiver", url=receiver.url, event_types=[])
+    receiver.secret = created.secret
+    return created
+
+
+def publish(n: int = 1) -> Event:
+    """Emit a published event and let the webhook publisher queue its deliveries."""
+    event = emit(PUBLISHED, n=n, colour="red")
+    assert event is not None
+    catch_up("events.webhooks")
+    return event
