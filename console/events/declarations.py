@@ -71,6 +71,12 @@ WEBHOOK_ENABLED = declare(
     required={"endpoint_id", "resume", "queued", "skipped"},
     audit=True,
 )
+WEBHOOK_TESTED = declare(
+    "webhook.tested",
+    description="A user sent a signed sample event to a webhook endpoint.",
+    required={"endpoint_id", "ok", "status_code", "error"},
+    audit=True,
+)
 WEBHOOK_DELIVERY_RESENT = declare(
     "webhook.delivery_resent",
     description="A user queued a webhook delivery again.",

@@ -18,11 +18,12 @@ from console.events.declarations import (
     WEBHOOK_CREATED,
     WEBHOOK_DELIVERY_RESENT,
     WEBHOOK_ENABLED,
+    WEBHOOK_TESTED,
     WEBHOOK_UPDATED,
 )
 from console.events.models import Checkpoint, WebhookDelivery, WebhookEndpoint
 from console.events.pipeline import emit
-from console.events.webhook_sender import WebhookPublisher, dispatch_on_commit, queue_range
+from console.events.webhook_sender import Outcome, WebhookPublisher, dispatch_on_commit, queue_range, send_sample
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import AbstractBaseUser
@@ -133,6 +134,25 @@ def webhook_enable(*, actor: AbstractBaseUser, endpoint: WebhookEndpoint, resume
         )
         dispatch_on_commit()
     return queued, skipped
+
+
+def webhook_test(*, actor: AbstractBaseUser, endpoint: WebhookEndpoint) -> Outcome:
+    """Send a signed sample to the endpoint now and record that the actor did, with how it went.
+
+    It runs in the request, outside any transaction: the user waits for the answer, at most
+    WEBHOOK_TIMEOUT_SECONDS, and it is the receiver's answer they want to see.
+    """
+    outcome = send_sample(endpoint)
+    emit(
+        WEBHOOK_TESTED,
+        actor=actor,
+        **WebhookEndpoint.stream_of(endpoint.pk),
+        endpoint_id=endpoint.pk,
+        ok=outcome.ok,
+        status_code=outcome.status_code,
+        error=outcome.error,
+    )
+    return outcome
 
 
 def delivery_resend(*, actor: AbstractBaseUser, delivery: WebhookDelivery) -> WebhookDelivery:

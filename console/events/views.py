@@ -16,7 +16,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from console.core.auth import require_perm, staff_required
-from console.core.http import ConsoleRequest, page
+from console.core.http import ConsoleRequest, page, piece, wants_fragment
 from console.core.inputs import whole_number
 from console.core.tables import TABLE_REGION, ConsoleTable, Ordering, filtered_table
 from console.events import metrics as event_metrics
@@ -299,6 +299,22 @@ def _health(endpoint: WebhookEndpoint) -> dict[str, object]:
         "success_percent": round(100 * (totals["succeeded"] or 0) / attempts) if attempts else None,
         "mean_ms": round((totals["total_ms"] or 0) / attempts) if attempts else None,
     }
+
+
+@staff_required
+@require_POST
+def webhook_test(request: ConsoleRequest, pk: int) -> HttpResponse:
+    require_perm(request, "events.change_webhookendpoint")
+    endpoint = get_object_or_404(WebhookEndpoint, pk=pk)
+    outcome = services.webhook_test(actor=request.user, endpoint=endpoint)
+    if wants_fragment(request):
+        return piece(request, "events/webhook_detail.html#test-result", {"endpoint": endpoint, "outcome": outcome})
+    summary = f"HTTP {outcome.status_code}" if outcome.status_code is not None else outcome.error
+    if outcome.ok:
+        messages.success(request, f"Test event accepted: {summary} in {outcome.duration_ms} ms.")
+    else:
+        messages.error(request, f"Test event not accepted: {outcome.error or summary}.")
+    return redirect("events:webhook", pk=pk)
 
 
 @staff_required

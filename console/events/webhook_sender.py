@@ -20,6 +20,7 @@ import hashlib
 import hmac
 import json
 import random
+import secrets
 import smtplib
 import ssl
 import time
@@ -51,6 +52,8 @@ from console.events.webhook_urls import Target, UnsafeURL, check_url
 log = structlog.get_logger(__name__)
 
 SOURCE = "/console/events"
+# The CloudEvents type of "send test event": no event of the log has it.
+SAMPLE_TYPE = "console.webhook.test"
 # A claimed delivery whose sender died is handed out again after this long.
 CLAIM_TIMEOUT = timedelta(minutes=5)
 # The sending task, named rather than imported: the tasks module imports this one.
@@ -364,13 +367,42 @@ def send(delivery: WebhookDelivery, *, tls: ssl.SSLContext) -> bool:
             delivery, ok=False, status_code=None, error="The event was pruned before it could be sent.", response=""
         )
         return False
-    body = json.dumps(cloudevent(delivery.event), separators=(",", ":"), default=str).encode()
+    outcome = attempt(endpoint, message_id=delivery.message_id, payload=cloudevent(delivery.event), tls=tls)
+    delivery.duration_ms = outcome.duration_ms
+    _record(delivery, ok=outcome.ok, status_code=outcome.status_code, error=outcome.error, response=outcome.response)
+    log.info(
+        "webhook.attempt",
+        endpoint=endpoint.pk,
+        position=delivery.event_position,
+        ok=outcome.ok,
+        status_code=outcome.status_code,
+        response_bytes=outcome.received,
+        error=outcome.error or None,
+    )
+    return outcome.ok
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What one POST to an endpoint came to."""
+
+    ok: bool
+    status_code: int | None
+    error: str
+    response: str
+    received: int | None
+    duration_ms: int
+
+
+def attempt(endpoint: WebhookEndpoint, *, message_id: str, payload: dict[str, Any], tls: ssl.SSLContext) -> Outcome:
+    """Sign ``payload`` and POST it to the endpoint once; never raises for the receiver's faults."""
+    body = json.dumps(payload, separators=(",", ":"), default=str).encode()
     timestamp = int(time.time())
     headers = {
         "content-type": "application/cloudevents+json; charset=utf-8",
-        "webhook-id": delivery.message_id,
+        "webhook-id": message_id,
         "webhook-timestamp": str(timestamp),
-        "webhook-signature": sign(endpoint.secret, delivery.message_id, timestamp, body),
+        "webhook-signature": sign(endpoint.secret, message_id, timestamp, body),
         "user-agent": "ops-console-webhooks/1",
         # The delivery log keeps the answer as sent; asking for no compression keeps it readable there.
         "accept-encoding": "identity",
@@ -392,18 +424,23 @@ def send(delivery: WebhookDelivery, *, tls: ssl.SSLContext) -> bool:
         ok, error = False, f"No answer within {budget:g} s (WEBHOOK_TIMEOUT_SECONDS)."
     except httpx.HTTPError as exc:
         ok, error = False, f"{exc.__class__.__name__}: {exc}"
-    delivery.duration_ms = int((time.perf_counter() - started) * 1000)
-    _record(delivery, ok=ok, status_code=status_code, error=error, response=response_text)
-    log.info(
-        "webhook.attempt",
-        endpoint=endpoint.pk,
-        position=delivery.event_position,
-        ok=ok,
-        status_code=status_code,
-        response_bytes=received,
-        error=error or None,
-    )
-    return ok
+    duration_ms = int((time.perf_counter() - started) * 1000)
+    return Outcome(ok, status_code, error, response_text, received, duration_ms)
+
+
+def send_sample(endpoint: WebhookEndpoint) -> Outcome:
+    """POST a signed sample event to the endpoint, as a delivery would be; counted nowhere (a test)."""
+    token = secrets.token_hex(8)
+    payload = {
+        "specversion": "1.0",
+        "id": f"test_{token}",
+        "source": SOURCE,
+        "type": SAMPLE_TYPE,
+        "time": timezone.now().isoformat(),
+        "datacontenttype": "application/json",
+        "data": {"endpoint": endpoint.name, "note": "A test event sent from the console."},
+    }
+    return attempt(endpoint, message_id=f"msg_test_{token}", payload=payload, tls=httpx.create_ssl_context())
 
 
 def deliver_due(limit: int = 50) -> dict[str, int]:

@@ -13,6 +13,7 @@ from console.events.pipeline import emit
 from console.events.services import webhook_create
 from console.events.subscriptions import catch_up
 from console.events.webhook_sender import deliver_due
+from tests.conftest import serious_accessibility_violations
 from tests.events.conftest import PUBLISHED, Receiver, receiver, start_receiver  # noqa: F401  (fixtures)
 
 pytestmark = pytest.mark.browser
@@ -47,3 +48,28 @@ def test_staff_resend_a_delivery_and_see_it_queued_then_delivered(
     deliver_due()
     assert [r["verified"] for r in receiver.received] == [True, True]
     assert receiver.received[0]["headers"]["webhook-id"] == receiver.received[1]["headers"]["webhook-id"]
+
+
+def test_staff_send_a_test_event_and_see_the_receivers_answer(
+    signed_in_page: Any,
+    admin_user: User,
+    receiver: Receiver,  # noqa: F811  (the fixture imported above)
+    settings: Any,
+) -> None:
+    settings.CONSOLE_EVENTS = {**settings.CONSOLE_EVENTS, "WEBHOOK_ALLOW_PRIVATE": True}
+    endpoint = webhook_create(actor=admin_user, name="Receiver", url=receiver.url, event_types=[])
+    receiver.secret = endpoint.secret
+
+    page = signed_in_page
+    page.goto(f"/webhooks/{endpoint.pk}/")
+    assert serious_accessibility_violations(page) == []
+    page.get_by_role("button", name="Send test event").click()
+    result = page.locator("#test-result")
+    expect(result).to_contain_text("accepted")
+    expect(result).to_contain_text("HTTP 200")
+    # The receiver's own answer, as it sent it.
+    expect(result.locator("pre")).to_have_text("ok")
+    assert page.url.endswith(f"/webhooks/{endpoint.pk}/")
+    (sample,) = receiver.received
+    assert sample["verified"] and sample["body"]["type"] == "console.webhook.test"
+    assert serious_accessibility_violations(page) == []
