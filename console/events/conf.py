@@ -40,6 +40,8 @@ class EventsSettings(AppSettings):
     # An endpoint whose attempts have all failed for this long is disabled (Svix and Hookdeck wait 5 days).
     webhook_disable_after_hours: float = field(default=120.0, metadata=POSITIVE)
     webhook_allow_private: bool = False
+    # After a secret rotation, how long the old secret still signs alongside the new one (the form's default).
+    webhook_secret_overlap_hours: float = field(default=24.0, metadata=AT_LEAST_ZERO)
     # Retention: days per event type, overriding the declaration; audit types are kept unless listed here.
     retention_days: dict[str, int] = field(default_factory=dict)
     retention_batch: int = field(default=5000, metadata=POSITIVE)

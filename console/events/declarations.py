@@ -77,6 +77,12 @@ WEBHOOK_TESTED = declare(
     required={"endpoint_id", "ok", "status_code", "error"},
     audit=True,
 )
+WEBHOOK_SECRET_ROTATED = declare(
+    "webhook.secret_rotated",
+    description="A user gave a webhook endpoint a new signing secret; the old one signs too until it expires.",
+    required={"endpoint_id", "previous_expires_at"},
+    audit=True,
+)
 WEBHOOK_DELIVERY_RESENT = declare(
     "webhook.delivery_resent",
     description="A user queued a webhook delivery again.",

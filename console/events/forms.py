@@ -4,6 +4,7 @@ from typing import Any
 
 from django import forms
 
+from console.events.conf import events_settings
 from console.events.webhook_sender import published_types
 from console.events.webhook_urls import UnsafeURL, check_url
 
@@ -45,3 +46,16 @@ class EnableForm(forms.Form):
         initial="1",
         widget=forms.RadioSelect,
     )
+
+
+class RotateForm(forms.Form):
+    overlap_hours = forms.FloatField(
+        label="Keep signing with the old secret for (hours)",
+        min_value=0,
+        max_value=24 * 30,
+        help_text="Receivers accept either secret meanwhile; 0 stops the old one at once.",
+    )
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["overlap_hours"].initial = events_settings().webhook_secret_overlap_hours

@@ -204,6 +204,11 @@ class WebhookEndpoint(models.Model):
     name = models.CharField(max_length=100)
     url = models.URLField(max_length=500)
     secret = models.CharField(max_length=100, default=generate_webhook_secret)
+    # During a rotation the old secret signs alongside the new one until it expires, so receivers can switch
+    # at their own pace (Standard Webhooks allows several signatures in one header).
+    previous_secret = models.CharField(max_length=100, blank=True, default="")
+    previous_secret_expires_at = models.DateTimeField(null=True, blank=True)
+    secret_created_at = models.DateTimeField(default=timezone.now)
     event_types = models.JSONField(default=list, blank=True, help_text="Published event types; empty means all.")
     active = models.BooleanField(default=True)
     disabled_reason = models.CharField(max_length=300, blank=True, default="")
@@ -236,6 +241,18 @@ class WebhookEndpoint(models.Model):
 
     def wants(self, event_type: str) -> bool:
         return self.active and (not self.event_types or event_type in self.event_types)
+
+    def signing_secrets(self, now: datetime | None = None) -> list[str]:
+        """The secrets a delivery is signed with now: the current one, and the previous one until it expires."""
+        secrets = [self.secret]
+        expires = self.previous_secret_expires_at
+        if self.previous_secret and expires is not None and expires > (now or timezone.now()):
+            secrets.append(self.previous_secret)
+        return secrets
+
+    @property
+    def rotating(self) -> bool:
+        return len(self.signing_secrets()) > 1
 
 
 class WebhookHealthQuerySet(models.QuerySet["WebhookHealth"]):

@@ -6,6 +6,7 @@ the webhook task, enqueued after commit.
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import TYPE_CHECKING
 
 from django.db import transaction
@@ -18,10 +19,11 @@ from console.events.declarations import (
     WEBHOOK_CREATED,
     WEBHOOK_DELIVERY_RESENT,
     WEBHOOK_ENABLED,
+    WEBHOOK_SECRET_ROTATED,
     WEBHOOK_TESTED,
     WEBHOOK_UPDATED,
 )
-from console.events.models import Checkpoint, WebhookDelivery, WebhookEndpoint
+from console.events.models import Checkpoint, WebhookDelivery, WebhookEndpoint, generate_webhook_secret
 from console.events.pipeline import emit
 from console.events.webhook_sender import Outcome, WebhookPublisher, dispatch_on_commit, queue_range, send_sample
 
@@ -134,6 +136,30 @@ def webhook_enable(*, actor: AbstractBaseUser, endpoint: WebhookEndpoint, resume
         )
         dispatch_on_commit()
     return queued, skipped
+
+
+def webhook_rotate_secret(*, actor: AbstractBaseUser, endpoint: WebhookEndpoint, overlap: timedelta) -> str:
+    """Give the endpoint a new secret; the current one keeps signing for ``overlap``. Returns the new secret.
+
+    A previous secret still in its overlap is dropped: only the one being replaced matters to receivers.
+    """
+    with transaction.atomic():
+        endpoint = WebhookEndpoint.objects.select_for_update().get(pk=endpoint.pk)
+        now = timezone.now()
+        endpoint.previous_secret = endpoint.secret if overlap > timedelta(0) else ""
+        endpoint.previous_secret_expires_at = now + overlap if overlap > timedelta(0) else None
+        endpoint.secret = generate_webhook_secret()
+        endpoint.secret_created_at = now
+        endpoint.save()
+        expires = endpoint.previous_secret_expires_at
+        emit(
+            WEBHOOK_SECRET_ROTATED,
+            actor=actor,
+            **WebhookEndpoint.stream_of(endpoint.pk),
+            endpoint_id=endpoint.pk,
+            previous_expires_at=expires.isoformat() if expires is not None else None,
+        )
+    return endpoint.secret
 
 
 def webhook_test(*, actor: AbstractBaseUser, endpoint: WebhookEndpoint) -> Outcome:

@@ -11,6 +11,7 @@ from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBadReque
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.cache import add_never_cache_headers
 from django.utils.html import format_html
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
@@ -25,7 +26,7 @@ from console.events.access import token_or_staff
 from console.events.browse import ORDERINGS, EventFilter
 from console.events.catalog import catalog
 from console.events.conf import events_settings
-from console.events.forms import EnableForm, WebhookForm
+from console.events.forms import EnableForm, RotateForm, WebhookForm
 from console.events.models import Checkpoint, Event, ParkedEvent, WebhookDelivery, WebhookEndpoint, WebhookHealth
 from console.events.reader import START, Cursor, cursor_of, read_batch, uses_xid
 
@@ -180,6 +181,7 @@ def webhook_list(request: ConsoleRequest) -> HttpResponse:
     return render(request, "events/webhook_list.html", {"endpoints": endpoints})
 
 
+@never_cache
 @staff_required
 @require_http_methods(["GET", "POST"])
 def webhook_new(request: ConsoleRequest) -> HttpResponse:
@@ -193,9 +195,31 @@ def webhook_new(request: ConsoleRequest) -> HttpResponse:
             event_types=list(form.cleaned_data["event_types"]),
             active=form.cleaned_data["active"],
         )
-        messages.success(request, f"Webhook “{endpoint.name}” created. Its signing secret is shown below.")
-        return redirect("events:webhook", pk=endpoint.pk)
+        return _show_secret_once(request, endpoint, created=True)
     return render(request, "events/webhook_form.html", {"form": form, "endpoint": None})
+
+
+def _show_secret_once(request: ConsoleRequest, endpoint: WebhookEndpoint, *, created: bool) -> HttpResponse:
+    """The one page that ever shows a secret: the answer to the POST that made it, kept by no cache."""
+    context = {"endpoint": endpoint, "secret": endpoint.secret, "created": created}
+    response = render(request, "events/webhook_secret.html", context)
+    add_never_cache_headers(response)
+    return response
+
+
+@never_cache
+@staff_required
+@require_http_methods(["GET", "POST"])
+def webhook_rotate(request: ConsoleRequest, pk: int) -> HttpResponse:
+    require_perm(request, "events.change_webhookendpoint")
+    endpoint = get_object_or_404(WebhookEndpoint, pk=pk)
+    form = RotateForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        endpoint.secret = services.webhook_rotate_secret(
+            actor=request.user, endpoint=endpoint, overlap=timedelta(hours=form.cleaned_data["overlap_hours"])
+        )
+        return _show_secret_once(request, endpoint, created=False)
+    return render(request, "events/webhook_secret.html", {"endpoint": endpoint, "form": form})
 
 
 @staff_required

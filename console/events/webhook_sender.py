@@ -402,7 +402,9 @@ def attempt(endpoint: WebhookEndpoint, *, message_id: str, payload: dict[str, An
         "content-type": "application/cloudevents+json; charset=utf-8",
         "webhook-id": message_id,
         "webhook-timestamp": str(timestamp),
-        "webhook-signature": sign(endpoint.secret, message_id, timestamp, body),
+        # Space-separated signatures, one per secret in use (Standard Webhooks): during a rotation a receiver
+        # holding either secret finds its own.
+        "webhook-signature": " ".join(sign(key, message_id, timestamp, body) for key in endpoint.signing_secrets()),
         "user-agent": "ops-console-webhooks/1",
         # The delivery log keeps the answer as sent; asking for no compression keeps it readable there.
         "accept-encoding": "identity",

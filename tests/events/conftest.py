@@ -77,10 +77,11 @@ class Receiver:
     # Server names TLS clients asked for (SNI), when the receiver speaks https.
     server_names: list[str | None] = field(default_factory=list)
 
-    def verify(self, headers: Any, body: bytes) -> bool:
+    def verify(self, headers: Any, body: bytes, secret: str | None = None) -> bool:
+        """Whether one of the signatures is ``secret``'s (the receiver's own by default), as a receiver checks."""
         if "webhook-signature" not in headers:
             return False
-        key = base64.b64decode(self.secret.removeprefix("whsec_"))
+        key = base64.b64decode((secret or self.secret).removeprefix("whsec_"))
         signed = f"{headers['webhook-id']}.{headers['webhook-timestamp']}.".encode() + body
         expected = base64.b64encode(hmac.new(key, signed, hashlib.sha256).digest()).decode()
         offered = [part.removeprefix("v1,") for part in headers["webhook-signature"].split() if part.startswith("v1,")]
@@ -102,7 +103,9 @@ def start_receiver() -> Iterator[StartReceiver]:
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers["content-length"]))
                 verified = state.verify(self.headers, body)
-                state.received.append({"headers": dict(self.headers), "body": json.loads(body), "verified": verified})
+                state.received.append(
+                    {"headers": dict(self.headers), "body": json.loads(body), "raw": body, "verified": verified}
+                )
                 if state.respond is not None:
                     state.respond(self)
                     return

@@ -458,12 +458,12 @@ def test_operator_creates_an_endpoint_and_the_event_names_them(
         {"name": "CRM", "url": "http://127.0.0.1:9/hook", "event_types": ["test.published"], "active": "on"},
     )
     endpoint = WebhookEndpoint.objects.get()
-    assert response.status_code == 302 and response["Location"] == f"/webhooks/{endpoint.pk}/"
+    assert response.status_code == 200 and f'href="/webhooks/{endpoint.pk}/"' in response.content.decode()
     assert endpoint.event_types == ["test.published"] and endpoint.secret.startswith("whsec_")
     created = Event.objects.get(type="webhook.created")
     assert created.actor == operator and created.data["name"] == "CRM"
     page = client.get(f"/webhooks/{endpoint.pk}/").content.decode()
-    assert endpoint.secret in page and "Nothing delivered to this endpoint yet." in page
+    assert "Nothing delivered to this endpoint yet." in page
 
 
 BAD_URLS = [
