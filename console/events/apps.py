@@ -15,8 +15,17 @@ class EventsConfig(AppConfig):
         metrics.enable_multiprocess()
 
         from console.core.logconfig import hand_off_to_stdlib
-        from console.core.registry import Panel, registry
-        from console.events import conf, declarations, pipeline, retention, subscriptions, webhook_sender  # noqa: F401
+        from console.core.registry import OperationKind, Panel, registry
+        from console.events import (  # noqa: F401
+            conf,
+            declarations,
+            pipeline,
+            retention,
+            services,
+            subscriptions,
+            webhook_replay,
+            webhook_sender,
+        )
         from console.events.panels import disabled_banner, event_log_panel
 
         hand_off_to_stdlib()
@@ -31,3 +40,11 @@ class EventsConfig(AppConfig):
         registry.add_duty("events.subscriptions", subscriptions.catch_up_all)
         registry.add_duty("events.webhooks", webhook_sender.deliver_due)
         registry.add_duty("events.retention", retention.prune)
+        registry.add_operation(
+            OperationKind(
+                kind=webhook_replay.KIND,
+                run=webhook_replay.run_replay,
+                permission="events.change_webhookendpoint",
+                on_cancel=services.webhook_replay_cancelled,
+            )
+        )

@@ -40,6 +40,10 @@ class EventsSettings(AppSettings):
     # An endpoint whose attempts have all failed for this long is disabled (Svix and Hookdeck wait 5 days).
     webhook_disable_after_hours: float = field(default=120.0, metadata=POSITIVE)
     webhook_allow_private: bool = False
+    # Replaying a range to an endpoint: above this many events the user confirms the count; above the maximum
+    # the range is refused (counting stops there, so a huge range costs no more than the maximum).
+    webhook_replay_confirm_above: int = field(default=1000, metadata=AT_LEAST_ZERO)
+    webhook_replay_max_events: int = field(default=100_000, metadata=POSITIVE)
     # After a secret rotation, how long the old secret still signs alongside the new one (the form's default).
     webhook_secret_overlap_hours: float = field(default=24.0, metadata=AT_LEAST_ZERO)
     # Retention: days per event type, overriding the declaration; audit types are kept unless listed here.

@@ -83,6 +83,19 @@ WEBHOOK_SECRET_ROTATED = declare(
     required={"endpoint_id", "previous_expires_at"},
     audit=True,
 )
+WEBHOOK_REPLAY_STARTED = declare(
+    "webhook.replay_started",
+    description="A user started re-delivering a range of the log to a webhook endpoint.",
+    required={"endpoint_id", "operation_id", "after", "upto", "count"},
+    optional={"since", "until"},
+    audit=True,
+)
+WEBHOOK_REPLAY_CANCELLED = declare(
+    "webhook.replay_cancelled",
+    description="A user cancelled a replay to a webhook endpoint; what it had queued is still delivered.",
+    required={"endpoint_id", "operation_id", "done"},
+    audit=True,
+)
 WEBHOOK_DELIVERY_RESENT = declare(
     "webhook.delivery_resent",
     description="A user queued a webhook delivery again.",

@@ -314,6 +314,8 @@ class WebhookDelivery(models.Model):
     event_position = models.BigIntegerField()
     event_type = models.CharField(max_length=100)
     message_id = models.CharField(max_length=100)
+    # Queued by a replay of a range rather than by the publisher: the body says so too ("replay": true).
+    replay = models.BooleanField(default=False)
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
     attempts = models.PositiveIntegerField(default=0)
     next_attempt_at = models.DateTimeField(default=timezone.now)

@@ -10,15 +10,20 @@ from datetime import timedelta
 from typing import TYPE_CHECKING
 
 from django.db import transaction
+from django.urls import reverse
 from django.utils import timezone
 
-from console.events import subscriptions
+from console.core.models import Operation
+from console.core.services import start_operation
+from console.events import subscriptions, webhook_replay
 from console.events.declarations import (
     SUBSCRIPTION_PAUSED,
     SUBSCRIPTION_RESUMED,
     WEBHOOK_CREATED,
     WEBHOOK_DELIVERY_RESENT,
     WEBHOOK_ENABLED,
+    WEBHOOK_REPLAY_CANCELLED,
+    WEBHOOK_REPLAY_STARTED,
     WEBHOOK_SECRET_ROTATED,
     WEBHOOK_TESTED,
     WEBHOOK_UPDATED,
@@ -179,6 +184,53 @@ def webhook_test(*, actor: AbstractBaseUser, endpoint: WebhookEndpoint) -> Outco
         error=outcome.error,
     )
     return outcome
+
+
+def webhook_replay_start(
+    *, actor: AbstractBaseUser, endpoint: WebhookEndpoint, replay: webhook_replay.ReplayRange, count: int
+) -> Operation:
+    """Start re-delivering ``replay``'s ``count`` events to the endpoint as a background operation."""
+    if replay.since is not None or replay.until is not None:
+        since = f"{replay.since:%Y-%m-%d %H:%M}" if replay.since else "the start"
+        until = f"{replay.until:%Y-%m-%d %H:%M}" if replay.until else "now"
+        what = f"recorded from {since} to {until}"
+    else:
+        what = f"#{replay.after + 1} to #{replay.upto}"
+    with transaction.atomic():
+        operation = start_operation(
+            webhook_replay.KIND,
+            label=f"Replay {count} events {what} to “{endpoint.name}”"[:300],
+            params={"endpoint": endpoint.pk, **replay.params()},
+            total=count,
+            actor=actor,
+            url=reverse("events:webhook_replay", args=[endpoint.pk]),
+        )
+        emit(
+            WEBHOOK_REPLAY_STARTED,
+            actor=actor,
+            **WebhookEndpoint.stream_of(endpoint.pk),
+            endpoint_id=endpoint.pk,
+            operation_id=operation.pk,
+            after=replay.after,
+            upto=replay.upto,
+            count=count,
+            since=replay.params()["since"],
+            until=replay.params()["until"],
+        )
+    return operation
+
+
+def webhook_replay_cancelled(operation: Operation, actor: AbstractBaseUser) -> None:
+    """The replay kind's ``on_cancel``: core calls it in the transaction that records the cancel."""
+    endpoint_id = int(operation.params["endpoint"])
+    emit(
+        WEBHOOK_REPLAY_CANCELLED,
+        actor=actor,
+        **WebhookEndpoint.stream_of(endpoint_id),
+        endpoint_id=endpoint_id,
+        operation_id=operation.pk,
+        done=operation.done,
+    )
 
 
 def delivery_resend(*, actor: AbstractBaseUser, delivery: WebhookDelivery) -> WebhookDelivery:

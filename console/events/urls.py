@@ -21,5 +21,6 @@ urlpatterns = [
     path("webhooks/<int:pk>/enable/", views.webhook_enable, name="webhook_enable"),
     path("webhooks/<int:pk>/test/", views.webhook_test, name="webhook_test"),
     path("webhooks/<int:pk>/secret/", views.webhook_rotate, name="webhook_rotate"),
+    path("webhooks/<int:pk>/replay/", views.webhook_replay, name="webhook_replay"),
     path("webhooks/deliveries/<int:pk>/resend/", views.webhook_resend, name="webhook_resend"),
 ]

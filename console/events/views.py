@@ -19,6 +19,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from console.core.auth import require_perm, staff_required
 from console.core.http import ConsoleRequest, page, piece, wants_fragment
 from console.core.inputs import whole_number
+from console.core.models import Operation
 from console.core.tables import TABLE_REGION, ConsoleTable, Ordering, filtered_table
 from console.events import metrics as event_metrics
 from console.events import services, subscriptions
@@ -26,9 +27,10 @@ from console.events.access import token_or_staff
 from console.events.browse import ORDERINGS, EventFilter
 from console.events.catalog import catalog
 from console.events.conf import events_settings
-from console.events.forms import EnableForm, RotateForm, WebhookForm
+from console.events.forms import EnableForm, ReplayForm, RotateForm, WebhookForm
 from console.events.models import Checkpoint, Event, ParkedEvent, WebhookDelivery, WebhookEndpoint, WebhookHealth
 from console.events.reader import START, Cursor, cursor_of, read_batch, uses_xid
+from console.events.webhook_replay import KIND as REPLAY_KIND
 
 # How far the detail page follows a causation chain, and how many related events it lists.
 CHAIN_LIMIT = 20
@@ -36,6 +38,8 @@ RELATED_LIMIT = 50
 # A webhook endpoint's health: hour by hour over the last day, in total over the last week.
 HEALTH_HOURS = 24
 HEALTH_DAYS = 7
+# The replays an endpoint's replay page lists, newest first.
+REPLAYS_SHOWN = 5
 
 
 @staff_required
@@ -339,6 +343,24 @@ def webhook_test(request: ConsoleRequest, pk: int) -> HttpResponse:
     else:
         messages.error(request, f"Test event not accepted: {outcome.error or summary}.")
     return redirect("events:webhook", pk=pk)
+
+
+@staff_required
+@require_http_methods(["GET", "POST"])
+def webhook_replay(request: ConsoleRequest, pk: int) -> HttpResponse:
+    require_perm(request, "events.change_webhookendpoint")
+    endpoint = get_object_or_404(WebhookEndpoint, pk=pk)
+    # An empty POST is still a submitted form: it says what is missing.
+    form = ReplayForm(request.POST if request.method == "POST" else None, endpoint=endpoint)
+    if request.method == "POST" and form.is_valid() and form.replay is not None:
+        operation = services.webhook_replay_start(
+            actor=request.user, endpoint=endpoint, replay=form.replay, count=form.count
+        )
+        messages.success(request, f"{operation.label}: started.")
+        return redirect("events:webhook_replay", pk=pk)
+    replays = Operation.objects.filter(kind=REPLAY_KIND, params__endpoint=pk).order_by("-pk")[:REPLAYS_SHOWN]
+    context = {"endpoint": endpoint, "form": form, "replays": replays, "can_cancel": True}
+    return render(request, "events/webhook_replay.html", context)
 
 
 @staff_required

@@ -177,7 +177,7 @@ def sign(secret: str, message_id: str, timestamp: int, body: bytes) -> str:
     return "v1," + base64.b64encode(hmac.new(key, signed, hashlib.sha256).digest()).decode()
 
 
-def cloudevent(event: Event) -> dict[str, Any]:
+def cloudevent(event: Event, *, replay: bool = False) -> dict[str, Any]:
     body: dict[str, Any] = {
         "specversion": "1.0",
         "id": str(event.position),
@@ -190,6 +190,9 @@ def cloudevent(event: Event) -> dict[str, Any]:
     }
     if event.stream_id:
         body["subject"] = event.stream_id
+    if replay:
+        # A CloudEvents extension attribute: the receiver may have seen this event before (same webhook-id).
+        body["replay"] = True
     return body
 
 
@@ -210,13 +213,7 @@ class WebhookPublisher(Subscriber):
             return
         endpoints = list(WebhookEndpoint.objects.filter(active=True))
         deliveries = [
-            WebhookDelivery(
-                endpoint=endpoint,
-                event=event,
-                event_position=event.position,
-                event_type=event.type,
-                message_id=f"evt_{event.position}",
-            )
+            delivery_of(endpoint, event.position, event.type)
             for event in wanted
             for endpoint in endpoints
             if endpoint.wants(event.type)
@@ -224,6 +221,18 @@ class WebhookPublisher(Subscriber):
         if deliveries:
             WebhookDelivery.objects.bulk_create(deliveries)
             dispatch_on_commit()
+
+
+def delivery_of(endpoint: WebhookEndpoint, position: int, event_type: str, *, replay: bool = False) -> WebhookDelivery:
+    """A new delivery of the event at ``position``: its message id is the event's, whoever queues it."""
+    return WebhookDelivery(
+        endpoint=endpoint,
+        event_id=position,
+        event_position=position,
+        event_type=event_type,
+        message_id=f"evt_{position}",
+        replay=replay,
+    )
 
 
 def queue_range(endpoint: WebhookEndpoint, *, after: int, upto: int, batch: int = 500) -> int:
@@ -246,13 +255,7 @@ def queue_range(endpoint: WebhookEndpoint, *, after: int, upto: int, batch: int 
                 ).values_list("event_position", flat=True)
             )
             created = WebhookDelivery.objects.bulk_create(
-                WebhookDelivery(
-                    endpoint=endpoint,
-                    event_id=position,
-                    event_position=position,
-                    event_type=event_type,
-                    message_id=f"evt_{position}",
-                )
+                delivery_of(endpoint, position, event_type)
                 for position, event_type in positions
                 if position not in known
             )
@@ -367,7 +370,9 @@ def send(delivery: WebhookDelivery, *, tls: ssl.SSLContext) -> bool:
             delivery, ok=False, status_code=None, error="The event was pruned before it could be sent.", response=""
         )
         return False
-    outcome = attempt(endpoint, message_id=delivery.message_id, payload=cloudevent(delivery.event), tls=tls)
+    outcome = attempt(
+        endpoint, message_id=delivery.message_id, payload=cloudevent(delivery.event, replay=delivery.replay), tls=tls
+    )
     delivery.duration_ms = outcome.duration_ms
     _record(delivery, ok=outcome.ok, status_code=outcome.status_code, error=outcome.error, response=outcome.response)
     log.info(
