@@ -73,3 +73,45 @@ def test_staff_send_a_test_event_and_see_the_receivers_answer(
     (sample,) = receiver.received
     assert sample["verified"] and sample["body"]["type"] == "console.webhook.test"
     assert serious_accessibility_violations(page) == []
+
+
+def test_staff_replay_a_range_and_watch_the_operation_finish(
+    signed_in_page: Any,
+    admin_user: User,
+    receiver: Receiver,  # noqa: F811  (the fixture imported above)
+    settings: Any,
+) -> None:
+    settings.CONSOLE_EVENTS = {**settings.CONSOLE_EVENTS, "WEBHOOK_ALLOW_PRIVATE": True}
+    settings.TASKS = {"default": {"BACKEND": "django.tasks.backends.immediate.ImmediateBackend"}}
+    endpoint = webhook_create(actor=admin_user, name="Receiver", url=receiver.url, event_types=[])
+    receiver.secret = endpoint.secret
+    positions = []
+    for n in range(6):
+        event = emit(PUBLISHED, n=n, colour="red")
+        assert event is not None
+        positions.append(event.position)
+    catch_up("events.webhooks")
+    deliver_due()
+
+    page = signed_in_page
+    page.goto(f"/webhooks/{endpoint.pk}/")
+    page.get_by_role("link", name="Replay a range").click()
+    page.wait_for_url(f"**/webhooks/{endpoint.pk}/replay/")
+    assert serious_accessibility_violations(page) == []
+    # A reversed range is refused with a message, and nothing starts.
+    page.get_by_label("From position").fill(str(positions[4]))
+    page.get_by_label("To position").fill(str(positions[1]))
+    page.get_by_role("button", name="Replay").click()
+    expect(page.get_by_test_id("replay-error")).to_contain_text("The range is reversed")
+    page.get_by_label("From position").fill(str(positions[1]))
+    page.get_by_label("To position").fill(str(positions[4]))
+    page.get_by_role("button", name="Replay").click()
+    operation = page.get_by_test_id("operation")
+    expect(operation).to_have_attribute("data-state", "succeeded")
+    expect(operation.get_by_test_id("operation-done")).to_contain_text("4 of 4 done")
+    expect(page.locator(".messages")).to_contain_text(f"Replay 4 events #{positions[1]} to #{positions[4]}")
+    assert serious_accessibility_violations(page) == []
+    deliver_due()
+    replayed = receiver.received[6:]
+    assert [int(record["body"]["id"]) for record in replayed] == positions[1:5]
+    assert all(record["body"]["replay"] is True and record["verified"] for record in replayed)
