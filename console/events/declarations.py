@@ -69,6 +69,7 @@ WEBHOOK_ENABLED = declare(
     "webhook.enabled",
     description="A user switched a disabled webhook endpoint on again, resuming where it stopped or from now.",
     required={"endpoint_id", "resume", "queued", "skipped"},
+    optional={"operation_id"},
     audit=True,
 )
 WEBHOOK_TESTED = declare(

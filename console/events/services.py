@@ -6,6 +6,7 @@ the webhook task, enqueued after commit.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
@@ -16,6 +17,7 @@ from django.utils import timezone
 from console.core.models import Operation
 from console.core.services import start_operation
 from console.events import subscriptions, webhook_replay
+from console.events.conf import events_settings
 from console.events.declarations import (
     SUBSCRIPTION_PAUSED,
     SUBSCRIPTION_RESUMED,
@@ -30,7 +32,7 @@ from console.events.declarations import (
 )
 from console.events.models import Checkpoint, WebhookDelivery, WebhookEndpoint, generate_webhook_secret
 from console.events.pipeline import emit
-from console.events.webhook_sender import Outcome, WebhookPublisher, dispatch_on_commit, queue_range, send_sample
+from console.events.webhook_sender import Outcome, WebhookPublisher, dispatch_on_commit, send_sample
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import AbstractBaseUser
@@ -108,26 +110,37 @@ def _give_up_waiting(endpoint: WebhookEndpoint) -> int:
 WAITING = [WebhookDelivery.Status.PENDING, WebhookDelivery.Status.RETRYING, WebhookDelivery.Status.SENDING]
 
 
-def webhook_enable(*, actor: AbstractBaseUser, endpoint: WebhookEndpoint, resume: bool) -> tuple[int, int]:
-    """Switch a disabled endpoint on again; returns (deliveries queued or due again, deliveries given up).
+@dataclass(frozen=True)
+class Enabled:
+    """What re-enabling did: deliveries due again, deliveries given up, and the operation that queues the
+    events published while the endpoint was off (resuming only, when there were any)."""
 
-    ``resume``: its waiting deliveries are due at once and every event it wants that was published while it
-    was off is queued. Otherwise those are given up and it receives what is published from now on.
+    due: int
+    skipped: int
+    missed: Operation | None = None
+
+
+def webhook_enable(*, actor: AbstractBaseUser, endpoint: WebhookEndpoint, resume: bool) -> Enabled:
+    """Switch a disabled endpoint on again.
+
+    ``resume``: its waiting deliveries are due at once, and a background operation queues every event it
+    wants that was published while it was off (once each: what it already has is skipped). Otherwise those
+    are given up and it receives what is published from now on.
     """
     with transaction.atomic():
         upto = _publisher_position()
         endpoint = WebhookEndpoint.objects.select_for_update().get(pk=endpoint.pk)
         if endpoint.active:
-            return 0, 0
-        queued = skipped = 0
+            return Enabled(0, 0)
+        enabled = Enabled(0, 0)
         if resume:
-            queued = endpoint.deliveries.filter(status__in=WAITING).update(
+            due = endpoint.deliveries.filter(status__in=WAITING).update(
                 status=WebhookDelivery.Status.RETRYING, claimed_at=None, next_attempt_at=timezone.now()
             )
             after = endpoint.disabled_position if endpoint.disabled_position is not None else upto
-            queued += queue_range(endpoint, after=after, upto=upto)
+            enabled = Enabled(due, 0, _queue_missed(actor, endpoint, after=after, upto=upto))
         else:
-            skipped = _give_up_waiting(endpoint)
+            enabled = Enabled(0, _give_up_waiting(endpoint))
         _clear_disabled(endpoint)
         endpoint.save()
         emit(
@@ -136,11 +149,29 @@ def webhook_enable(*, actor: AbstractBaseUser, endpoint: WebhookEndpoint, resume
             **WebhookEndpoint.stream_of(endpoint.pk),
             endpoint_id=endpoint.pk,
             resume=resume,
-            queued=queued,
-            skipped=skipped,
+            queued=enabled.due,
+            skipped=enabled.skipped,
+            operation_id=enabled.missed.pk if enabled.missed is not None else None,
         )
         dispatch_on_commit()
-    return queued, skipped
+    return enabled
+
+
+def _queue_missed(actor: AbstractBaseUser, endpoint: WebhookEndpoint, *, after: int, upto: int) -> Operation | None:
+    """Start the operation that queues what was published while the endpoint was off, if anything was."""
+    missed = webhook_replay.ReplayRange(after=after, upto=upto, types=webhook_replay.types_of(endpoint))
+    cap = events_settings().webhook_replay_max_events
+    count = missed.count(cap)
+    if count == 0:
+        return None
+    return start_operation(
+        webhook_replay.KIND,
+        label=f"Deliver what “{endpoint.name}” missed while it was off (#{after + 1} to #{upto})"[:300],
+        params={"endpoint": endpoint.pk, "missed": True, **missed.params()},
+        total=count if count <= cap else None,
+        actor=actor,
+        url=reverse("events:webhook_replay", args=[endpoint.pk]),
+    )
 
 
 def webhook_rotate_secret(*, actor: AbstractBaseUser, endpoint: WebhookEndpoint, overlap: timedelta) -> str:

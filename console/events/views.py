@@ -375,11 +375,18 @@ def webhook_enable(request: ConsoleRequest, pk: int) -> HttpResponse:
         messages.info(request, "That endpoint is already enabled.")
         return redirect("events:webhook", pk=pk)
     resume = form.cleaned_data["resume"]
-    queued, skipped = services.webhook_enable(actor=request.user, endpoint=endpoint, resume=resume)
-    if resume:
-        messages.success(request, f"Enabled: {queued} deliveries queued from where it stopped.")
+    enabled = services.webhook_enable(actor=request.user, endpoint=endpoint, resume=resume)
+    if not resume:
+        messages.success(request, f"Enabled from now: {enabled.skipped} waiting deliveries given up.")
+    elif enabled.missed is None:
+        messages.success(request, f"Enabled: {enabled.due} waiting deliveries are due now; nothing else was missed.")
     else:
-        messages.success(request, f"Enabled from now: {skipped} waiting deliveries given up.")
+        messages.success(
+            request,
+            f"Enabled: {enabled.due} waiting deliveries are due now, and the {enabled.missed.total or 'many'} "
+            "events published while it was off are being queued.",
+        )
+        return redirect("events:webhook_replay", pk=pk)
     return redirect("events:webhook", pk=pk)
 
 

@@ -1,4 +1,5 @@
-"""Replaying a range of the log to one webhook endpoint: a core operation, run by a worker in batches.
+"""Replaying a range of the log to one webhook endpoint, and queueing what a re-enabled endpoint missed: a core
+operation, run by a worker in batches.
 
 The range is fixed when the user starts it: positions ``after < p <= upto`` and, for a time range, recorded
 between ``since`` and ``until``, of the types the endpoint receives then. Each batch queues one delivery per
@@ -100,17 +101,31 @@ def by_time(endpoint: WebhookEndpoint, since: datetime | None, until: datetime |
 
 
 def run_replay(operation: Operation) -> None:
-    """The operation's worker body: queue the range's deliveries batch by batch, from where it got to."""
+    """The operation's worker body: queue the range's deliveries batch by batch, from where it got to.
+
+    With ``missed`` (re-enabling an endpoint "from where it stopped") it queues only the events the endpoint
+    has no delivery of yet, as ordinary deliveries: it never had them, so they are no replays.
+    """
     endpoint = WebhookEndpoint.objects.get(pk=operation.params["endpoint"])
     replay = ReplayRange.from_params(operation.params)
+    missed = bool(operation.params.get("missed"))
     cursor = int(operation.progress.get("cursor", replay.after))
     while True:
         batch = list(replay.events(after=cursor).values_list("position", "type")[:BATCH])
         if not batch:
             return
         with transaction.atomic():
+            known: set[int] = set()
+            if missed:
+                known = set(
+                    endpoint.deliveries.filter(
+                        event_position__gte=batch[0][0], event_position__lte=batch[-1][0]
+                    ).values_list("event_position", flat=True)
+                )
             WebhookDelivery.objects.bulk_create(
-                delivery_of(endpoint, position, event_type, replay=True) for position, event_type in batch
+                delivery_of(endpoint, position, event_type, replay=not missed)
+                for position, event_type in batch
+                if position not in known
             )
             # Raises OperationCancelled when a cancel was asked: this batch is then rolled back with it.
             operation.advance(len(batch), cursor=batch[-1][0])

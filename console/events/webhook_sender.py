@@ -235,37 +235,6 @@ def delivery_of(endpoint: WebhookEndpoint, position: int, event_type: str, *, re
     )
 
 
-def queue_range(endpoint: WebhookEndpoint, *, after: int, upto: int, batch: int = 500) -> int:
-    """Queue a delivery to ``endpoint`` of every event it wants in positions ``after < p <= upto`` that it has
-    none of yet; in batches of ``batch`` events, each written in its own transaction. Returns how many."""
-    types = sorted(published_types() & set(endpoint.event_types)) if endpoint.event_types else published_types()
-    queued = 0
-    while after < upto:
-        positions = list(
-            Event.objects.filter(position__gt=after, position__lte=upto, type__in=types)
-            .order_by("position")
-            .values_list("position", "type")[:batch]
-        )
-        if not positions:
-            break
-        with transaction.atomic():
-            known = set(
-                endpoint.deliveries.filter(
-                    event_position__gte=positions[0][0], event_position__lte=positions[-1][0]
-                ).values_list("event_position", flat=True)
-            )
-            created = WebhookDelivery.objects.bulk_create(
-                delivery_of(endpoint, position, event_type)
-                for position, event_type in positions
-                if position not in known
-            )
-        queued += len(created)
-        after = positions[-1][0]
-    if queued:
-        dispatch_on_commit()
-    return queued
-
-
 def dispatch_on_commit() -> None:
     """Send what is due once the current transaction has committed the deliveries."""
     enqueue_on_commit(DELIVER)

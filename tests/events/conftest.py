@@ -160,3 +160,9 @@ def publish(n: int = 1) -> Event:
     assert event is not None
     catch_up("events.webhooks")
     return event
+
+
+@pytest.fixture
+def immediate(settings: Any) -> None:
+    """Tasks run as they are enqueued: an operation started in a test runs when its transaction commits."""
+    settings.TASKS = {"default": {"BACKEND": "django.tasks.backends.immediate.ImmediateBackend"}}

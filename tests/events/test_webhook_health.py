@@ -11,9 +11,12 @@ from django.contrib.auth.models import User
 from django.core import mail
 from django.test import Client
 from django.utils import timezone
+from pytest_django.fixtures import DjangoCaptureOnCommitCallbacks
 
+from console.core.models import Operation
 from console.events.models import Event, WebhookDelivery, WebhookEndpoint, WebhookHealth
 from console.events.services import webhook_enable
+from console.events.webhook_replay import run_replay
 from console.events.webhook_sender import deliver_due
 from tests.events.conftest import Receiver, publish
 
@@ -137,30 +140,60 @@ def _disable_with_backlog(endpoint: WebhookEndpoint, receiver: Receiver) -> list
 
 
 def test_enabling_from_where_it_stopped_delivers_what_was_missed_once_each(
-    endpoint: WebhookEndpoint, receiver: Receiver, operator: User
+    endpoint: WebhookEndpoint,
+    receiver: Receiver,
+    operator: User,
+    immediate: None,
+    django_capture_on_commit_callbacks: DjangoCaptureOnCommitCallbacks,
 ) -> None:
     positions = _disable_with_backlog(endpoint, receiver)
-    # The one that got 410 failed for good; the three published while off are queued.
-    queued, skipped = webhook_enable(actor=operator, endpoint=endpoint, resume=True)
-    assert (queued, skipped) == (3, 0)
+    # The one that got 410 failed for good; the three published while off are queued by an operation.
+    with django_capture_on_commit_callbacks(execute=True):
+        enabled = webhook_enable(actor=operator, endpoint=endpoint, resume=True)
+    assert (enabled.due, enabled.skipped) == (0, 0) and enabled.missed is not None
+    operation = Operation.objects.get(pk=enabled.missed.pk)
+    assert operation.state == "succeeded" and (operation.done, operation.total) == (3, 3)
     deliver_due()
     delivered = [int(r["body"]["id"]) for r in receiver.received[1:]]
     assert delivered == positions[1:]
-    assert all(r["verified"] for r in receiver.received)
-    enabled = Event.objects.get(type="webhook.enabled")
-    assert enabled.actor == operator and enabled.data == {
+    assert all(r["verified"] and "replay" not in r["body"] for r in receiver.received)
+    enabled_event = Event.objects.get(type="webhook.enabled")
+    assert enabled_event.actor == operator and enabled_event.data == {
         "endpoint_id": endpoint.pk,
         "resume": True,
-        "queued": 3,
+        "queued": 0,
         "skipped": 0,
+        "operation_id": operation.pk,
     }
     endpoint.refresh_from_db()
     assert endpoint.active and endpoint.disabled_at is None and endpoint.failure_streak == 0
     # Publishing goes on as usual, and enabling twice queues nothing again.
     fifth = publish(5)
-    assert webhook_enable(actor=operator, endpoint=endpoint, resume=True) == (0, 0)
+    assert webhook_enable(actor=operator, endpoint=endpoint, resume=True).missed is None
     deliver_due()
     assert [int(r["body"]["id"]) for r in receiver.received[4:]] == [fifth.position]
+
+
+def test_resuming_skips_what_the_endpoint_already_has_and_makes_waiting_ones_due(
+    endpoint: WebhookEndpoint, receiver: Receiver, operator: User, one_hour: None
+) -> None:
+    receiver.answers = [503]
+    first = publish(1)
+    deliver_due()
+    _fail_for(endpoint, 2)
+    receiver.answers = [503]
+    _due_now()
+    deliver_due()
+    endpoint = _fresh(endpoint)
+    assert not endpoint.active
+    # The publisher had already queued this one before the endpoint went off: resuming must not add another.
+    WebhookEndpoint.objects.filter(pk=endpoint.pk).update(disabled_position=first.position - 1)
+    second = publish(2)
+    enabled = webhook_enable(actor=operator, endpoint=endpoint, resume=True)
+    assert enabled.due == 1 and enabled.missed is not None and enabled.missed.total == 2
+    run_replay(enabled.missed)
+    assert sorted(WebhookDelivery.objects.values_list("event_position", flat=True)) == [first.position, second.position]
+    assert deliver_due() == {"sent": 2, "failed": 0}
 
 
 def test_enabling_from_now_gives_up_what_waited_and_skips_what_was_missed(
@@ -177,8 +210,8 @@ def test_enabling_from_now_gives_up_what_waited_and_skips_what_was_missed(
     assert not endpoint.active
     assert WebhookDelivery.objects.get().status == "retrying"
     publish(2)
-    queued, skipped = webhook_enable(actor=operator, endpoint=endpoint, resume=False)
-    assert (queued, skipped) == (0, 1)
+    enabled = webhook_enable(actor=operator, endpoint=endpoint, resume=False)
+    assert (enabled.due, enabled.skipped, enabled.missed) == (0, 1, None)
     assert WebhookDelivery.objects.get().status == "failed"
     later = publish(3)
     deliver_due()
@@ -196,8 +229,10 @@ def test_the_page_shows_health_and_enables_with_the_users_choice(
     assert "were disabled after failing" in client.get("/webhooks/").content.decode()
     assert client.post(f"/webhooks/{endpoint.pk}/enable/", {"resume": "maybe"}).status_code == 400
     response = client.post(f"/webhooks/{endpoint.pk}/enable/", {"resume": "1"})
-    assert response.status_code == 302
-    assert "3 deliveries queued" in client.get(response["Location"]).content.decode()
+    assert response.status_code == 302 and response["Location"] == f"/webhooks/{endpoint.pk}/replay/"
+    page = client.get(response["Location"]).content.decode()
+    assert "the 3 events published while it was off are being queued" in page
+    assert "Deliver what “Receiver” missed while it was off" in page
 
 
 def test_staff_without_the_permission_cannot_enable(

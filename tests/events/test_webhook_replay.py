@@ -20,11 +20,6 @@ from console.events.webhook_sender import deliver_due
 from tests.events.conftest import PING, Receiver, publish
 
 
-@pytest.fixture
-def immediate(settings: Any) -> None:
-    settings.TASKS = {"default": {"BACKEND": "django.tasks.backends.immediate.ImmediateBackend"}}
-
-
 def _positions(receiver: Receiver, start: int = 0) -> list[int]:
     return [int(record["body"]["id"]) for record in receiver.received[start:]]
 
