@@ -16,13 +16,15 @@ class EventsConfig(AppConfig):
 
         from console.core.logconfig import hand_off_to_stdlib
         from console.core.registry import Panel, registry
-        from console.events import conf, declarations, pipeline, retention, subscriptions, webhook_sender  # noqa: F401
+        from console.events import conf, declarations, pipeline, retention, seal, subscriptions, webhook_sender  # noqa: F401
         from console.events.panels import event_log_panel
 
         hand_off_to_stdlib()
         pipeline.register_emit_sink(metrics.metrics_sink)
         pipeline.register_emit_sink(subscriptions.notify_sink)
         subscriptions.register(webhook_sender.WebhookPublisher())
+        if conf.events_settings().seal:
+            subscriptions.register(seal.Sealer())
 
         registry.add_nav("Events", "events:list", 30)
         registry.add_nav("Webhooks", "events:webhooks", 60)

@@ -42,6 +42,10 @@ class EventsSettings(AppSettings):
     # Retention: days per event type, overriding the declaration; audit types are kept unless listed here.
     retention_days: dict[str, int] = field(default_factory=dict)
     retention_batch: int = field(default=5000, metadata=POSITIVE)
+    # Where pruned events are archived before they are deleted; empty: nothing is pruned (see retention.py).
+    archive_dir: str = ""
+    # Whether the sealer hashes the log into a chain of seals (``manage.py events verify`` checks it).
+    seal: bool = True
     # Free-text search in the audit log looks at this many newest events at most.
     search_window: int = field(default=50_000, metadata=POSITIVE)
 

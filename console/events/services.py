@@ -10,8 +10,9 @@ from typing import TYPE_CHECKING
 
 from django.db import transaction
 
-from console.events import subscriptions
+from console.events import seal, subscriptions
 from console.events.declarations import (
+    LOG_VERIFIED,
     SUBSCRIPTION_PAUSED,
     SUBSCRIPTION_RESUMED,
     WEBHOOK_CREATED,
@@ -113,3 +114,10 @@ def subscription_resume(*, actor: AbstractBaseUser, name: str) -> Checkpoint:
         emit(SUBSCRIPTION_RESUMED, actor=actor, name=name, position=checkpoint.position)
         transaction.on_commit(subscriptions.dispatch)
     return checkpoint
+
+
+def log_verify(*, actor: AbstractBaseUser | None) -> seal.Verification:
+    """Check the log against its seals and record who asked and what was found (a finding is a warning)."""
+    result = seal.verify()
+    emit(LOG_VERIFIED, actor=actor, **result.as_data())
+    return result
