@@ -55,6 +55,8 @@ class EventsSettings(AppSettings):
             found.append(f"READER must be one of {', '.join(READERS)}.")
         if not all(days >= 0 for days in self.retention_days.values()):
             found.append("RETENTION_DAYS maps event types to whole days, zero or more.")
+        if self.retention_days and not self.archive_dir:
+            found.append("RETENTION_DAYS prunes events only into an archive: set ARCHIVE_DIR too.")
         return found
 
 
