@@ -18,13 +18,14 @@ from console.core.http import ConsoleRequest, page
 from console.core.inputs import whole_number
 from console.core.tables import TABLE_REGION, ConsoleTable, Ordering, filtered_table
 from console.events import metrics as event_metrics
-from console.events import services, subscriptions
+from console.events import retention, seal, services, subscriptions
 from console.events.access import token_or_staff
 from console.events.browse import ORDERINGS, EventFilter
 from console.events.catalog import catalog
 from console.events.conf import events_settings
+from console.events.declarations import LOG_VERIFIED
 from console.events.forms import WebhookForm
-from console.events.models import Checkpoint, Event, ParkedEvent, WebhookDelivery, WebhookEndpoint
+from console.events.models import Checkpoint, Event, ParkedEvent, Seal, WebhookDelivery, WebhookEndpoint
 from console.events.reader import START, Cursor, cursor_of, read_batch, uses_xid
 
 # How far the detail page follows a causation chain, and how many related events it lists.
@@ -333,3 +334,39 @@ def subscription_resume(request: ConsoleRequest, name: str) -> HttpResponse:
     services.subscription_resume(actor=request.user, name=_subscriber_or_404(name))
     messages.success(request, f"Subscriber {name} resumed; it catches up in the background.")
     return redirect("events:subscriptions")
+
+
+# --- the sealed log ---------------------------------------------------------------------------------------------
+
+
+@staff_required
+@require_GET
+def sealed_log(request: ConsoleRequest) -> HttpResponse:
+    """The chain of seals, the last verification, and each type's retention with its archived ranges."""
+    head = Seal.objects.order_by("-pk").first()
+    context = {
+        "sealing": events_settings().seal,
+        "head": head,
+        "seals": Seal.objects.count(),
+        "sealer": Checkpoint.objects.filter(name=seal.SEALER).first(),
+        "unsealed": seal.unsealed_count(head),
+        "last_check": Event.objects.filter(type=LOG_VERIFIED.name)
+        .select_related("actor")
+        .order_by("-position")
+        .first(),
+        "archive_dir": events_settings().archive_dir,
+        "types": retention.overview(),
+    }
+    return render(request, "events/sealed_log.html", context)
+
+
+@staff_required
+@require_POST
+def sealed_log_verify(request: ConsoleRequest) -> HttpResponse:
+    require_perm(request, "events.verify_log")
+    result = services.log_verify(actor=request.user)
+    if result.ok:
+        messages.success(request, result.summary())
+    else:
+        messages.error(request, result.summary())
+    return redirect("events:sealed_log")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from io import StringIO
 from typing import Any
 
@@ -10,11 +11,13 @@ from django.contrib.auth.models import User
 from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.db import connection
+from django.test import Client
 
 from console.events import subscriptions
 from console.events.models import Event, Seal
 from console.events.pipeline import batch, emit
 from console.events.seal import SEALER, Sealer, verify
+from tests.conftest import squeezed
 from tests.events.conftest import PING
 
 TABLE = Event._meta.db_table
@@ -149,3 +152,42 @@ def test_the_command_exits_with_the_first_problem_and_records_who_checked(db: No
     recorded = Event.objects.filter(type="log.verified").order_by("position")
     assert [e.data["ok"] for e in recorded] == [True, False]
     assert recorded.last() is not None and recorded.last().data["position"] == events[3].position  # type: ignore[union-attr]
+
+
+# --- the console page ----------------------------------------------------------------------------------------------
+
+
+def test_the_page_shows_the_chain_and_what_is_not_sealed_yet(client: Client, staff: User) -> None:
+    _sealed_log()
+    subscriptions.pause(SEALER)
+    emit(PING, n=1)
+    client.force_login(staff)
+    page = squeezed(client.get("/events/sealed/").content.decode())
+    head = Seal.objects.get()
+    assert '<dd data-testid="seal-count">1</dd>' in page
+    assert f'<code class="hash">{head.hash}</code>' in page
+    # The ping and the sign-in.
+    assert '<dd data-testid="unsealed"> 2 events (the sealer is paused) </dd>' in page
+    assert "The log has not been checked yet." in page
+    assert "Verify now" not in page  # staff without the permission
+
+
+def test_verifying_needs_the_permission(client: Client, staff: User) -> None:
+    client.force_login(staff)
+    assert client.post("/events/sealed/verify/").status_code == 403
+    assert not Event.objects.filter(type="log.verified").exists()
+
+
+def test_verify_now_names_the_tampered_event_and_records_who_checked(
+    client: Client, staff_with: Callable[..., User]
+) -> None:
+    checker = staff_with("events.verify_log")
+    events = _sealed_log()
+    _sql(f"DELETE FROM {TABLE} WHERE position = %s", [events[4].position])
+    client.force_login(checker)
+    response = client.post("/events/sealed/verify/", follow=True)
+    page = squeezed(response.content.decode())
+    assert f"The log was tampered with: event #{events[4].position} was deleted" in page
+    assert '<span class="badge failed">tampered</span>' in page and f"by {checker.username}." in page
+    recorded = Event.objects.get(type="log.verified")
+    assert recorded.actor_id == checker.pk and recorded.data["position"] == events[4].position
