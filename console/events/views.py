@@ -17,8 +17,8 @@ from console.core.auth import require_perm, staff_required
 from console.core.http import ConsoleRequest, page
 from console.core.inputs import whole_number
 from console.core.tables import TABLE_REGION, ConsoleTable, Ordering, filtered_table
+from console.events import causation, retention, seal, services, subscriptions
 from console.events import metrics as event_metrics
-from console.events import retention, seal, services, subscriptions
 from console.events.access import token_or_staff
 from console.events.browse import ORDERINGS, EventFilter
 from console.events.catalog import catalog
@@ -28,8 +28,7 @@ from console.events.forms import WebhookForm
 from console.events.models import Checkpoint, Event, ParkedEvent, Seal, WebhookDelivery, WebhookEndpoint
 from console.events.reader import START, Cursor, cursor_of, read_batch, uses_xid
 
-# How far the detail page follows a causation chain, and how many related events it lists.
-CHAIN_LIMIT = 20
+# How many related events the detail page lists.
 RELATED_LIMIT = 50
 
 
@@ -53,22 +52,6 @@ def _json(value: object) -> str:
     return json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False, default=str)
 
 
-def _causes(event: Event) -> list[Event]:
-    """The events that caused this one, nearest first, following ``causation_id`` positions."""
-    chain: list[Event] = []
-    current = event
-    while len(chain) < CHAIN_LIMIT:
-        cause = whole_number(str(current.metadata.get("causation_id", "")))
-        if cause is None:
-            break
-        parent = Event.objects.select_related("actor").filter(position=cause).first()
-        if parent is None or parent.position == current.position:
-            break
-        chain.append(parent)
-        current = parent
-    return chain
-
-
 @staff_required
 @require_GET
 def event_detail(request: ConsoleRequest, position: int) -> HttpResponse:
@@ -85,8 +68,8 @@ def event_detail(request: ConsoleRequest, position: int) -> HttpResponse:
         "data_json": _json(event.data),
         "metadata_json": _json(event.metadata),
         "declared": catalog.get(event.type),
-        "causes": _causes(event),
-        "effects": list(Event.objects.caused_by(event.position).order_by("position")[:RELATED_LIMIT]),
+        "causes": causation.causes(event),
+        "effects": causation.effects(event),
         "same_request": same_request,
     }
     return render(request, "events/event_detail.html", context)
