@@ -16,9 +16,9 @@ import gzip
 import hashlib
 import os
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
 
 import structlog
 from django.db import transaction
@@ -29,26 +29,12 @@ from console.events.catalog import catalog
 from console.events.conf import events_settings
 from console.events.models import Archive, Event, Seal
 from console.events.reader import START
-from console.events.seal import archive_line, archive_path, in_order, sealed_cursor
+from console.events.seal import archive_line, archive_path, hashed_rows_at, in_order, sealed_cursor
 
 log = structlog.get_logger(__name__)
 
 # One tick deletes at most this many batches, so a first run over a huge backlog does not hog the worker.
 MAX_BATCHES_PER_TICK = 20
-# The columns an archive keeps of each event: all of them.
-ARCHIVED = (
-    "position",
-    "tx",
-    "stream_type",
-    "stream_id",
-    "version",
-    "type",
-    "schema_version",
-    "data",
-    "metadata",
-    "actor_id",
-    "recorded_at",
-)
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
 
 
@@ -68,14 +54,13 @@ def archive_name(event_type: str, first: int, last: int) -> str:
     return f"{_UNSAFE.sub('_', event_type)}.{first:012d}-{last:012d}.jsonl.gz"
 
 
-def _write(name: str, rows: list[dict[str, Any]]) -> tuple[str, int]:
-    """Write ``rows`` to archive ``name`` durably (whole or not at all); returns its SHA-256 and size."""
+def _write(name: str, lines: list[str]) -> tuple[str, int]:
+    """Write ``lines`` to archive ``name`` durably (whole or not at all); returns its SHA-256 and size."""
     path = archive_path(name)
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(f".{name}.partial")
-    body = "".join(archive_line(row) + "\n" for row in rows).encode()
     # mtime=0: the same events always make the same bytes, so a batch retried after a crash matches.
-    packed = gzip.compress(body, mtime=0)
+    packed = gzip.compress("".join(line + "\n" for line in lines).encode(), mtime=0)
     with partial.open("wb") as handle:
         handle.write(packed)
         handle.flush()
@@ -84,11 +69,14 @@ def _write(name: str, rows: list[dict[str, Any]]) -> tuple[str, int]:
     return hashlib.sha256(packed).hexdigest(), len(packed)
 
 
-def _archive_batch(event_type: str, rows: list[dict[str, Any]]) -> Archive:
-    positions = [row["position"] for row in rows]
+def _archive_batch(event_type: str, batch: Sequence[tuple[int, datetime, int | None]]) -> Archive:
+    """Archive the events of ``batch`` (position, recorded_at, actor) of one type, then delete them."""
+    positions = [position for position, _, _ in batch]
+    actors = {position: actor_id for position, _, actor_id in batch}
     first, last = min(positions), max(positions)
     name = archive_name(event_type, first, last)
-    sha256, size = _write(name, rows)
+    rows = hashed_rows_at(positions)
+    sha256, size = _write(name, [archive_line(row, actors[row[0]]) for row in rows])
     with transaction.atomic():
         archive = Archive.objects.create(
             name=name,
@@ -96,8 +84,8 @@ def _archive_batch(event_type: str, rows: list[dict[str, Any]]) -> Archive:
             first_position=first,
             last_position=last,
             count=len(rows),
-            oldest_recorded_at=min(row["recorded_at"] for row in rows),
-            newest_recorded_at=max(row["recorded_at"] for row in rows),
+            oldest_recorded_at=min(at for _, at, _ in batch),
+            newest_recorded_at=max(at for _, at, _ in batch),
             sha256=sha256,
             size=size,
         )
@@ -130,7 +118,9 @@ def prune(*, max_batches: int = MAX_BATCHES_PER_TICK) -> dict[str, int]:
             queryset: QuerySet[Event] = Event.objects.filter(type=name, recorded_at__lt=cutoff)
             if upto is not None:
                 queryset = in_order(queryset, START, upto=upto)
-            rows = list(queryset.order_by("position").values(*ARCHIVED)[: conf.retention_batch])
+            rows = list(
+                queryset.order_by("position").values_list("position", "recorded_at", "actor_id")[: conf.retention_batch]
+            )
             if not rows:
                 break
             _archive_batch(name, rows)

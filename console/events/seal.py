@@ -1,9 +1,10 @@
 """The sealed log: a chain of hashes over the events, which shows any later edit, deletion or insertion.
 
 The sealer is a subscriber: it reads the log in commit order through the gapless reader and writes one seal
-per batch, in the transaction that moves its checkpoint. Each event is hashed over its canonical JSON
-(position, type, stream, version, schema version, recorded_at, data, metadata: sorted keys, no spaces, UTF-8);
-the seal keeps every event's position and digest and hashes them after the previous seal's hash.
+per batch, in the transaction that moves its checkpoint. Each event is hashed as one compact JSON array of
+its position, type, stream, version, schema version, recorded_at (UTC, to the microsecond) and the database's
+text of its data and metadata (see ``event_digest``); the seal keeps every event's position and digest and
+hashes them after the previous seal's hash.
 
 ``verify()`` reads the log once in the same order and recomputes everything: the first event whose digest
 differs (changed), that a seal holds but the log lacks and no archive holds (deleted), or that sits in a
@@ -20,17 +21,14 @@ import gzip
 import hashlib
 import json
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Generator, Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from struct import Struct
 from typing import Any, ClassVar
 
-from django.conf import settings
-from django.db import connection
+from django.db import connection, transaction
 from django.db.models import QuerySet
-from django.utils.dateparse import parse_datetime
 
 from console.events.conf import events_settings
 from console.events.models import Archive, Checkpoint, Event, Seal
@@ -41,43 +39,31 @@ SEALER = "events.sealer"
 GENESIS = "0" * 64
 _POSITION = Struct(">q")
 ENTRY = _POSITION.size + hashlib.sha256().digest_size
-_encode = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode
-# The columns an event is hashed over, read from the log in this order (``tx`` orders, it is not hashed).
-COLUMNS = (
-    "tx",
-    "position",
-    "type",
-    "stream_type",
-    "stream_id",
-    "version",
-    "schema_version",
-    "recorded_at",
-    "data",
-    "metadata",
-)
+_encode = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+_decode = json.JSONDecoder().raw_decode
+_string: Callable[[str], str] = json.encoder.encode_basestring  # the C function: quoted, UTF-8 kept
 # Rows read per query while verifying, and how many problems one verification lists at most.
 CHUNK = 10_000
 MAX_PROBLEMS = 20
 
+# One hashed row: position, type, stream type, stream id, version, schema version, and as text recorded_at
+# (UTC, microseconds), data and metadata; then tx, which orders the log and is not hashed.
+HashedRow = tuple[int, str, str, str, int | None, int, str, str, str, int | None]
 
-def moment(recorded_at: datetime) -> str:
-    """``recorded_at`` as hashed: ISO 8601 in UTC (whatever zone the driver handed it in)."""
-    return recorded_at.astimezone(UTC).isoformat()
 
+def event_digest(row: HashedRow) -> bytes:
+    """SHA-256 of one event: a compact JSON array of its hashed columns, the JSON ones as the database's text.
 
-def event_digest(
-    position: int,
-    type_: str,
-    stream_type: str,
-    stream_id: str,
-    version: int | None,
-    schema_version: int,
-    recorded_at: str,
-    data: Any,
-    metadata: Any,
-) -> bytes:
-    """SHA-256 of one event's canonical JSON (``recorded_at`` already through ``moment()``)."""
-    text = _encode([position, type_, stream_type, stream_id, version, schema_version, recorded_at, data, metadata])
+    PostgreSQL renders jsonb in one normalized form and SQLite keeps the text it was given, so the database's
+    own text is as stable as a re-encoding and costs no decoding: verifying stays a hash per row. The array
+    is spelled out here (``json.dumps(row[:9], separators=(",", ":"), ensure_ascii=False)`` makes the same
+    text) because building an encoder per row would cost more than the hash.
+    """
+    position, type_, stream_type, stream_id, version, schema_version, at, data, metadata = row[:9]
+    text = (
+        f"[{position},{_string(type_)},{_string(stream_type)},{_string(stream_id)},"
+        f"{'null' if version is None else version},{schema_version},{_string(at)},{_string(data)},{_string(metadata)}]"
+    )
     return hashlib.sha256(text.encode()).digest()
 
 
@@ -95,38 +81,73 @@ def _key(cursor: Cursor) -> tuple[int, int]:
     return (-1 if cursor[0] is None else cursor[0], cursor[1])
 
 
+def _select() -> str:
+    """The hashed columns as text, independent of the session's time zone and of Django's converters."""
+    table = connection.ops.quote_name(Event._meta.db_table)
+    if connection.vendor == "postgresql":
+        at = "to_char(recorded_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')"
+        json_text = "{}::text"
+    else:
+        # An expression, not the column: the driver would turn a column declared datetime into a datetime.
+        at = "CAST(recorded_at AS TEXT)"
+        json_text = "CAST({} AS TEXT)"
+    hashed = ["position", "type", "stream_type", "stream_id", "version", "schema_version", at]
+    columns = ", ".join([*hashed, json_text.format("data"), json_text.format("metadata"), "tx"])
+    return f"SELECT {columns} FROM {table}"
+
+
+def hashed_rows(after: Cursor, upto: Cursor, *, limit: int, inclusive: bool = False) -> list[HashedRow]:
+    """Rows after ``after`` (from it, when ``inclusive``) up to ``upto``, in the reader's order, as hashed."""
+    low = ">=" if inclusive else ">"
+    if uses_xid():
+        # "tx IS NOT NULL": the partial index on (tx, position) is then usable.
+        where = f"tx IS NOT NULL AND (tx, position) {low} (%s, %s) AND (tx, position) <= (%s, %s) ORDER BY tx, position"
+        params: list[int] = [*_key(after), *_key(upto)]
+    else:
+        where = f"position {low} %s AND position <= %s ORDER BY position"
+        params = [after[1], upto[1]]
+    with connection.cursor() as cursor:
+        cursor.execute(f"{_select()} WHERE {where} LIMIT %s", [*params, limit])
+        rows: list[HashedRow] = cursor.fetchall()  # rows of the selected columns
+        return rows
+
+
+def hashed_rows_at(positions: Sequence[int]) -> list[HashedRow]:
+    """The rows at ``positions``, in position order, as hashed."""
+    marks = ", ".join(["%s"] * len(positions))
+    with connection.cursor() as cursor:
+        cursor.execute(f"{_select()} WHERE position IN ({marks}) ORDER BY position", list(positions))
+        rows: list[HashedRow] = cursor.fetchall()  # rows of the selected columns
+        return rows
+
+
 class Sealer(Subscriber):
     """Seals every event of the log, a batch at a time, in commit order."""
 
     name: ClassVar[str] = SEALER
     batch_size: ClassVar[int] = 2000
+    # Only the cursors: the batch is read again as the text that is hashed.
+    columns: ClassVar[tuple[str, ...] | None] = ("position", "tx")
     # A batch only fails when the database does; the subscriber's retries are enough.
     max_attempts: ClassVar[int] = 1000
 
     def handle(self, events: Sequence[Event]) -> None:
-        blob = b"".join(
-            _POSITION.pack(event.position)
-            + event_digest(
-                event.position,
-                event.type,
-                event.stream_type,
-                event.stream_id,
-                event.version,
-                event.schema_version,
-                moment(event.recorded_at),
-                event.data,
-                event.metadata,
-            )
-            for event in events
-        )
-        previous = Seal.objects.order_by("-pk").values_list("hash", flat=True).first() or GENESIS
         xid = uses_xid()
+        first: Cursor = (events[0].tx if xid else None, events[0].position)
+        last: Cursor = (events[-1].tx if xid else None, events[-1].position)
+        # The batch again, as text: every row between its first and last cursor has committed (the reader
+        # handed them over), so the range holds exactly these events.
+        rows = hashed_rows(first, last, limit=len(events), inclusive=True)
+        if [row[0] for row in rows] != [event.position for event in events]:
+            raise RuntimeError("the sealed range does not hold the batch's events")
+        blob = b"".join(_POSITION.pack(row[0]) + event_digest(row) for row in rows)
+        previous = Seal.objects.order_by("-pk").values_list("hash", flat=True).first() or GENESIS
         positions = [event.position for event in events]
         Seal.objects.create(
-            first_tx=events[0].tx if xid else None,
-            first_position=events[0].position,
-            last_tx=events[-1].tx if xid else None,
-            last_position=events[-1].position,
+            first_tx=first[0],
+            first_position=first[1],
+            last_tx=last[0],
+            last_position=last[1],
             min_position=min(positions),
             max_position=max(positions),
             count=len(events),
@@ -157,37 +178,22 @@ def in_order(queryset: QuerySet[Event], after: Cursor, *, upto: Cursor | None) -
     return queryset.order_by("position")
 
 
-def _fetch(after: Cursor, upto: Cursor, limit: int) -> list[tuple[Any, ...]]:
-    rows = in_order(Event.objects.all(), after, upto=upto).values_list(*COLUMNS)[:limit]
-    if connection.vendor != "postgresql" or not settings.USE_TZ:
-        return list(rows)
-    # As the reader's read_records: psycopg's own loaders skip Django's per-row converters, the JSON
-    # columns arrive as text and are decoded below.
-    from psycopg.types.datetime import TimestamptzLoader
+def _digests(upto: Cursor) -> Generator[tuple[tuple[int, int], int, bytes]]:
+    """(reader key, position, digest) of every event up to ``upto``, in the reader's order.
 
-    sql, params = rows.query.sql_with_params()
-    with connection.cursor() as cursor:
-        cursor.cursor.adapters.register_loader("timestamptz", TimestamptzLoader)
-        cursor.execute(sql, params)
-        return [
-            (tx, position, type_, stream_type, stream_id, version, schema, at, json.loads(data), json.loads(meta))
-            for tx, position, type_, stream_type, stream_id, version, schema, at, data, meta in cursor.fetchall()
-        ]
-
-
-def _digests(upto: Cursor) -> Iterator[tuple[tuple[int, int], int, bytes]]:
-    """(reader key, position, digest) of every event up to ``upto``, in the reader's order."""
+    One query, streamed through a server-side cursor on PostgreSQL: keyset pages would each have the
+    planner choose again, and a plan that sorts the whole range per page is much slower than one index scan.
+    """
     xid = uses_xid()
-    after: Cursor = START
-    while True:
-        rows = _fetch(after, upto, CHUNK)
-        for tx, position, type_, stream_type, stream_id, version, schema, at, data, meta in rows:
-            digest = event_digest(position, type_, stream_type, stream_id, version, schema, moment(at), data, meta)
-            yield (tx if xid and tx is not None else -1, position), position, digest
-        if len(rows) < CHUNK:
-            return
-        last = rows[-1]
-        after = (last[0] if xid else None, last[1])
+    if xid:
+        where, params = "tx IS NOT NULL AND (tx, position) <= (%s, %s) ORDER BY tx, position", [*_key(upto)]
+    else:
+        where, params = "position <= %s ORDER BY position", [upto[1]]
+    with connection.chunked_cursor() as cursor:
+        cursor.execute(f"{_select()} WHERE {where}", params)
+        while rows := cursor.fetchmany(CHUNK):
+            for row in rows:
+                yield (row[9] if xid and row[9] is not None else -1, row[0]), row[0], event_digest(row)
 
 
 # --- archives ----------------------------------------------------------------------------------------------------
@@ -197,9 +203,45 @@ def archive_path(name: str) -> Path:
     return Path(events_settings().archive_dir) / name
 
 
-def archive_line(row: dict[str, Any]) -> str:
-    """One event as a line of an archive: every column, ``recorded_at`` as hashed."""
-    return _encode({**row, "recorded_at": moment(row["recorded_at"])})
+def archive_line(row: HashedRow, actor_id: int | None) -> str:
+    """One event as a line of an archive: ``[columns, data, metadata]``, the JSON columns verbatim.
+
+    A JSON array any reader can load; ``archived_row`` finds the exact texts again (see ``event_digest``).
+    """
+    position, type_, stream_type, stream_id, version, schema_version, at, data, metadata, tx = row
+    head = _encode(
+        {
+            "position": position,
+            "tx": tx,
+            "type": type_,
+            "stream_type": stream_type,
+            "stream_id": stream_id,
+            "version": version,
+            "schema_version": schema_version,
+            "recorded_at": at,
+            "actor_id": actor_id,
+        }
+    )
+    return f"[{head},{data},{metadata}]"
+
+
+def archived_row(line: str) -> HashedRow:
+    head, end = _decode(line, 1)
+    data_start = end + 1
+    _, data_end = _decode(line, data_start)
+    _, metadata_end = _decode(line, data_end + 1)
+    return (
+        head["position"],
+        head["type"],
+        head["stream_type"],
+        head["stream_id"],
+        head["version"],
+        head["schema_version"],
+        head["recorded_at"],
+        line[data_start:data_end],
+        line[data_end + 1 : metadata_end],
+        head["tx"],
+    )
 
 
 def sealed_cursor() -> Cursor | None:
@@ -216,25 +258,6 @@ def file_sha256(path: Path) -> str:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
-
-
-def archived_line(row: dict[str, Any]) -> tuple[int, bytes]:
-    """(position, digest) of one line of an archive."""
-    at = parse_datetime(row["recorded_at"])
-    if at is None:
-        raise ValueError(f"recorded_at {row['recorded_at']!r} is not a date and time")
-    digest = event_digest(
-        row["position"],
-        row["type"],
-        row["stream_type"],
-        row["stream_id"],
-        row["version"],
-        row["schema_version"],
-        moment(at),
-        row["data"],
-        row["metadata"],
-    )
-    return row["position"], digest
 
 
 class _Archives:
@@ -264,7 +287,8 @@ class _Archives:
         if file_sha256(path) != record.sha256:
             return f"archive {name} does not match its checksum"
         with gzip.open(path, "rt", encoding="utf-8") as lines:
-            return dict(archived_line(json.loads(line)) for line in lines)
+            rows = [archived_row(line.rstrip("\n")) for line in lines]
+        return {row[0]: event_digest(row) for row in rows}
 
 
 # --- verifying ---------------------------------------------------------------------------------------------------
@@ -363,6 +387,14 @@ def unsealed_count(head: Seal | None) -> int:
 def verify() -> Verification:
     """Recompute the chain of seals over the log; see the module's docstring."""
     started = time.perf_counter()
+    # One transaction: the seals' and the log's server-side cursors stay open together until the end.
+    with transaction.atomic():
+        result = _verify()
+    result.seconds = time.perf_counter() - started
+    return result
+
+
+def _verify() -> Verification:
     result = Verification()
     archives = _Archives()
     seals = Seal.objects.order_by("pk")
@@ -387,6 +419,7 @@ def verify() -> Verification:
                 pending = next(events, None)
             _check_seal(seal, actual, archives, result, digests)
             result.seals += 1
+        events.close()
         result.head = previous
         result.sealed_to = head.last_position
     checkpoint = Checkpoint.objects.filter(name=SEALER).first()
@@ -394,5 +427,4 @@ def verify() -> Verification:
     if checkpoint is not None and _key(checkpoint.cursor) > _key(sealed):
         result.add(Problem("seal", f"the sealer read past #{sealed[1]} but the seals after it are missing"))
     result.unsealed = unsealed_count(head)
-    result.seconds = time.perf_counter() - started
     return result

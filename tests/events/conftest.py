@@ -8,6 +8,7 @@ import hmac
 import json
 import ssl
 import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -18,6 +19,8 @@ from django.db import connection
 
 from console.events import subscriptions
 from console.events.catalog import Metric, declare
+from console.events.models import Checkpoint, Seal
+from console.events.seal import SEALER, unsealed_count
 
 PING = declare("test.ping", description="A test event.", required={"n"}, optional={"note"})
 SEEN = declare("test.seen", description="A subscriber saw a ping.", required={"n"})
@@ -131,3 +134,15 @@ def start_receiver() -> Iterator[StartReceiver]:
 @pytest.fixture
 def receiver(start_receiver: StartReceiver) -> Receiver:
     return start_receiver()
+
+
+def seal_all(timeout: float = 10.0) -> None:
+    """Let the sealer seal every event. On a PostgreSQL server shared with other work the gapless reader
+    may hold back for a moment (a transaction it cannot place yet), so this retries until nothing is left."""
+    deadline = time.monotonic() + timeout
+    while True:
+        subscriptions.catch_up(SEALER)
+        paused = Checkpoint.objects.filter(name=SEALER, status=Checkpoint.Status.PAUSED).exists()
+        if paused or unsealed_count(Seal.objects.order_by("-pk").first()) == 0 or time.monotonic() > deadline:
+            return
+        time.sleep(0.05)

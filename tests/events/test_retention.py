@@ -20,7 +20,7 @@ from console.events.models import Archive, Event, Seal
 from console.events.pipeline import batch, emit
 from console.events.retention import overview, prune, retention_policy
 from console.events.seal import SEALER, verify
-from tests.events.conftest import PING
+from tests.events.conftest import PING, seal_all
 
 
 def _age(events: Sequence[Event | None], days: int) -> None:
@@ -46,7 +46,7 @@ def test_old_events_of_a_type_with_retention_are_pruned_in_batches(db: None, set
         audit = emit("auth.login_failed", username="x")
     _age(old, 10)
     _age([audit], 400)
-    subscriptions.catch_up(SEALER)
+    seal_all()
     assert prune(max_batches=2) == {"test.ping": 4}
     assert prune() == {"test.ping": 1}
     assert list(Event.objects.filter(type="test.ping").values_list("data__n", flat=True)) == [99]
@@ -69,7 +69,7 @@ def _old_sealed_pings(count: int, *, days: int = 10) -> list[Event]:
         emit("auth.login_failed", username="kept")
     stored: list[Event] = [event for event in events if event is not None]
     _age(stored, days)  # before sealing: the seals hold the times the events keep
-    subscriptions.catch_up(SEALER)
+    seal_all()
     return stored
 
 
@@ -85,9 +85,12 @@ def test_pruned_events_go_to_checksummed_archives_and_the_log_still_verifies(
     for archive in archives:
         packed = (tmp_path / archive.name).read_bytes()
         assert hashlib.sha256(packed).hexdigest() == archive.sha256
+        # Each line is [columns, data, metadata].
         lines = [json.loads(line) for line in gzip.decompress(packed).decode().splitlines()]
-        assert [line["position"] for line in lines] == list(range(archive.first_position, archive.last_position + 1))
-        assert lines[0]["data"]["note"] == "ünïcode"
+        assert [head["position"] for head, _, _ in lines] == list(
+            range(archive.first_position, archive.last_position + 1)
+        )
+        assert lines[0][0]["type"] == "test.ping" and lines[0][1]["note"] == "ünïcode"
     assert Seal.objects.get().archives == [a.name for a in archives]
     result = verify()
     assert result.ok, result.problems
@@ -100,7 +103,7 @@ def test_an_altered_or_lost_archive_is_named(db: None, settings: Any, tmp_path: 
     prune()
     archive = Archive.objects.get()
     path = tmp_path / archive.name
-    lines = gzip.decompress(path.read_bytes()).decode().replace('"n":1', '"n":5')
+    lines = gzip.decompress(path.read_bytes()).decode().replace('"n": 1', '"n": 5')
     path.write_bytes(gzip.compress(lines.encode()))
     seal = Seal.objects.get()
     pruned = range(archive.first_position, archive.last_position + 1)
@@ -117,7 +120,7 @@ def test_unsealed_events_are_not_pruned_until_sealed(db: None, settings: Any, tm
     _old_sealed_pings(2)
     assert prune() == {}
     subscriptions.resume(SEALER)
-    subscriptions.catch_up(SEALER)
+    seal_all()
     assert prune() == {"test.ping": 2}
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Callable
 from io import StringIO
 from typing import Any
@@ -16,9 +18,9 @@ from django.test import Client
 from console.events import subscriptions
 from console.events.models import Event, Seal
 from console.events.pipeline import batch, emit
-from console.events.seal import SEALER, Sealer, verify
+from console.events.seal import SEALER, Sealer, event_digest, verify
 from tests.conftest import squeezed
-from tests.events.conftest import PING
+from tests.events.conftest import PING, seal_all
 
 TABLE = Event._meta.db_table
 
@@ -35,7 +37,7 @@ def _sealed_log(transactions: int = 3, per_transaction: int = 4) -> list[Event]:
         with batch():
             stored = [emit(PING, n=t * 100 + n, note="é ünïcode") for n in range(per_transaction)]
         events.extend(event for event in stored if event is not None)
-    subscriptions.catch_up(SEALER)
+    seal_all()
     return events
 
 
@@ -100,7 +102,7 @@ def test_inserting_one_event_into_a_sealed_range_names_it(db: None) -> None:
     # A position that never committed (deleted before sealing here), filled in by hand afterwards with the
     # neighbour's transaction id, as a careful forger would on PostgreSQL.
     _sql(f"DELETE FROM {TABLE} WHERE position = %s", [gap.position])
-    subscriptions.catch_up(SEALER)
+    seal_all()
     assert verify().ok
     _insert(gap.position, gap.tx)
     assert [(p.kind, p.position) for p in verify().problems] == [("inserted", gap.position)]
@@ -191,3 +193,9 @@ def test_verify_now_names_the_tampered_event_and_records_who_checked(
     assert '<span class="badge failed">tampered</span>' in page and f"by {checker.username}." in page
     recorded = Event.objects.get(type="log.verified")
     assert recorded.actor_id == checker.pk and recorded.data["position"] == events[4].position
+
+
+def test_an_event_is_hashed_as_a_compact_json_array_of_its_columns() -> None:
+    row = (5, "t.x", "order", 'id "é"\n', None, 1, "2026-01-01T00:00:00.000000Z", '{"a": "é"}', "{}", 9)
+    text = json.dumps(row[:9], separators=(",", ":"), ensure_ascii=False)
+    assert event_digest(row) == hashlib.sha256(text.encode()).digest()
