@@ -81,11 +81,32 @@ def _key(cursor: Cursor) -> tuple[int, int]:
     return (-1 if cursor[0] is None else cursor[0], cursor[1])
 
 
+# recorded_at as hashed on PostgreSQL: independent of the session's time zone.
+_PG_AT = "to_char(recorded_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')"
+# event_digest's text, built by PostgreSQL: to_json() escapes a string exactly as json.dumps with
+# ensure_ascii=False does (the short escapes, \u00xx for other control characters, nothing else).
+_PG_TEXT = " || ',' || ".join(
+    [
+        "'[' || position::text",
+        "to_json(type)::text",
+        "to_json(stream_type)::text",
+        "to_json(stream_id)::text",
+        "COALESCE(version::text, 'null')",
+        "schema_version::text",
+        f"to_json({_PG_AT})::text",
+        "to_json(data::text)::text",
+        "to_json(metadata::text)::text || ']'",
+    ]
+)
+# A digested row: position, digest, tx.
+DigestRow = tuple[int, bytes, int | None]
+
+
 def _select() -> str:
     """The hashed columns as text, independent of the session's time zone and of Django's converters."""
     table = connection.ops.quote_name(Event._meta.db_table)
     if connection.vendor == "postgresql":
-        at = "to_char(recorded_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')"
+        at = _PG_AT
         json_text = "{}::text"
     else:
         # An expression, not the column: the driver would turn a column declared datetime into a datetime.
@@ -96,20 +117,35 @@ def _select() -> str:
     return f"SELECT {columns} FROM {table}"
 
 
-def hashed_rows(after: Cursor, upto: Cursor, *, limit: int, inclusive: bool = False) -> list[HashedRow]:
-    """Rows after ``after`` (from it, when ``inclusive``) up to ``upto``, in the reader's order, as hashed."""
+def _select_digests() -> str:
+    """Position, digest and tx per event: PostgreSQL hashes in the server, in C; elsewhere the text rows."""
+    if connection.vendor != "postgresql":
+        return _select()
+    table = connection.ops.quote_name(Event._meta.db_table)
+    return f"SELECT position, sha256(convert_to({_PG_TEXT}, 'UTF8')), tx FROM {table}"
+
+
+def _digested(rows: Sequence[Any]) -> list[DigestRow]:
+    if connection.vendor == "postgresql":
+        return [(position, bytes(digest), tx) for position, digest, tx in rows]
+    return [(row[0], event_digest(row), row[9]) for row in rows]
+
+
+def _range(after: Cursor, upto: Cursor, *, inclusive: bool) -> tuple[str, list[int]]:
     low = ">=" if inclusive else ">"
     if uses_xid():
         # "tx IS NOT NULL": the partial index on (tx, position) is then usable.
         where = f"tx IS NOT NULL AND (tx, position) {low} (%s, %s) AND (tx, position) <= (%s, %s) ORDER BY tx, position"
-        params: list[int] = [*_key(after), *_key(upto)]
-    else:
-        where = f"position {low} %s AND position <= %s ORDER BY position"
-        params = [after[1], upto[1]]
+        return where, [*_key(after), *_key(upto)]
+    return f"position {low} %s AND position <= %s ORDER BY position", [after[1], upto[1]]
+
+
+def digest_rows(after: Cursor, upto: Cursor, *, limit: int, inclusive: bool = False) -> list[DigestRow]:
+    """(position, digest, tx) of the events after ``after`` (from it, when ``inclusive``) up to ``upto``."""
+    where, params = _range(after, upto, inclusive=inclusive)
     with connection.cursor() as cursor:
-        cursor.execute(f"{_select()} WHERE {where} LIMIT %s", [*params, limit])
-        rows: list[HashedRow] = cursor.fetchall()  # rows of the selected columns
-        return rows
+        cursor.execute(f"{_select_digests()} WHERE {where} LIMIT %s", [*params, limit])
+        return _digested(cursor.fetchall())
 
 
 def hashed_rows_at(positions: Sequence[int]) -> list[HashedRow]:
@@ -137,10 +173,10 @@ class Sealer(Subscriber):
         last: Cursor = (events[-1].tx if xid else None, events[-1].position)
         # The batch again, as text: every row between its first and last cursor has committed (the reader
         # handed them over), so the range holds exactly these events.
-        rows = hashed_rows(first, last, limit=len(events), inclusive=True)
+        rows = digest_rows(first, last, limit=len(events), inclusive=True)
         if [row[0] for row in rows] != [event.position for event in events]:
             raise RuntimeError("the sealed range does not hold the batch's events")
-        blob = b"".join(_POSITION.pack(row[0]) + event_digest(row) for row in rows)
+        blob = b"".join(_POSITION.pack(position) + digest for position, digest, _ in rows)
         previous = Seal.objects.order_by("-pk").values_list("hash", flat=True).first() or GENESIS
         positions = [event.position for event in events]
         Seal.objects.create(
@@ -190,10 +226,10 @@ def _digests(upto: Cursor) -> Generator[tuple[tuple[int, int], int, bytes]]:
     else:
         where, params = "position <= %s ORDER BY position", [upto[1]]
     with connection.chunked_cursor() as cursor:
-        cursor.execute(f"{_select()} WHERE {where}", params)
+        cursor.execute(f"{_select_digests()} WHERE {where}", params)
         while rows := cursor.fetchmany(CHUNK):
-            for row in rows:
-                yield (row[9] if xid and row[9] is not None else -1, row[0]), row[0], event_digest(row)
+            for position, digest, tx in _digested(rows):
+                yield (tx if xid and tx is not None else -1, position), position, digest
 
 
 # --- archives ----------------------------------------------------------------------------------------------------

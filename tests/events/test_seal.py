@@ -18,7 +18,7 @@ from django.test import Client
 from console.events import subscriptions
 from console.events.models import Event, Seal
 from console.events.pipeline import batch, emit
-from console.events.seal import SEALER, Sealer, event_digest, verify
+from console.events.seal import SEALER, Sealer, entries, event_digest, hashed_rows_at, verify
 from tests.conftest import squeezed
 from tests.events.conftest import PING, seal_all
 
@@ -199,3 +199,14 @@ def test_an_event_is_hashed_as_a_compact_json_array_of_its_columns() -> None:
     row = (5, "t.x", "order", 'id "é"\n', None, 1, "2026-01-01T00:00:00.000000Z", '{"a": "é"}', "{}", 9)
     text = json.dumps(row[:9], separators=(",", ":"), ensure_ascii=False)
     assert event_digest(row) == hashlib.sha256(text.encode()).digest()
+
+
+def test_the_database_and_python_hash_awkward_text_alike(db: None) -> None:
+    awkward = 'tab\t quote" back\\ bell\x07 del\x7f é 😀 </script>'
+    event = emit(PING, n=1, note=awkward, stream_type='o"rder', stream_id=awkward)
+    assert event is not None
+    seal_all()
+    row = hashed_rows_at([event.position])[0]
+    sealed = dict(entries(bytes(Seal.objects.get().digests)))
+    assert sealed[event.position] == event_digest(row)
+    assert verify().ok
