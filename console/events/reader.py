@@ -92,7 +92,9 @@ def _in_commit_order(after: Cursor, types: Collection[str] | None, *, horizon: b
         queryset = queryset.filter(type__in=list(types))
     if uses_xid():
         tx = -1 if after[0] is None else after[0]
-        where = ["(tx, position) > (%s, %s)"]  # row comparison and snapshot horizon have no ORM spelling
+        # Row comparison and snapshot horizon have no ORM spelling; "tx IS NOT NULL" lets PostgreSQL use the
+        # partial index on (tx, position) instead of sorting the rest of the log for every batch.
+        where = ["tx IS NOT NULL", "(tx, position) > (%s, %s)"]
         if horizon:
             _fresh_activity()
             where.append(f"tx < {HORIZON_SQL}")
