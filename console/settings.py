@@ -202,7 +202,10 @@ else:
 
 # --- The console's apps ------------------------------------------------------------------------------------
 # Web and worker processes count metrics into one directory, kept with the site's other state.
-CONSOLE_EVENTS: dict[str, object] = {"METRICS_DIR": str(VAR_DIR / "prometheus")}
+CONSOLE_EVENTS: dict[str, object] = {
+    "METRICS_DIR": str(VAR_DIR / "prometheus"),
+    "ARCHIVE_DIR": str(VAR_DIR / "archive"),
+}
 
 # --- Auth, i18n, static ----------------------------------------------------------------------------------
 AUTH_PASSWORD_VALIDATORS = [

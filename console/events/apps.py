@@ -21,6 +21,7 @@ class EventsConfig(AppConfig):
             declarations,
             pipeline,
             retention,
+            seal,
             services,
             subscriptions,
             webhook_replay,
@@ -32,6 +33,8 @@ class EventsConfig(AppConfig):
         pipeline.register_emit_sink(metrics.metrics_sink)
         pipeline.register_emit_sink(subscriptions.notify_sink)
         subscriptions.register(webhook_sender.WebhookPublisher())
+        if conf.events_settings().seal:
+            subscriptions.register(seal.Sealer())
 
         registry.add_nav("Events", "events:list", 30)
         registry.add_nav("Webhooks", "events:webhooks", 60)

@@ -49,6 +49,10 @@ class EventsSettings(AppSettings):
     # Retention: days per event type, overriding the declaration; audit types are kept unless listed here.
     retention_days: dict[str, int] = field(default_factory=dict)
     retention_batch: int = field(default=5000, metadata=POSITIVE)
+    # Where pruned events are archived before they are deleted; empty: nothing is pruned (see retention.py).
+    archive_dir: str = ""
+    # Whether the sealer hashes the log into a chain of seals (``manage.py events verify`` checks it).
+    seal: bool = True
     # Free-text search in the audit log looks at this many newest events at most.
     search_window: int = field(default=50_000, metadata=POSITIVE)
 
@@ -58,6 +62,8 @@ class EventsSettings(AppSettings):
             found.append(f"READER must be one of {', '.join(READERS)}.")
         if not all(days >= 0 for days in self.retention_days.values()):
             found.append("RETENTION_DAYS maps event types to whole days, zero or more.")
+        if self.retention_days and not self.archive_dir:
+            found.append("RETENTION_DAYS prunes events only into an archive: set ARCHIVE_DIR too.")
         return found
 
 

@@ -116,3 +116,10 @@ SUBSCRIPTION_RESUMED = declare(
     required={"name", "position"},
     audit=True,
 )
+
+LOG_VERIFIED = declare(
+    "log.verified",
+    description="The sealed log was checked against its seals (from the console or manage.py events verify).",
+    required={"ok", "seals", "checked", "archived", "unsealed", "head", "problem", "position", "problems"},
+    audit=True,
+)

@@ -338,3 +338,62 @@ class WebhookDelivery(models.Model):
 
     def __str__(self) -> str:
         return f"{self.event_type} #{self.event_position} to {self.endpoint_id}"
+
+
+class Seal(models.Model):
+    """A batch of the log, hashed together with the previous seal: the chain that makes editing evident.
+
+    ``digests`` holds, per sealed event in commit order, its position (8 bytes, big-endian) and the SHA-256
+    of its canonical JSON; ``hash`` is the SHA-256 of the previous seal's hash followed by ``digests``. The
+    seal outlives its events: a pruned event is checked against its archive by the digest kept here.
+    ``first_*``/``last_*`` are the reader's cursors of the first and last event sealed (``tx`` is NULL
+    where the reader orders by position alone).
+    """
+
+    first_tx = models.BigIntegerField(null=True, blank=True)
+    first_position = models.BigIntegerField()
+    last_tx = models.BigIntegerField(null=True, blank=True)
+    last_position = models.BigIntegerField()
+    # The lowest and highest position sealed (commit order is not position order): where archives may overlap.
+    min_position = models.BigIntegerField()
+    max_position = models.BigIntegerField()
+    count = models.PositiveIntegerField()
+    digests = models.BinaryField()
+    previous_hash = models.CharField(max_length=64)
+    hash = models.CharField(max_length=64, unique=True)
+    # Names of the archive files holding events of this seal that retention pruned.
+    archives = models.JSONField(default=list, blank=True)
+    sealed_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-pk"]
+        permissions = [("verify_log", "Can verify the sealed log against its seals")]
+
+    def __str__(self) -> str:
+        return f"seal {self.pk}: {self.count} events to #{self.last_position}"
+
+    @property
+    def last_cursor(self) -> tuple[int | None, int]:
+        return (self.last_tx, self.last_position)
+
+
+class Archive(models.Model):
+    """One file of pruned events of one type (gzip-compressed JSON lines), with its checksum."""
+
+    name = models.CharField(max_length=255, unique=True)
+    event_type = models.CharField(max_length=100)
+    first_position = models.BigIntegerField()
+    last_position = models.BigIntegerField()
+    count = models.PositiveIntegerField()
+    oldest_recorded_at = models.DateTimeField()
+    newest_recorded_at = models.DateTimeField()
+    sha256 = models.CharField(max_length=64)
+    size = models.PositiveBigIntegerField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["event_type", "first_position"]
+        indexes = [models.Index(fields=["first_position", "last_position"], name="archive_positions")]
+
+    def __str__(self) -> str:
+        return self.name

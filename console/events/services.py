@@ -16,9 +16,10 @@ from django.utils import timezone
 
 from console.core.models import Operation
 from console.core.services import start_operation
-from console.events import subscriptions, webhook_replay
+from console.events import seal, subscriptions, webhook_replay
 from console.events.conf import events_settings
 from console.events.declarations import (
+    LOG_VERIFIED,
     SUBSCRIPTION_PAUSED,
     SUBSCRIPTION_RESUMED,
     WEBHOOK_CREATED,
@@ -306,3 +307,10 @@ def subscription_resume(*, actor: AbstractBaseUser, name: str) -> Checkpoint:
         emit(SUBSCRIPTION_RESUMED, actor=actor, name=name, position=checkpoint.position)
         transaction.on_commit(subscriptions.dispatch)
     return checkpoint
+
+
+def log_verify(*, actor: AbstractBaseUser | None) -> seal.Verification:
+    """Check the log against its seals and record who asked and what was found (a finding is a warning)."""
+    result = seal.verify()
+    emit(LOG_VERIFIED, actor=actor, **result.as_data())
+    return result

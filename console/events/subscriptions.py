@@ -34,6 +34,8 @@ class Subscriber(ABC):
 
     name: ClassVar[str]
     types: ClassVar[frozenset[str] | None] = None
+    # The columns ``handle`` reads, when not all of them (see ``read_batch``'s ``only``).
+    columns: ClassVar[tuple[str, ...] | None] = None
     batch_size: ClassVar[int] = 500
     max_attempts: ClassVar[int] = 5
 
@@ -93,7 +95,9 @@ def _step(subscriber: Subscriber) -> tuple[int, bool]:
             return 0, False
         if checkpoint.retry_at is not None and checkpoint.retry_at > timezone.now():
             return 0, False
-        events = read_batch(checkpoint.cursor, limit=subscriber.batch_size, types=subscriber.types)
+        events = read_batch(
+            checkpoint.cursor, limit=subscriber.batch_size, types=subscriber.types, only=subscriber.columns
+        )
         if not events:
             return 0, False
         try:

@@ -21,19 +21,27 @@ from console.core.http import ConsoleRequest, page, piece, wants_fragment
 from console.core.inputs import whole_number
 from console.core.models import Operation
 from console.core.tables import TABLE_REGION, ConsoleTable, Ordering, filtered_table
+from console.events import causation, retention, seal, services, subscriptions
 from console.events import metrics as event_metrics
-from console.events import services, subscriptions
 from console.events.access import token_or_staff
 from console.events.browse import ORDERINGS, EventFilter
 from console.events.catalog import catalog
 from console.events.conf import events_settings
+from console.events.declarations import LOG_VERIFIED
 from console.events.forms import EnableForm, ReplayForm, RotateForm, WebhookForm
-from console.events.models import Checkpoint, Event, ParkedEvent, WebhookDelivery, WebhookEndpoint, WebhookHealth
+from console.events.models import (
+    Checkpoint,
+    Event,
+    ParkedEvent,
+    Seal,
+    WebhookDelivery,
+    WebhookEndpoint,
+    WebhookHealth,
+)
 from console.events.reader import START, Cursor, cursor_of, read_batch, uses_xid
 from console.events.webhook_replay import KIND as REPLAY_KIND
 
-# How far the detail page follows a causation chain, and how many related events it lists.
-CHAIN_LIMIT = 20
+# How many related events the detail page lists.
 RELATED_LIMIT = 50
 # A webhook endpoint's health: hour by hour over the last day, in total over the last week.
 HEALTH_HOURS = 24
@@ -62,22 +70,6 @@ def _json(value: object) -> str:
     return json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False, default=str)
 
 
-def _causes(event: Event) -> list[Event]:
-    """The events that caused this one, nearest first, following ``causation_id`` positions."""
-    chain: list[Event] = []
-    current = event
-    while len(chain) < CHAIN_LIMIT:
-        cause = whole_number(str(current.metadata.get("causation_id", "")))
-        if cause is None:
-            break
-        parent = Event.objects.select_related("actor").filter(position=cause).first()
-        if parent is None or parent.position == current.position:
-            break
-        chain.append(parent)
-        current = parent
-    return chain
-
-
 @staff_required
 @require_GET
 def event_detail(request: ConsoleRequest, position: int) -> HttpResponse:
@@ -94,8 +86,8 @@ def event_detail(request: ConsoleRequest, position: int) -> HttpResponse:
         "data_json": _json(event.data),
         "metadata_json": _json(event.metadata),
         "declared": catalog.get(event.type),
-        "causes": _causes(event),
-        "effects": list(Event.objects.caused_by(event.position).order_by("position")[:RELATED_LIMIT]),
+        "causes": causation.causes(event),
+        "effects": causation.effects(event),
         "same_request": same_request,
     }
     return render(request, "events/event_detail.html", context)
@@ -447,3 +439,39 @@ def subscription_resume(request: ConsoleRequest, name: str) -> HttpResponse:
     services.subscription_resume(actor=request.user, name=_subscriber_or_404(name))
     messages.success(request, f"Subscriber {name} resumed; it catches up in the background.")
     return redirect("events:subscriptions")
+
+
+# --- the sealed log ---------------------------------------------------------------------------------------------
+
+
+@staff_required
+@require_GET
+def sealed_log(request: ConsoleRequest) -> HttpResponse:
+    """The chain of seals, the last verification, and each type's retention with its archived ranges."""
+    head = Seal.objects.order_by("-pk").first()
+    context = {
+        "sealing": events_settings().seal,
+        "head": head,
+        "seals": Seal.objects.count(),
+        "sealer": Checkpoint.objects.filter(name=seal.SEALER).first(),
+        "unsealed": seal.unsealed_count(head),
+        "last_check": Event.objects.filter(type=LOG_VERIFIED.name)
+        .select_related("actor")
+        .order_by("-position")
+        .first(),
+        "archive_dir": events_settings().archive_dir,
+        "types": retention.overview(),
+    }
+    return render(request, "events/sealed_log.html", context)
+
+
+@staff_required
+@require_POST
+def sealed_log_verify(request: ConsoleRequest) -> HttpResponse:
+    require_perm(request, "events.verify_log")
+    result = services.log_verify(actor=request.user)
+    if result.ok:
+        messages.success(request, result.summary())
+    else:
+        messages.error(request, result.summary())
+    return redirect("events:sealed_log")

@@ -8,6 +8,7 @@ import hmac
 import json
 import ssl
 import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -19,8 +20,9 @@ from django.db import connection
 
 from console.events import subscriptions
 from console.events.catalog import Metric, declare
-from console.events.models import Event, WebhookEndpoint
+from console.events.models import Checkpoint, Event, Seal, WebhookEndpoint
 from console.events.pipeline import emit
+from console.events.seal import SEALER, unsealed_count
 from console.events.services import webhook_create
 from console.events.subscriptions import catch_up
 
@@ -166,3 +168,15 @@ def publish(n: int = 1) -> Event:
 def immediate(settings: Any) -> None:
     """Tasks run as they are enqueued: an operation started in a test runs when its transaction commits."""
     settings.TASKS = {"default": {"BACKEND": "django.tasks.backends.immediate.ImmediateBackend"}}
+
+
+def seal_all(timeout: float = 10.0) -> None:
+    """Let the sealer seal every event. On a PostgreSQL server shared with other work the gapless reader
+    may hold back for a moment (a transaction it cannot place yet), so this retries until nothing is left."""
+    deadline = time.monotonic() + timeout
+    while True:
+        subscriptions.catch_up(SEALER)
+        paused = Checkpoint.objects.filter(name=SEALER, status=Checkpoint.Status.PAUSED).exists()
+        if paused or unsealed_count(Seal.objects.order_by("-pk").first()) == 0 or time.monotonic() > deadline:
+            return
+        time.sleep(0.05)
