@@ -287,7 +287,8 @@ MAILERS = {
     },
 }
 DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "console@localhost")
-ADMINS = [("Ops", a) for a in env_list("CONSOLE_ADMINS", [])]
+# Plain addresses: Django 6 deprecates (name, address) pairs.
+ADMINS = env_list("CONSOLE_ADMINS", [])
 
 # --- Logging: structlog renders every record, ours and the standard library's -----------------------------
 from console.core.logconfig import configure_logging  # noqa: E402
