@@ -202,7 +202,10 @@ else:
 
 # --- The console's apps ------------------------------------------------------------------------------------
 # Web and worker processes count metrics into one directory, kept with the site's other state.
-CONSOLE_EVENTS: dict[str, object] = {"METRICS_DIR": str(VAR_DIR / "prometheus")}
+CONSOLE_EVENTS: dict[str, object] = {
+    "METRICS_DIR": str(VAR_DIR / "prometheus"),
+    "ARCHIVE_DIR": str(VAR_DIR / "archive"),
+}
 
 # --- Auth, i18n, static ----------------------------------------------------------------------------------
 AUTH_PASSWORD_VALIDATORS = [
@@ -284,7 +287,8 @@ MAILERS = {
     },
 }
 DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "console@localhost")
-ADMINS = [("Ops", a) for a in env_list("CONSOLE_ADMINS", [])]
+# Plain addresses: Django 6 deprecates (name, address) pairs.
+ADMINS = env_list("CONSOLE_ADMINS", [])
 
 # --- Logging: structlog renders every record, ours and the standard library's -----------------------------
 from console.core.logconfig import configure_logging  # noqa: E402

@@ -117,7 +117,9 @@ def alert_recipients() -> list[str]:
     configured = list(comms_settings().alert_emails)
     if configured:
         return configured
-    return [address for _, address in getattr(settings, "ADMINS", [])]
+    # Django 6 takes ADMINS as plain addresses; (name, address) pairs still work there until 2028, with a
+    # deprecation warning, so a host site that has not switched yet still gets its alerts.
+    return [entry if isinstance(entry, str) else entry[1] for entry in getattr(settings, "ADMINS", [])]
 
 
 @register()

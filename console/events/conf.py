@@ -40,11 +40,22 @@ class EventsSettings(AppSettings):
     webhook_max_attempts: int = field(default=12, metadata=POSITIVE)
     webhook_retry_base_seconds: float = field(default=30.0, metadata=AT_LEAST_ZERO)
     webhook_retry_max_seconds: float = field(default=6 * 3600.0, metadata=POSITIVE)
-    webhook_disable_after_failures: int = field(default=50, metadata=POSITIVE)
+    # An endpoint whose attempts have all failed for this long is disabled (Svix and Hookdeck wait 5 days).
+    webhook_disable_after_hours: float = field(default=120.0, metadata=POSITIVE)
     webhook_allow_private: bool = False
+    # Replaying a range to an endpoint: above this many events the user confirms the count; above the maximum
+    # the range is refused (counting stops there, so a huge range costs no more than the maximum).
+    webhook_replay_confirm_above: int = field(default=1000, metadata=AT_LEAST_ZERO)
+    webhook_replay_max_events: int = field(default=100_000, metadata=POSITIVE)
+    # After a secret rotation, how long the old secret still signs alongside the new one (the form's default).
+    webhook_secret_overlap_hours: float = field(default=24.0, metadata=AT_LEAST_ZERO)
     # Retention: days per event type, overriding the declaration; audit types are kept unless listed here.
     retention_days: dict[str, int] = field(default_factory=dict)
     retention_batch: int = field(default=5000, metadata=POSITIVE)
+    # Where pruned events are archived before they are deleted; empty: nothing is pruned (see retention.py).
+    archive_dir: str = ""
+    # Whether the sealer hashes the log into a chain of seals (``manage.py events verify`` checks it).
+    seal: bool = True
     # Free-text search in the audit log looks at this many newest events at most.
     search_window: int = field(default=50_000, metadata=POSITIVE)
     # Rollups (the charts' counts): days each grain of bucket is kept. Minute buckets serve the last hour,
@@ -64,6 +75,8 @@ class EventsSettings(AppSettings):
         elif any(keep.get(grain, least) < least for grain, least in ROLLUP_KEEP_AT_LEAST.items()):
             least = ", ".join(f"{grain} {days}" for grain, days in ROLLUP_KEEP_AT_LEAST.items())
             found.append(f"ROLLUP_KEEP_DAYS keeps too little for the charts: at least {least}.")
+        if self.retention_days and not self.archive_dir:
+            found.append("RETENTION_DAYS prunes events only into an archive: set ARCHIVE_DIR too.")
         return found
 
 

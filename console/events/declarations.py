@@ -61,11 +61,43 @@ WEBHOOK_UPDATED = declare(
 )
 WEBHOOK_DISABLED = declare(
     "webhook.disabled",
-    description="A webhook endpoint was switched off after a 410 Gone or a long failure streak.",
+    description="A webhook endpoint was switched off after a 410 Gone or nothing but failures for days.",
     required={"endpoint_id", "reason"},
     level="warning",
     audit=True,
     metrics=[Metric("console_webhooks_disabled_total", "counter", "Webhook endpoints switched off.")],
+)
+WEBHOOK_ENABLED = declare(
+    "webhook.enabled",
+    description="A user switched a disabled webhook endpoint on again, resuming where it stopped or from now.",
+    required={"endpoint_id", "resume", "queued", "skipped"},
+    optional={"operation_id"},
+    audit=True,
+)
+WEBHOOK_TESTED = declare(
+    "webhook.tested",
+    description="A user sent a signed sample event to a webhook endpoint.",
+    required={"endpoint_id", "ok", "status_code", "error"},
+    audit=True,
+)
+WEBHOOK_SECRET_ROTATED = declare(
+    "webhook.secret_rotated",
+    description="A user gave a webhook endpoint a new signing secret; the old one signs too until it expires.",
+    required={"endpoint_id", "previous_expires_at"},
+    audit=True,
+)
+WEBHOOK_REPLAY_STARTED = declare(
+    "webhook.replay_started",
+    description="A user started re-delivering a range of the log to a webhook endpoint.",
+    required={"endpoint_id", "operation_id", "after", "upto", "count"},
+    optional={"since", "until"},
+    audit=True,
+)
+WEBHOOK_REPLAY_CANCELLED = declare(
+    "webhook.replay_cancelled",
+    description="A user cancelled a replay to a webhook endpoint; what it had queued is still delivered.",
+    required={"endpoint_id", "operation_id", "done"},
+    audit=True,
 )
 WEBHOOK_DELIVERY_RESENT = declare(
     "webhook.delivery_resent",
@@ -111,3 +143,11 @@ def webhook_attempt_tallies(data: Mapping[str, Any]) -> Iterator[Tally]:
 
 
 count(WEBHOOK_ATTEMPTED.name, webhook_attempt_tallies)
+
+
+LOG_VERIFIED = declare(
+    "log.verified",
+    description="The sealed log was checked against its seals (from the console or manage.py events verify).",
+    required={"ok", "seals", "checked", "archived", "unsealed", "head", "problem", "position", "problems"},
+    audit=True,
+)

@@ -204,10 +204,24 @@ class WebhookEndpoint(models.Model):
     name = models.CharField(max_length=100)
     url = models.URLField(max_length=500)
     secret = models.CharField(max_length=100, default=generate_webhook_secret)
+    # During a rotation the old secret signs alongside the new one until it expires, so receivers can switch
+    # at their own pace (Standard Webhooks allows several signatures in one header).
+    previous_secret = models.CharField(max_length=100, blank=True, default="")
+    previous_secret_expires_at = models.DateTimeField(null=True, blank=True)
+    secret_created_at = models.DateTimeField(default=timezone.now)
     event_types = models.JSONField(default=list, blank=True, help_text="Published event types; empty means all.")
     active = models.BooleanField(default=True)
     disabled_reason = models.CharField(max_length=300, blank=True, default="")
+    # When the sender switched it off (None when a user did, or it is on), and how far the publisher had read
+    # the log then: re-enabling "from where it stopped" queues what was published after that position.
+    disabled_at = models.DateTimeField(null=True, blank=True)
+    disabled_position = models.BigIntegerField(null=True, blank=True)
     failure_streak = models.PositiveIntegerField(default=0)
+    # The first failed attempt since the last success: failing for WEBHOOK_DISABLE_AFTER_HOURS disables.
+    failing_since = models.DateTimeField(null=True, blank=True)
+    last_success_at = models.DateTimeField(null=True, blank=True)
+    last_error = models.TextField(blank=True, default="")
+    last_error_at = models.DateTimeField(null=True, blank=True)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
@@ -227,6 +241,51 @@ class WebhookEndpoint(models.Model):
 
     def wants(self, event_type: str) -> bool:
         return self.active and (not self.event_types or event_type in self.event_types)
+
+    def signing_secrets(self, now: datetime | None = None) -> list[str]:
+        """The secrets a delivery is signed with now: the current one, and the previous one until it expires."""
+        secrets = [self.secret]
+        expires = self.previous_secret_expires_at
+        if self.previous_secret and expires is not None and expires > (now or timezone.now()):
+            secrets.append(self.previous_secret)
+        return secrets
+
+    @property
+    def rotating(self) -> bool:
+        return len(self.signing_secrets()) > 1
+
+
+class WebhookHealthQuerySet(models.QuerySet["WebhookHealth"]):
+    def since(self, moment: datetime) -> WebhookHealthQuerySet:
+        return self.filter(hour__gte=moment).order_by("-hour")
+
+
+class WebhookHealth(models.Model):
+    """Attempts to one endpoint in one hour: the success rate and latency over time, in bounded rows."""
+
+    endpoint = models.ForeignKey(WebhookEndpoint, on_delete=models.CASCADE, related_name="health")
+    hour = models.DateTimeField()
+    attempts = models.PositiveIntegerField(default=0)
+    succeeded = models.PositiveIntegerField(default=0)
+    total_ms = models.PositiveBigIntegerField(default=0)
+    max_ms = models.PositiveIntegerField(default=0)
+
+    objects = WebhookHealthQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-hour"]
+        constraints = [models.UniqueConstraint(fields=["endpoint", "hour"], name="webhook_health_hour_once")]
+
+    def __str__(self) -> str:
+        return f"{self.endpoint_id} at {self.hour:%Y-%m-%d %H:00}"
+
+    @property
+    def success_percent(self) -> int:
+        return round(100 * self.succeeded / self.attempts) if self.attempts else 0
+
+    @property
+    def mean_ms(self) -> int:
+        return round(self.total_ms / self.attempts) if self.attempts else 0
 
 
 class WebhookDeliveryQuerySet(models.QuerySet["WebhookDelivery"]):
@@ -255,6 +314,8 @@ class WebhookDelivery(models.Model):
     event_position = models.BigIntegerField()
     event_type = models.CharField(max_length=100)
     message_id = models.CharField(max_length=100)
+    # Queued by a replay of a range rather than by the publisher: the body says so too ("replay": true).
+    replay = models.BooleanField(default=False)
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
     attempts = models.PositiveIntegerField(default=0)
     next_attempt_at = models.DateTimeField(default=timezone.now)
@@ -321,3 +382,62 @@ class Rollup(models.Model):
 
     def __str__(self) -> str:
         return f"{self.series}[{self.key}] @ {self.bucket:%Y-%m-%d %H:%M} x{self.count}"
+
+
+class Seal(models.Model):
+    """A batch of the log, hashed together with the previous seal: the chain that makes editing evident.
+
+    ``digests`` holds, per sealed event in commit order, its position (8 bytes, big-endian) and the SHA-256
+    of its canonical JSON; ``hash`` is the SHA-256 of the previous seal's hash followed by ``digests``. The
+    seal outlives its events: a pruned event is checked against its archive by the digest kept here.
+    ``first_*``/``last_*`` are the reader's cursors of the first and last event sealed (``tx`` is NULL
+    where the reader orders by position alone).
+    """
+
+    first_tx = models.BigIntegerField(null=True, blank=True)
+    first_position = models.BigIntegerField()
+    last_tx = models.BigIntegerField(null=True, blank=True)
+    last_position = models.BigIntegerField()
+    # The lowest and highest position sealed (commit order is not position order): where archives may overlap.
+    min_position = models.BigIntegerField()
+    max_position = models.BigIntegerField()
+    count = models.PositiveIntegerField()
+    digests = models.BinaryField()
+    previous_hash = models.CharField(max_length=64)
+    hash = models.CharField(max_length=64, unique=True)
+    # Names of the archive files holding events of this seal that retention pruned.
+    archives = models.JSONField(default=list, blank=True)
+    sealed_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-pk"]
+        permissions = [("verify_log", "Can verify the sealed log against its seals")]
+
+    def __str__(self) -> str:
+        return f"seal {self.pk}: {self.count} events to #{self.last_position}"
+
+    @property
+    def last_cursor(self) -> tuple[int | None, int]:
+        return (self.last_tx, self.last_position)
+
+
+class Archive(models.Model):
+    """One file of pruned events of one type (gzip-compressed JSON lines), with its checksum."""
+
+    name = models.CharField(max_length=255, unique=True)
+    event_type = models.CharField(max_length=100)
+    first_position = models.BigIntegerField()
+    last_position = models.BigIntegerField()
+    count = models.PositiveIntegerField()
+    oldest_recorded_at = models.DateTimeField()
+    newest_recorded_at = models.DateTimeField()
+    sha256 = models.CharField(max_length=64)
+    size = models.PositiveBigIntegerField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["event_type", "first_position"]
+        indexes = [models.Index(fields=["first_position", "last_position"], name="archive_positions")]
+
+    def __str__(self) -> str:
+        return self.name

@@ -1,5 +1,5 @@
-"""The dashboard's event log panel (what holds readers back, how far behind each subscriber is) and the
-charts of the log and of webhook deliveries."""
+"""The dashboard's event log panel (what holds readers back, how far behind each subscriber is), the
+charts of the log and of webhook deliveries, and the banner about webhook endpoints the sender switched off."""
 
 from __future__ import annotations
 
@@ -94,3 +94,16 @@ def log_charts(chart_range: ChartRange, of: int | None) -> list[Chart]:
 def webhook_charts(chart_range: ChartRange, of: int | None) -> list[Chart]:
     """An endpoint's attempts by outcome, with latency percentiles; every endpoint's without ``of``."""
     return [_attempts_chart(chart_range, endpoint=of)]
+
+
+def disabled_banner(request: HttpRequest) -> list[str]:
+    user = getattr(request, "user", None)
+    if user is None or not user.is_authenticated or not user.is_staff:
+        return []
+    names = list(
+        WebhookEndpoint.objects.filter(active=False, disabled_at__isnull=False).values_list("name", flat=True)[:5]
+    )
+    if not names:
+        return []
+    listed = ", ".join(f"“{name}”" for name in names)
+    return [f"Webhook endpoint(s) {listed} were disabled after failing: see Webhooks to re-enable them."]

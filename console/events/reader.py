@@ -10,7 +10,7 @@ path), after which position order is commit order. SQLite serializes writers by 
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from json import JSONDecoder
 
 from django.conf import settings
@@ -92,7 +92,9 @@ def _in_commit_order(after: Cursor, types: Collection[str] | None, *, horizon: b
         queryset = queryset.filter(type__in=list(types))
     if uses_xid():
         tx = -1 if after[0] is None else after[0]
-        where = ["(tx, position) > (%s, %s)"]  # row comparison and snapshot horizon have no ORM spelling
+        # Row comparison and snapshot horizon have no ORM spelling; "tx IS NOT NULL" lets PostgreSQL use the
+        # partial index on (tx, position) instead of sorting the rest of the log for every batch.
+        where = ["tx IS NOT NULL", "(tx, position) > (%s, %s)"]
         if horizon:
             _fresh_activity()
             where.append(f"tx < {HORIZON_SQL}")
@@ -100,10 +102,20 @@ def _in_commit_order(after: Cursor, types: Collection[str] | None, *, horizon: b
     return queryset.filter(position__gt=after[1]).order_by("position")
 
 
-def read_batch(after: Cursor, *, limit: int, types: Collection[str] | None = None) -> list[Event]:
-    """Up to ``limit`` events after ``after`` in commit order, optionally only of ``types``."""
+def read_batch(
+    after: Cursor, *, limit: int, types: Collection[str] | None = None, only: Sequence[str] | None = None
+) -> list[Event]:
+    """Up to ``limit`` events after ``after`` in commit order, optionally only of ``types``.
+
+    ``only`` loads just those columns (the others are deferred): for readers that fetch what they need
+    themselves and would otherwise pay for decoding every event's JSON.
+    """
     queryset = _in_commit_order(after, types)
-    return [] if queryset is None else list(queryset[:limit])
+    if queryset is None:
+        return []
+    if only is not None:
+        queryset = queryset.only(*only)
+    return list(queryset[:limit])
 
 
 def _native_loading() -> bool:

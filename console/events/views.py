@@ -1,36 +1,54 @@
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 
 import django_filters
 import django_tables2 as tables
 from django.contrib import messages
-from django.db.models import Count
-from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.db.models import Count, Sum
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBadRequest, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
+from django.utils import timezone
+from django.utils.cache import add_never_cache_headers
 from django.utils.html import format_html
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from console.core import charts
 from console.core.auth import require_perm, staff_required
-from console.core.http import ConsoleRequest, page
+from console.core.http import ConsoleRequest, page, piece, wants_fragment
 from console.core.inputs import whole_number
+from console.core.models import Operation
 from console.core.tables import TABLE_REGION, ConsoleTable, Ordering, filtered_table
+from console.events import causation, retention, seal, services, subscriptions
 from console.events import metrics as event_metrics
-from console.events import services, subscriptions
 from console.events.access import token_or_staff
 from console.events.browse import ORDERINGS, EventFilter
 from console.events.catalog import catalog
 from console.events.conf import events_settings
-from console.events.forms import WebhookForm
-from console.events.models import Checkpoint, Event, ParkedEvent, WebhookDelivery, WebhookEndpoint
+from console.events.declarations import LOG_VERIFIED
+from console.events.forms import EnableForm, ReplayForm, RotateForm, WebhookForm
+from console.events.models import (
+    Checkpoint,
+    Event,
+    ParkedEvent,
+    Seal,
+    WebhookDelivery,
+    WebhookEndpoint,
+    WebhookHealth,
+)
 from console.events.reader import START, Cursor, cursor_of, read_batch, uses_xid
+from console.events.webhook_replay import KIND as REPLAY_KIND
 
-# How far the detail page follows a causation chain, and how many related events it lists.
-CHAIN_LIMIT = 20
+# How many related events the detail page lists.
 RELATED_LIMIT = 50
+# A webhook endpoint's health: hour by hour over the last day, in total over the last week.
+HEALTH_HOURS = 24
+HEALTH_DAYS = 7
+# The replays an endpoint's replay page lists, newest first.
+REPLAYS_SHOWN = 5
 
 
 @staff_required
@@ -59,22 +77,6 @@ def _json(value: object) -> str:
     return json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False, default=str)
 
 
-def _causes(event: Event) -> list[Event]:
-    """The events that caused this one, nearest first, following ``causation_id`` positions."""
-    chain: list[Event] = []
-    current = event
-    while len(chain) < CHAIN_LIMIT:
-        cause = whole_number(str(current.metadata.get("causation_id", "")))
-        if cause is None:
-            break
-        parent = Event.objects.select_related("actor").filter(position=cause).first()
-        if parent is None or parent.position == current.position:
-            break
-        chain.append(parent)
-        current = parent
-    return chain
-
-
 @staff_required
 @require_GET
 def event_detail(request: ConsoleRequest, position: int) -> HttpResponse:
@@ -91,8 +93,8 @@ def event_detail(request: ConsoleRequest, position: int) -> HttpResponse:
         "data_json": _json(event.data),
         "metadata_json": _json(event.metadata),
         "declared": catalog.get(event.type),
-        "causes": _causes(event),
-        "effects": list(Event.objects.caused_by(event.position).order_by("position")[:RELATED_LIMIT]),
+        "causes": causation.causes(event),
+        "effects": causation.effects(event),
         "same_request": same_request,
     }
     return render(request, "events/event_detail.html", context)
@@ -182,6 +184,7 @@ def webhook_list(request: ConsoleRequest) -> HttpResponse:
     return render(request, "events/webhook_list.html", {"endpoints": endpoints})
 
 
+@never_cache
 @staff_required
 @require_http_methods(["GET", "POST"])
 def webhook_new(request: ConsoleRequest) -> HttpResponse:
@@ -195,9 +198,31 @@ def webhook_new(request: ConsoleRequest) -> HttpResponse:
             event_types=list(form.cleaned_data["event_types"]),
             active=form.cleaned_data["active"],
         )
-        messages.success(request, f"Webhook “{endpoint.name}” created. Its signing secret is shown below.")
-        return redirect("events:webhook", pk=endpoint.pk)
+        return _show_secret_once(request, endpoint, created=True)
     return render(request, "events/webhook_form.html", {"form": form, "endpoint": None})
+
+
+def _show_secret_once(request: ConsoleRequest, endpoint: WebhookEndpoint, *, created: bool) -> HttpResponse:
+    """The one page that ever shows a secret: the answer to the POST that made it, kept by no cache."""
+    context = {"endpoint": endpoint, "secret": endpoint.secret, "created": created}
+    response = render(request, "events/webhook_secret.html", context)
+    add_never_cache_headers(response)
+    return response
+
+
+@never_cache
+@staff_required
+@require_http_methods(["GET", "POST"])
+def webhook_rotate(request: ConsoleRequest, pk: int) -> HttpResponse:
+    require_perm(request, "events.change_webhookendpoint")
+    endpoint = get_object_or_404(WebhookEndpoint, pk=pk)
+    form = RotateForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        endpoint.secret = services.webhook_rotate_secret(
+            actor=request.user, endpoint=endpoint, overlap=timedelta(hours=form.cleaned_data["overlap_hours"])
+        )
+        return _show_secret_once(request, endpoint, created=False)
+    return render(request, "events/webhook_secret.html", {"endpoint": endpoint, "form": form})
 
 
 @staff_required
@@ -284,8 +309,85 @@ def webhook_detail(request: ConsoleRequest, pk: int) -> HttpResponse:
         "ft": ft,
         "target_url": reverse("events:webhook", args=[pk]),
         "charts": charts.region(request, "webhooks", endpoint.pk),
+        "health": _health(endpoint),
+        "enable_form": EnableForm(),
     }
     return page(request, "events/webhook_detail.html", context, fragment=TABLE_REGION)
+
+
+def _health(endpoint: WebhookEndpoint) -> dict[str, object]:
+    """The last day hour by hour, and the week in total."""
+    now = timezone.now()
+    week = WebhookHealth.objects.filter(endpoint=endpoint).since(now - timedelta(days=HEALTH_DAYS))
+    totals = week.aggregate(attempts=Sum("attempts"), succeeded=Sum("succeeded"), total_ms=Sum("total_ms"))
+    attempts = totals["attempts"] or 0
+    return {
+        "hours": list(week.filter(hour__gte=now - timedelta(hours=HEALTH_HOURS))),
+        "attempts": attempts,
+        "success_percent": round(100 * (totals["succeeded"] or 0) / attempts) if attempts else None,
+        "mean_ms": round((totals["total_ms"] or 0) / attempts) if attempts else None,
+    }
+
+
+@staff_required
+@require_POST
+def webhook_test(request: ConsoleRequest, pk: int) -> HttpResponse:
+    require_perm(request, "events.change_webhookendpoint")
+    endpoint = get_object_or_404(WebhookEndpoint, pk=pk)
+    outcome = services.webhook_test(actor=request.user, endpoint=endpoint)
+    if wants_fragment(request):
+        return piece(request, "events/webhook_detail.html#test-result", {"endpoint": endpoint, "outcome": outcome})
+    summary = f"HTTP {outcome.status_code}" if outcome.status_code is not None else outcome.error
+    if outcome.ok:
+        messages.success(request, f"Test event accepted: {summary} in {outcome.duration_ms} ms.")
+    else:
+        messages.error(request, f"Test event not accepted: {outcome.error or summary}.")
+    return redirect("events:webhook", pk=pk)
+
+
+@staff_required
+@require_http_methods(["GET", "POST"])
+def webhook_replay(request: ConsoleRequest, pk: int) -> HttpResponse:
+    require_perm(request, "events.change_webhookendpoint")
+    endpoint = get_object_or_404(WebhookEndpoint, pk=pk)
+    # An empty POST is still a submitted form: it says what is missing.
+    form = ReplayForm(request.POST if request.method == "POST" else None, endpoint=endpoint)
+    if request.method == "POST" and form.is_valid() and form.replay is not None:
+        operation = services.webhook_replay_start(
+            actor=request.user, endpoint=endpoint, replay=form.replay, count=form.count
+        )
+        messages.success(request, f"{operation.label}: started.")
+        return redirect("events:webhook_replay", pk=pk)
+    replays = Operation.objects.filter(kind=REPLAY_KIND, params__endpoint=pk).order_by("-pk")[:REPLAYS_SHOWN]
+    context = {"endpoint": endpoint, "form": form, "replays": replays, "can_cancel": True}
+    return render(request, "events/webhook_replay.html", context)
+
+
+@staff_required
+@require_POST
+def webhook_enable(request: ConsoleRequest, pk: int) -> HttpResponse:
+    require_perm(request, "events.change_webhookendpoint")
+    endpoint = get_object_or_404(WebhookEndpoint, pk=pk)
+    form = EnableForm(request.POST)
+    if not form.is_valid():
+        return HttpResponseBadRequest("Choose whether to deliver from where it stopped or from now.")
+    if endpoint.active:
+        messages.info(request, "That endpoint is already enabled.")
+        return redirect("events:webhook", pk=pk)
+    resume = form.cleaned_data["resume"]
+    enabled = services.webhook_enable(actor=request.user, endpoint=endpoint, resume=resume)
+    if not resume:
+        messages.success(request, f"Enabled from now: {enabled.skipped} waiting deliveries given up.")
+    elif enabled.missed is None:
+        messages.success(request, f"Enabled: {enabled.due} waiting deliveries are due now; nothing else was missed.")
+    else:
+        messages.success(
+            request,
+            f"Enabled: {enabled.due} waiting deliveries are due now, and the {enabled.missed.total or 'many'} "
+            "events published while it was off are being queued.",
+        )
+        return redirect("events:webhook_replay", pk=pk)
+    return redirect("events:webhook", pk=pk)
 
 
 @staff_required
@@ -345,3 +447,39 @@ def subscription_resume(request: ConsoleRequest, name: str) -> HttpResponse:
     services.subscription_resume(actor=request.user, name=_subscriber_or_404(name))
     messages.success(request, f"Subscriber {name} resumed; it catches up in the background.")
     return redirect("events:subscriptions")
+
+
+# --- the sealed log ---------------------------------------------------------------------------------------------
+
+
+@staff_required
+@require_GET
+def sealed_log(request: ConsoleRequest) -> HttpResponse:
+    """The chain of seals, the last verification, and each type's retention with its archived ranges."""
+    head = Seal.objects.order_by("-pk").first()
+    context = {
+        "sealing": events_settings().seal,
+        "head": head,
+        "seals": Seal.objects.count(),
+        "sealer": Checkpoint.objects.filter(name=seal.SEALER).first(),
+        "unsealed": seal.unsealed_count(head),
+        "last_check": Event.objects.filter(type=LOG_VERIFIED.name)
+        .select_related("actor")
+        .order_by("-position")
+        .first(),
+        "archive_dir": events_settings().archive_dir,
+        "types": retention.overview(),
+    }
+    return render(request, "events/sealed_log.html", context)
+
+
+@staff_required
+@require_POST
+def sealed_log_verify(request: ConsoleRequest) -> HttpResponse:
+    require_perm(request, "events.verify_log")
+    result = services.log_verify(actor=request.user)
+    if result.ok:
+        messages.success(request, result.summary())
+    else:
+        messages.error(request, result.summary())
+    return redirect("events:sealed_log")

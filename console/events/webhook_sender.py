@@ -4,7 +4,8 @@ The ``events.webhooks`` subscriber turns each published event into one delivery 
 in the transaction that moves its checkpoint: the log is the outbox, so a rolled-back change is never sent
 and a committed one is never forgotten. Sending happens later, outside any transaction, in a task: CloudEvents
 1.0 JSON bodies signed the Standard Webhooks way, retried with exponential backoff and full jitter, and the
-endpoint switched off after a 410 or a long failure streak.
+endpoint switched off (staff alerted) after a 410 or nothing but failures for ``WEBHOOK_DISABLE_AFTER_HOURS``.
+Every attempt adds to the endpoint's hourly health row (attempts, successes, latency).
 
 An attempt connects only to the addresses ``webhook_urls.check_url()`` checked, has one deadline for the
 whole exchange and reads at most a fixed number of bytes of the answer.
@@ -19,18 +20,22 @@ import hashlib
 import hmac
 import json
 import random
+import secrets
+import smtplib
 import ssl
 import time
 from collections.abc import Callable, Coroutine, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import timedelta
-from typing import TYPE_CHECKING, Any, ClassVar
+from datetime import datetime, timedelta
+from typing import Any, ClassVar
 
 import httpx
 import structlog
+from django.core.mail import mail_admins
 from django.db import transaction
-from django.db.models import F
+from django.db.models import F, Value
+from django.db.models.functions import Coalesce, Greatest
 from django.utils import timezone
 
 from console.events.catalog import catalog
@@ -40,17 +45,16 @@ from console.events.declarations import (
     WEBHOOK_ATTEMPTED,
     WEBHOOK_DISABLED,
 )
-from console.events.models import Event, WebhookDelivery, WebhookEndpoint
+from console.events.models import Checkpoint, Event, WebhookDelivery, WebhookEndpoint, WebhookHealth
 from console.events.pipeline import emit
 from console.events.subscriptions import Subscriber
 from console.events.webhook_urls import Target, UnsafeURL, check_url
 
-if TYPE_CHECKING:
-    pass
-
 log = structlog.get_logger(__name__)
 
 SOURCE = "/console/events"
+# The CloudEvents type of "send test event": no event of the log has it.
+SAMPLE_TYPE = "console.webhook.test"
 # A claimed delivery whose sender died is handed out again after this long.
 CLAIM_TIMEOUT = timedelta(minutes=5)
 # The sending task, named rather than imported: the tasks module imports this one.
@@ -174,7 +178,7 @@ def sign(secret: str, message_id: str, timestamp: int, body: bytes) -> str:
     return "v1," + base64.b64encode(hmac.new(key, signed, hashlib.sha256).digest()).decode()
 
 
-def cloudevent(event: Event) -> dict[str, Any]:
+def cloudevent(event: Event, *, replay: bool = False) -> dict[str, Any]:
     body: dict[str, Any] = {
         "specversion": "1.0",
         "id": str(event.position),
@@ -187,6 +191,9 @@ def cloudevent(event: Event) -> dict[str, Any]:
     }
     if event.stream_id:
         body["subject"] = event.stream_id
+    if replay:
+        # A CloudEvents extension attribute: the receiver may have seen this event before (same webhook-id).
+        body["replay"] = True
     return body
 
 
@@ -207,13 +214,7 @@ class WebhookPublisher(Subscriber):
             return
         endpoints = list(WebhookEndpoint.objects.filter(active=True))
         deliveries = [
-            WebhookDelivery(
-                endpoint=endpoint,
-                event=event,
-                event_position=event.position,
-                event_type=event.type,
-                message_id=f"evt_{event.position}",
-            )
+            delivery_of(endpoint, event.position, event.type)
             for event in wanted
             for endpoint in endpoints
             if endpoint.wants(event.type)
@@ -221,6 +222,18 @@ class WebhookPublisher(Subscriber):
         if deliveries:
             WebhookDelivery.objects.bulk_create(deliveries)
             dispatch_on_commit()
+
+
+def delivery_of(endpoint: WebhookEndpoint, position: int, event_type: str, *, replay: bool = False) -> WebhookDelivery:
+    """A new delivery of the event at ``position``: its message id is the event's, whoever queues it."""
+    return WebhookDelivery(
+        endpoint=endpoint,
+        event_id=position,
+        event_position=position,
+        event_type=event_type,
+        message_id=f"evt_{position}",
+        replay=replay,
+    )
 
 
 def dispatch_on_commit() -> None:
@@ -241,6 +254,8 @@ def claim_due(limit: int = 50) -> list[WebhookDelivery]:
     stale = now - CLAIM_TIMEOUT
     candidates = list(
         WebhookDelivery.objects.claimable(now, stale_before=stale)
+        # A disabled endpoint's deliveries wait: re-enabling sends them, or gives them up (from now).
+        .filter(endpoint__active=True)
         .order_by("next_attempt_at", "pk")
         .values_list("pk", "status", "claimed_at")[:limit]
     )
@@ -251,12 +266,18 @@ def claim_due(limit: int = 50) -> list[WebhookDelivery]:
         )
         if won:
             claimed.append(pk)
-    return list(WebhookDelivery.objects.filter(pk__in=claimed).select_related("endpoint", "event"))
+    # In the order claimed: the model's default (newest first) would send a backlog backwards.
+    return list(
+        WebhookDelivery.objects.filter(pk__in=claimed)
+        .select_related("endpoint", "event")
+        .order_by("next_attempt_at", "pk")
+    )
 
 
 def _record(delivery: WebhookDelivery, *, ok: bool, status_code: int | None, error: str, response: str) -> None:
     conf = events_settings()
     endpoint = delivery.endpoint
+    now = timezone.now()
     delivery.attempts += 1
     delivery.last_status_code = status_code
     delivery.last_error = error[:2000]
@@ -273,28 +294,52 @@ def _record(delivery: WebhookDelivery, *, ok: bool, status_code: int | None, err
             ms=delivery.duration_ms or 0,
             status_code=status_code,
         )
+        _count_attempt(endpoint.pk, ok=ok, duration_ms=delivery.duration_ms or 0, now=now)
         if ok:
             delivery.status = WebhookDelivery.Status.SUCCEEDED
-            delivery.delivered_at = timezone.now()
+            delivery.delivered_at = now
             delivery.save()
-            WebhookEndpoint.objects.filter(pk=endpoint.pk).update(failure_streak=0)
+            WebhookEndpoint.objects.filter(pk=endpoint.pk).update(
+                failure_streak=0, failing_since=None, last_success_at=now
+            )
             return
         gone = status_code == 410
         if gone or delivery.attempts >= conf.webhook_max_attempts:
             delivery.status = WebhookDelivery.Status.FAILED
         else:
             delivery.status = WebhookDelivery.Status.RETRYING
-            delivery.next_attempt_at = timezone.now() + retry_delay(delivery.attempts)
+            delivery.next_attempt_at = now + retry_delay(delivery.attempts)
         delivery.save()
-        WebhookEndpoint.objects.filter(pk=endpoint.pk).update(failure_streak=F("failure_streak") + 1)
-        endpoint.refresh_from_db(fields=["failure_streak", "active"])
+        WebhookEndpoint.objects.filter(pk=endpoint.pk).update(
+            failure_streak=F("failure_streak") + 1,
+            failing_since=Coalesce(F("failing_since"), Value(now)),
+            last_error=error[:2000],
+            last_error_at=now,
+        )
+        endpoint.refresh_from_db(fields=["failure_streak", "failing_since", "active"])
         reason = ""
+        period = timedelta(hours=conf.webhook_disable_after_hours)
         if gone:
             reason = "The receiver answered 410 Gone."
-        elif endpoint.failure_streak >= conf.webhook_disable_after_failures:
-            reason = f"{endpoint.failure_streak} failed attempts in a row."
+        elif endpoint.failing_since is not None and endpoint.failing_since <= now - period:
+            reason = (
+                f"Nothing but failures for {conf.webhook_disable_after_hours:g} hours "
+                f"({endpoint.failure_streak} failed attempts since {endpoint.failing_since:%Y-%m-%d %H:%M} UTC)."
+            )
         if reason and endpoint.active:
             endpoint_disable(endpoint=endpoint, reason=reason)
+
+
+def _count_attempt(endpoint_pk: int, *, ok: bool, duration_ms: int, now: datetime) -> None:
+    """Add one attempt to the endpoint's row for this hour (created by whichever sender comes first)."""
+    hour = now.replace(minute=0, second=0, microsecond=0)
+    WebhookHealth.objects.get_or_create(endpoint_id=endpoint_pk, hour=hour)
+    WebhookHealth.objects.filter(endpoint_id=endpoint_pk, hour=hour).update(
+        attempts=F("attempts") + 1,
+        succeeded=F("succeeded") + int(ok),
+        total_ms=F("total_ms") + duration_ms,
+        max_ms=Greatest(F("max_ms"), Value(duration_ms)),
+    )
 
 
 def send(delivery: WebhookDelivery, *, tls: ssl.SSLContext) -> bool:
@@ -305,13 +350,46 @@ def send(delivery: WebhookDelivery, *, tls: ssl.SSLContext) -> bool:
             delivery, ok=False, status_code=None, error="The event was pruned before it could be sent.", response=""
         )
         return False
-    body = json.dumps(cloudevent(delivery.event), separators=(",", ":"), default=str).encode()
+    outcome = attempt(
+        endpoint, message_id=delivery.message_id, payload=cloudevent(delivery.event, replay=delivery.replay), tls=tls
+    )
+    delivery.duration_ms = outcome.duration_ms
+    _record(delivery, ok=outcome.ok, status_code=outcome.status_code, error=outcome.error, response=outcome.response)
+    log.info(
+        "webhook.attempt",
+        endpoint=endpoint.pk,
+        position=delivery.event_position,
+        ok=outcome.ok,
+        status_code=outcome.status_code,
+        response_bytes=outcome.received,
+        error=outcome.error or None,
+    )
+    return outcome.ok
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What one POST to an endpoint came to."""
+
+    ok: bool
+    status_code: int | None
+    error: str
+    response: str
+    received: int | None
+    duration_ms: int
+
+
+def attempt(endpoint: WebhookEndpoint, *, message_id: str, payload: dict[str, Any], tls: ssl.SSLContext) -> Outcome:
+    """Sign ``payload`` and POST it to the endpoint once; never raises for the receiver's faults."""
+    body = json.dumps(payload, separators=(",", ":"), default=str).encode()
     timestamp = int(time.time())
     headers = {
         "content-type": "application/cloudevents+json; charset=utf-8",
-        "webhook-id": delivery.message_id,
+        "webhook-id": message_id,
         "webhook-timestamp": str(timestamp),
-        "webhook-signature": sign(endpoint.secret, delivery.message_id, timestamp, body),
+        # Space-separated signatures, one per secret in use (Standard Webhooks): during a rotation a receiver
+        # holding either secret finds its own.
+        "webhook-signature": " ".join(sign(key, message_id, timestamp, body) for key in endpoint.signing_secrets()),
         "user-agent": "ops-console-webhooks/1",
         # The delivery log keeps the answer as sent; asking for no compression keeps it readable there.
         "accept-encoding": "identity",
@@ -333,18 +411,23 @@ def send(delivery: WebhookDelivery, *, tls: ssl.SSLContext) -> bool:
         ok, error = False, f"No answer within {budget:g} s (WEBHOOK_TIMEOUT_SECONDS)."
     except httpx.HTTPError as exc:
         ok, error = False, f"{exc.__class__.__name__}: {exc}"
-    delivery.duration_ms = int((time.perf_counter() - started) * 1000)
-    _record(delivery, ok=ok, status_code=status_code, error=error, response=response_text)
-    log.info(
-        "webhook.attempt",
-        endpoint=endpoint.pk,
-        position=delivery.event_position,
-        ok=ok,
-        status_code=status_code,
-        response_bytes=received,
-        error=error or None,
-    )
-    return ok
+    duration_ms = int((time.perf_counter() - started) * 1000)
+    return Outcome(ok, status_code, error, response_text, received, duration_ms)
+
+
+def send_sample(endpoint: WebhookEndpoint) -> Outcome:
+    """POST a signed sample event to the endpoint, as a delivery would be; counted nowhere (a test)."""
+    token = secrets.token_hex(8)
+    payload = {
+        "specversion": "1.0",
+        "id": f"test_{token}",
+        "source": SOURCE,
+        "type": SAMPLE_TYPE,
+        "time": timezone.now().isoformat(),
+        "datacontenttype": "application/json",
+        "data": {"endpoint": endpoint.name, "note": "A test event sent from the console."},
+    }
+    return attempt(endpoint, message_id=f"msg_test_{token}", payload=payload, tls=httpx.create_ssl_context())
 
 
 def deliver_due(limit: int = 50) -> dict[str, int]:
@@ -366,12 +449,31 @@ def deliver_due(limit: int = 50) -> dict[str, int]:
 
 
 def endpoint_disable(*, endpoint: WebhookEndpoint, reason: str) -> None:
+    """Switch the endpoint off, note how far the publisher had read, emit the event and alert staff."""
     with transaction.atomic():
-        WebhookEndpoint.objects.filter(pk=endpoint.pk).update(active=False, disabled_reason=reason[:300])
-        endpoint.active, endpoint.disabled_reason = False, reason[:300]
+        now = timezone.now()
+        position = Checkpoint.objects.filter(name=WebhookPublisher.name).values_list("position", flat=True).first()
+        WebhookEndpoint.objects.filter(pk=endpoint.pk).update(
+            active=False, disabled_reason=reason[:300], disabled_at=now, disabled_position=position or 0
+        )
+        endpoint.active, endpoint.disabled_reason, endpoint.disabled_at = False, reason[:300], now
+        endpoint.disabled_position = position or 0
         emit(
             WEBHOOK_DISABLED,
             **WebhookEndpoint.stream_of(endpoint.pk),
             endpoint_id=endpoint.pk,
             reason=reason,
         )
+        name, pk = endpoint.name, endpoint.pk
+        transaction.on_commit(lambda: alert_staff(name, pk, reason))
+
+
+def alert_staff(name: str, pk: int, reason: str) -> None:
+    """Mail the site's ADMINS; the console's banner says it too (``panels.disabled_banner``)."""
+    try:
+        mail_admins(
+            f"Webhook endpoint “{name}” was disabled"[:200],
+            f"{reason}\n\nRe-enable it in the console: /webhooks/{pk}/\n",
+        )
+    except (smtplib.SMTPException, OSError) as exc:
+        log.error("webhook.alert_mail_failed", endpoint=pk, error=str(exc))

@@ -36,8 +36,10 @@ def test_failover_settings_are_checked(settings: Any) -> None:
 
 
 def test_alerts_go_to_admins_unless_configured(settings: Any) -> None:
-    settings.ADMINS = [("Ops", "ops@example.com")]
+    settings.ADMINS = ["ops@example.com"]
     settings.CONSOLE_COMMS = {}
+    assert alert_recipients() == ["ops@example.com"]
+    settings.ADMINS = [("Ops", "ops@example.com")]  # the form Django 6 deprecates, still accepted
     assert alert_recipients() == ["ops@example.com"]
     settings.CONSOLE_COMMS = {"ALERT_EMAILS": ["oncall@example.com"]}
     assert alert_recipients() == ["oncall@example.com"]

@@ -26,30 +26,11 @@ from django.utils import timezone
 
 from console.events.models import Checkpoint, Event, WebhookDelivery, WebhookEndpoint
 from console.events.pipeline import emit
-from console.events.services import webhook_create
 from console.events.subscriptions import catch_up
 from console.events.webhook_sender import claim_due, deliver_due, post, retry_delay, sign
 from console.events.webhook_urls import UnsafeURL, check_url
-from tests.events.conftest import PUBLISHED, Receiver, StartReceiver
-
-
-@pytest.fixture
-def allow_private(settings: Any) -> None:
-    settings.CONSOLE_EVENTS = {"WEBHOOK_ALLOW_PRIVATE": True, "WEBHOOK_TIMEOUT_SECONDS": 5}
-
-
-@pytest.fixture
-def endpoint(db: None, allow_private: None, receiver: Receiver, operator: User) -> WebhookEndpoint:
-    created = webhook_create(actor=operator, name="Receiver", url=receiver.url, event_types=[])
-    receiver.secret = created.secret
-    return created
-
-
-def _publish(n: int = 1) -> Event:
-    event = emit(PUBLISHED, n=n, colour="red")
-    assert event is not None
-    catch_up("events.webhooks")
-    return event
+from tests.events.conftest import Receiver, StartReceiver
+from tests.events.conftest import publish as _publish
 
 
 def test_signature_matches_the_standard_webhooks_reference_vector() -> None:
@@ -225,18 +206,6 @@ def test_410_gone_disables_the_endpoint(endpoint: WebhookEndpoint, receiver: Rec
     # A disabled endpoint receives nothing new.
     _publish(2)
     assert WebhookDelivery.objects.count() == 1
-
-
-def test_a_long_failure_streak_disables_the_endpoint(
-    endpoint: WebhookEndpoint, receiver: Receiver, settings: Any
-) -> None:
-    settings.CONSOLE_EVENTS = {"WEBHOOK_ALLOW_PRIVATE": True, "WEBHOOK_DISABLE_AFTER_FAILURES": 3}
-    receiver.answers = [500, 500, 500]
-    for n in range(3):
-        _publish(n)
-    deliver_due()
-    endpoint.refresh_from_db()
-    assert not endpoint.active and "3 failed attempts" in endpoint.disabled_reason
 
 
 def test_a_delivery_that_ran_out_of_attempts_fails(
@@ -491,12 +460,12 @@ def test_operator_creates_an_endpoint_and_the_event_names_them(
         {"name": "CRM", "url": "http://127.0.0.1:9/hook", "event_types": ["test.published"], "active": "on"},
     )
     endpoint = WebhookEndpoint.objects.get()
-    assert response.status_code == 302 and response["Location"] == f"/webhooks/{endpoint.pk}/"
+    assert response.status_code == 200 and f'href="/webhooks/{endpoint.pk}/"' in response.content.decode()
     assert endpoint.event_types == ["test.published"] and endpoint.secret.startswith("whsec_")
     created = Event.objects.get(type="webhook.created")
     assert created.actor == operator and created.data["name"] == "CRM"
     page = client.get(f"/webhooks/{endpoint.pk}/").content.decode()
-    assert endpoint.secret in page and "Nothing delivered to this endpoint yet." in page
+    assert "Nothing delivered to this endpoint yet." in page
 
 
 BAD_URLS = [
