@@ -29,7 +29,7 @@ def test_filter_by_type_and_actor_open_an_event_and_follow_its_stream(signed_in_
     page.wait_for_url("**/events/")
     page.get_by_role("heading", name="Events").wait_for()
 
-    page.get_by_label("Type").fill("test.ping")
+    page.get_by_label("Type", exact=True).fill("test.ping")
     page.get_by_label("Actor").fill("alice")
     page.get_by_label("Actor").press("Enter")
     # The filters apply through htmx and the URL is pushed, so the view is bookmarkable.
