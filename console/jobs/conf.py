@@ -16,6 +16,8 @@
         "STOP_GRACE_SECONDS": 5,      # SIGTERM, then SIGKILL after this long
         "FLUSH_SECONDS": 0.2,         # output reaches the database at least this often ...
         "FLUSH_BYTES": 65536,         # ... or as soon as this much is waiting
+        "SCHEDULES": {},              # name -> {"command", "args", "cron" or "interval", "timezone", ...}
+        "MISSED_AFTER_SECONDS": 300,  # a due time older than this when the tick sees it was missed
     }
 """
 
@@ -28,6 +30,7 @@ from django.core.checks import CheckMessage, register
 
 from console.core.conf import POSITIVE, AppSettings
 from console.jobs.access import Access, JobClass
+from console.jobs.when import MAX_INTERVAL_SECONDS, check_cron, zone
 
 # Interactive, server, shell, worker, scaffolding and wipe-everything commands never run from the console.
 DENY = frozenset(
@@ -93,6 +96,8 @@ class JobsSettings(AppSettings):
     stop_grace_seconds: float = field(default=5, metadata=POSITIVE)
     flush_seconds: float = field(default=0.2, metadata=POSITIVE)
     flush_bytes: int = field(default=65536, metadata=POSITIVE)
+    schedules: dict[str, dict[str, Any]] = field(default_factory=dict)
+    missed_after_seconds: float = field(default=300, metadata=POSITIVE)
 
     @property
     def denied(self) -> frozenset[str]:
@@ -124,7 +129,48 @@ class JobsSettings(AppSettings):
             found.append("TIMEOUTS must map command names to a positive number of seconds.")
         if self.lost_after_seconds <= 2 * self.heartbeat_seconds:
             found.append("LOST_AFTER_SECONDS must exceed twice HEARTBEAT_SECONDS, or live jobs are reaped.")
+        found.extend(
+            f"SCHEDULES[{name!r}]: {problem}"
+            for name, spec in self.schedules.items()
+            for problem in schedule_problems(spec)
+        )
         return found
+
+
+SCHEDULE_KEYS = {"command", "args", "cron", "interval", "timezone", "overlap", "missed", "enabled", "reason"}
+
+
+def schedule_problems(spec: dict[str, Any]) -> list[str]:
+    """What is wrong with one schedule of ``SCHEDULES`` (the command itself is checked when it is synced)."""
+    found = []
+    if unknown := sorted(set(spec) - SCHEDULE_KEYS, key=str):
+        found.append(f"unknown keys {', '.join(map(str, unknown))}; known: {', '.join(sorted(SCHEDULE_KEYS))}.")
+    if not isinstance(spec.get("command"), str) or not spec["command"]:
+        found.append('"command" must name a management command.')
+    args = spec.get("args", [])
+    if not isinstance(args, list) or not all(isinstance(arg, str) for arg in args):
+        found.append('"args" must be a list of strings.')
+    cron, interval = spec.get("cron"), spec.get("interval")
+    if (cron is None) == (interval is None):
+        found.append('give either "cron" or "interval" (seconds).')
+    elif cron is not None:
+        try:
+            check_cron(cron if isinstance(cron, str) else "")
+        except ValueError as exc:
+            found.append(f'"cron": {exc}')
+    elif isinstance(interval, bool) or not isinstance(interval, int) or not 0 < interval <= MAX_INTERVAL_SECONDS:
+        found.append(f'"interval" must be a whole number of seconds from 1 to {MAX_INTERVAL_SECONDS}.')
+    try:
+        zone(spec.get("timezone", "UTC") if isinstance(spec.get("timezone", "UTC"), str) else "")
+    except ValueError as exc:
+        found.append(f'"timezone": {exc}')
+    if spec.get("overlap", "skip") not in ("skip", "queue"):
+        found.append('"overlap" must be "skip" or "queue".')
+    if spec.get("missed", "run-once") not in ("run-once", "skip"):
+        found.append('"missed" must be "run-once" or "skip".')
+    if not isinstance(spec.get("enabled", True), bool) or not isinstance(spec.get("reason", ""), str):
+        found.append('"enabled" must be True or False and "reason" a string.')
+    return found
 
 
 jobs_settings = JobsSettings.load

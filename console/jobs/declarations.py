@@ -10,7 +10,7 @@ JOB_QUEUED = declare(
     "job.queued",
     description="A user queued a management command as a job.",
     required={"run_id", "command", "argv"},
-    optional={"reason", "rerun_of", "job_class", "permission"},
+    optional={"reason", "rerun_of", "job_class", "permission", "schedule", "due_at"},
     audit=True,
     metrics=[Metric("console_jobs_queued_total", "counter", "Jobs queued.")],
 )
@@ -64,4 +64,34 @@ JOB_DENIED = declare(
     optional={"run_id"},
     level="warning",
     audit=True,
+)
+SCHEDULE_SAVED = declare(
+    "schedule.saved",
+    description="A user created or changed a job schedule, or the site's settings did (no actor).",
+    required={"schedule_id", "name", "command", "argv", "when"},
+    optional={"created", "enabled", "overlap", "missed", "source"},
+    audit=True,
+)
+SCHEDULE_PAUSED = declare(
+    "schedule.paused",
+    description="A user paused a job schedule: it creates no runs until resumed.",
+    required={"schedule_id", "name"},
+    audit=True,
+)
+SCHEDULE_RESUMED = declare(
+    "schedule.resumed",
+    description="A user resumed a paused job schedule; times missed while paused are skipped.",
+    required={"schedule_id", "name", "next_run_at"},
+    audit=True,
+)
+SCHEDULE_REMOVED = declare(
+    "schedule.removed",
+    description="A schedule defined in settings was removed from them, so its row went too.",
+    required={"schedule_id", "name"},
+    audit=True,
+)
+SCHEDULE_SKIPPED = declare(
+    "schedule.skipped",
+    description="A schedule's due time passed without a run: its last run was still going, or it was missed.",
+    required={"schedule_id", "name", "due_at", "why"},
 )

@@ -1,4 +1,4 @@
-"""The run history's filters and table: by command, status, user, date and argument text."""
+"""The run history's and the schedules' filters and tables."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Any
 import django_filters
 import django_tables2 as tables
 from django.contrib.auth import get_user_model
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 from django.http import HttpRequest
 from django.urls import reverse
 from django.utils import timezone
@@ -16,7 +16,7 @@ from django.utils.html import format_html
 
 from console.core.inputs import representable_time
 from console.core.tables import ConsoleTable
-from console.jobs.models import JobRun, Status
+from console.jobs.models import JobRun, Schedule, Status
 
 
 def staff_users(request: HttpRequest | None) -> QuerySet[Any]:
@@ -66,3 +66,41 @@ class JobRunTable(ConsoleTable):
 
     def render_argv_display(self, value: str) -> str:
         return format_html("<code>{}</code>", value[:200])
+
+
+class ScheduleFilter(django_filters.FilterSet):
+    q = django_filters.CharFilter(label="Name or command contains", method="filter_q")
+    enabled = django_filters.BooleanFilter(label="Enabled")
+
+    class Meta:
+        model = Schedule
+        fields: list[str] = []
+
+    def filter_q(self, queryset: QuerySet[Schedule], name: str, value: str) -> QuerySet[Schedule]:
+        return queryset.filter(Q(name__icontains=value) | Q(command__icontains=value))
+
+
+class ScheduleTable(ConsoleTable):
+    name = tables.Column()
+    command = tables.Column(verbose_name="Command line", accessor="argv_display")
+    when = tables.Column(verbose_name="When", accessor="cron", orderable=False)
+    next_run_at = tables.DateTimeColumn(verbose_name="Next run (UTC)", format="Y-m-d H:i", default="paused")
+    last_due_at = tables.DateTimeColumn(verbose_name="Last due (UTC)", format="Y-m-d H:i", default="—")
+    source = tables.Column(verbose_name="Defined in")
+
+    class Meta(ConsoleTable.Meta):
+        model = Schedule
+        fields = ["name", "command", "when", "next_run_at", "last_due_at", "source"]
+        empty_text = "No schedules match these filters."
+
+    def render_name(self, record: Schedule) -> str:
+        return format_html('<a href="{}">{}</a>', reverse("jobs:schedule", args=[record.pk]), record.name)
+
+    def render_command(self, record: Schedule) -> str:
+        return format_html("<code>{} {}</code>", record.command, record.argv_display[:200])
+
+    def render_when(self, record: Schedule) -> str:
+        return record.when
+
+    def render_source(self, record: Schedule) -> str:
+        return "settings" if record.read_only else "console"

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from django.conf import settings
@@ -11,6 +11,7 @@ from django.utils import timezone
 from console.events.records import StreamRef
 from console.jobs.access import RUN, VIEW_ALL, Access, JobClass, classes_seen_by
 from console.jobs.vault import unseal
+from console.jobs.when import describe_cron, last_cron, last_interval, next_cron, next_interval
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import AnonymousUser, PermissionsMixin
@@ -44,15 +45,12 @@ class JobRunQuerySet(models.QuerySet["JobRun"]):
 
     def visible_to(self, user: PermissionsMixin | AnonymousUser) -> JobRunQuerySet:
         """Runs whose page and output ``user`` may read: those of a class they may run, or all with VIEW_ALL."""
-        if user.has_perm(VIEW_ALL):
-            return self
-        held = user.get_all_permissions()
-        pages = sorted(held) if RUN in held else []
-        return self.filter(Q(job_class__in=classes_seen_by(held)) | Q(job_class=JobClass.CONSOLE, permission__in=pages))
+        rule = readable_by(user)
+        return self if rule is None else self.filter(rule)
 
 
-class JobRun(models.Model):
-    """One execution of a management command, from the request that queued it to its exit."""
+class CommandLine(models.Model):
+    """A command with its arguments as the generated form made them: what a run runs and a schedule repeats."""
 
     command = models.CharField(max_length=100)
     app = models.CharField(max_length=200, blank=True, default="")
@@ -74,11 +72,48 @@ class JobRun(models.Model):
     form_data = models.JSONField(
         default=dict, blank=True, help_text="The form as submitted, secrets left out: prefills an edited re-run."
     )
+
+    class Meta:
+        abstract = True
+
+    @property
+    def access(self) -> Access:
+        return Access(JobClass(self.job_class), self.permission)
+
+    def may_be_read_by(self, user: PermissionsMixin | AnonymousUser) -> bool:
+        """The same rule as ``visible_to`` on the QuerySets, for one row."""
+        return user.has_perm(VIEW_ALL) or not self.access.missing(user)
+
+    def real_argv(self) -> list[str]:
+        """argv as the command must get it, the secrets unsealed (``Unsealable`` when the key is gone)."""
+        secrets = unseal(self.sealed_secrets)
+        return [secrets.get(i, value) for i, value in enumerate(self.argv)]
+
+    def secret_values(self) -> list[str]:
+        return list(unseal(self.sealed_secrets).values())
+
+
+def readable_by(user: PermissionsMixin | AnonymousUser) -> Q | None:
+    """Which command lines ``user`` may read: those of a class they may run (None: all, with VIEW_ALL)."""
+    if user.has_perm(VIEW_ALL):
+        return None
+    held = user.get_all_permissions()
+    pages = sorted(held) if RUN in held else []
+    return Q(job_class__in=classes_seen_by(held)) | Q(job_class=JobClass.CONSOLE, permission__in=pages)
+
+
+class JobRun(CommandLine):
+    """One execution of a management command, from the request that queued it to its exit."""
+
     requested_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="job_runs"
     )
     reason = models.CharField(max_length=500, blank=True, default="")
     rerun_of = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="reruns")
+    schedule = models.ForeignKey("Schedule", null=True, blank=True, on_delete=models.SET_NULL, related_name="runs")
+    due_at = models.DateTimeField(
+        null=True, blank=True, help_text="The schedule's time this run is for; empty for “run now” and plain runs."
+    )
     status = models.CharField(max_length=12, choices=Status.choices, default=Status.QUEUED)
     exclusive = models.BooleanField(default=False)
     timeout_seconds = models.FloatField(default=3600)
@@ -123,7 +158,13 @@ class JobRun(models.Model):
                 fields=["command"],
                 condition=models.Q(exclusive=True, status__in=["running", "cancelling"]),
                 name="jobrun_one_live_exclusive_run",
-            )
+            ),
+            # A schedule's run for a due time exists once, however many ticks race to create it.
+            models.UniqueConstraint(
+                fields=["schedule", "due_at"],
+                condition=models.Q(due_at__isnull=False),
+                name="jobrun_one_run_per_due_time",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -133,22 +174,6 @@ class JobRun(models.Model):
     def stream_of(pk: int) -> StreamRef:
         """The log stream of a run's events, as ``emit()`` takes it."""
         return StreamRef(stream_type="job", stream_id=f"job-{pk}")
-
-    @property
-    def access(self) -> Access:
-        return Access(JobClass(self.job_class), self.permission)
-
-    def may_be_read_by(self, user: PermissionsMixin | AnonymousUser) -> bool:
-        """The same rule as ``JobRun.objects.visible_to``, for one run."""
-        return user.has_perm(VIEW_ALL) or not self.access.missing(user)
-
-    def real_argv(self) -> list[str]:
-        """argv as the command must get it, the secrets unsealed (``Unsealable`` when the key is gone)."""
-        secrets = unseal(self.sealed_secrets)
-        return [secrets.get(i, value) for i, value in enumerate(self.argv)]
-
-    def secret_values(self) -> list[str]:
-        return list(unseal(self.sealed_secrets).values())
 
     @property
     def is_final(self) -> bool:
@@ -192,3 +217,86 @@ class OutputChunk(models.Model):
 
     def __str__(self) -> str:
         return f"{self.run_id}:{self.seq}"
+
+
+class Overlap(models.TextChoices):
+    SKIP = "skip", "skip while the last run is still going"
+    QUEUE = "queue", "queue another run"
+
+
+class Missed(models.TextChoices):
+    RUN_ONCE = "run-once", "run once for all missed times"
+    SKIP = "skip", "skip missed times"
+
+
+class Source(models.TextChoices):
+    SETTINGS = "settings", "settings (read-only here)"
+    CONSOLE = "console", "console"
+
+
+class ScheduleQuerySet(models.QuerySet["Schedule"]):
+    def due(self, now: datetime) -> ScheduleQuerySet:
+        return self.filter(enabled=True, next_run_at__lte=now)
+
+    def visible_to(self, user: PermissionsMixin | AnonymousUser) -> ScheduleQuerySet:
+        """Schedules of the commands whose runs ``user`` may read."""
+        rule = readable_by(user)
+        return self if rule is None else self.filter(rule)
+
+
+class Schedule(CommandLine):
+    """A command line run again and again: on a cron expression or every so many seconds, in a time zone."""
+
+    name = models.CharField(max_length=100, unique=True)
+    source = models.CharField(max_length=10, choices=Source.choices, default=Source.CONSOLE)
+    cron = models.CharField(max_length=200, blank=True, default="", help_text="Five fields, as in a crontab.")
+    interval_seconds = models.PositiveIntegerField(null=True, blank=True)
+    time_zone = models.CharField(max_length=64, default="UTC", help_text="What the cron expression's times mean.")
+    enabled = models.BooleanField(default=True)
+    overlap = models.CharField(max_length=10, choices=Overlap.choices, default=Overlap.SKIP)
+    missed = models.CharField(max_length=10, choices=Missed.choices, default=Missed.RUN_ONCE)
+    reason = models.CharField(max_length=500, blank=True, default="")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="job_schedules"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    anchor_at = models.DateTimeField(default=timezone.now, help_text="Where intervals are counted from.")
+    next_run_at = models.DateTimeField(null=True, blank=True)
+    last_due_at = models.DateTimeField(null=True, blank=True)
+    last_skipped_at = models.DateTimeField(null=True, blank=True)
+    skip_note = models.CharField(max_length=500, blank=True, default="", help_text="Why the last due time had no run.")
+
+    objects = ScheduleQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["name"]
+        indexes = [models.Index(fields=["enabled", "next_run_at"], name="schedule_due")]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def when(self) -> str:
+        if self.cron:
+            return f"{self.cron} ({self.time_zone})"
+        return f"every {self.interval_seconds} s"
+
+    @property
+    def when_in_words(self) -> str:
+        return describe_cron(self.cron) if self.cron else ""
+
+    @property
+    def read_only(self) -> bool:
+        return self.source == Source.SETTINGS
+
+    def next_after(self, moment: datetime) -> datetime | None:
+        """The schedule's first time strictly after ``moment`` (None: a cron date that never comes)."""
+        if self.cron:
+            return next_cron(self.cron, self.time_zone, moment)
+        return next_interval(self.anchor_at, self.interval_seconds or 1, moment)
+
+    def last_until(self, moment: datetime) -> datetime | None:
+        """The schedule's last time at or before ``moment``: the one a late "run once" runs for."""
+        if self.cron:
+            return last_cron(self.cron, self.time_zone, moment)
+        return last_interval(self.anchor_at, self.interval_seconds or 1, moment)

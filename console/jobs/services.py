@@ -1,7 +1,9 @@
-"""The write side of jobs: start, stop, re-run, refuse, and the reaper that calls a silent run lost."""
+"""The write side of jobs: start, stop, re-run, refuse; create, change, pause, resume and run schedules."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser
@@ -14,7 +16,7 @@ from console.jobs import declarations
 from console.jobs.catalog import CommandInfo, access_for_argv
 from console.jobs.conf import jobs_settings
 from console.jobs.introspect import Token, display_argv
-from console.jobs.models import ACTIVE, JobRun, Status
+from console.jobs.models import ACTIVE, CommandLine, JobRun, Schedule, Source, Status
 from console.jobs.vault import seal
 
 # The task that runs a job, named rather than imported: the tasks module imports the runner, and the reaper
@@ -31,6 +33,49 @@ def _present(**fields: Any) -> dict[str, Any]:
     return {name: value for name, value in fields.items() if value not in (None, "")}
 
 
+def command_line(info: CommandInfo, tokens: list[Token]) -> dict[str, Any]:
+    """A ``CommandLine``'s fields for ``info`` run with the parser-validated ``tokens``.
+
+    Secret values are sealed (encrypted) apart from ``argv``, which holds them masked; the line is filed
+    under the class its arguments put it in, which decides who may read its runs' output.
+    """
+    access = access_for_argv(info, [t.value for t in tokens])
+    secrets = {i: t.value for i, t in enumerate(tokens) if t.secret}
+    return {
+        "command": info.name,
+        "app": info.app,
+        "argv": [t.display for t in tokens],
+        "argv_display": display_argv(tokens),
+        "secret_indexes": sorted(secrets),
+        "sealed_secrets": seal(secrets),
+        "job_class": access.job_class,
+        "permission": access.permission,
+    }
+
+
+def job_queued(run: JobRun, *, actor: AbstractBaseUser | int | None, dispatch: bool = True) -> None:
+    """Record a queued run in the log and (unless the caller dispatches a batch itself) hand it to a worker
+    once the transaction commits."""
+    emit(
+        declarations.JOB_QUEUED,
+        actor=actor,
+        **JobRun.stream_of(run.pk),
+        run_id=run.pk,
+        command=run.command,
+        argv=run.argv,
+        job_class=run.job_class,
+        reason=run.reason,
+        **_present(
+            permission=run.permission,
+            rerun_of=run.rerun_of_id,
+            schedule=run.schedule.name if run.schedule else None,
+            due_at=run.due_at.isoformat() if run.due_at else None,
+        ),
+    )
+    if dispatch:
+        enqueue_on_commit(RUN_JOB, run.pk)
+
+
 def job_start(
     *,
     actor: AbstractBaseUser,
@@ -39,54 +84,33 @@ def job_start(
     reason: str = "",
     form_data: dict[str, Any] | None = None,
     rerun_of: JobRun | None = None,
+    schedule: Schedule | None = None,
 ) -> JobRun:
-    """Queue a run of ``info`` with the parser-validated ``tokens``; the worker starts it after commit.
-
-    Secret values are sealed (encrypted) apart from ``argv``, which holds them masked; the run is filed under
-    the class its arguments put it in, which decides who may read its output.
-    """
+    """Queue a run of ``info`` with the parser-validated ``tokens``; the worker starts it after commit."""
     conf = jobs_settings()
     exclusive = conf.is_exclusive(info.name)
-    access = access_for_argv(info, [t.value for t in tokens])
-    secrets = {i: t.value for i, t in enumerate(tokens) if t.secret}
+    fields = command_line(info, tokens)
     with transaction.atomic():
         if exclusive and JobRun.objects.filter(command=info.name, status__in=ACTIVE).exists():
             raise JobConflict(f"{info.name} is already queued or running, and may not run twice at once.")
-        run = JobRun.objects.create(
-            command=info.name,
-            app=info.app,
-            argv=[t.display for t in tokens],
-            argv_display=display_argv(tokens),
-            secret_indexes=sorted(secrets),
-            sealed_secrets=seal(secrets),
-            job_class=access.job_class,
-            permission=access.permission,
+        run = JobRun.objects.create(  # type: ignore[misc]  # the console's users are auth.User
+            **fields,
             form_data=form_data or {},
-            requested_by=actor,  # type: ignore[misc]  # the console's users are auth.User
+            requested_by=actor,
             reason=reason,
             rerun_of=rerun_of,
+            schedule=schedule,
             exclusive=exclusive,
             timeout_seconds=conf.timeout_for(info.name),
         )
-        emit(
-            declarations.JOB_QUEUED,
-            actor=actor,
-            **JobRun.stream_of(run.pk),
-            run_id=run.pk,
-            command=info.name,
-            argv=[t.display for t in tokens],
-            job_class=access.job_class.value,
-            reason=reason,
-            **_present(permission=access.permission, rerun_of=rerun_of.pk if rerun_of else None),
-        )
-        enqueue_on_commit(RUN_JOB, run.pk)
+        job_queued(run, actor=actor)
     return run
 
 
-def rerun_tokens(run: JobRun) -> list[Token]:
-    """The run's command line again, secrets unsealed (``Unsealable`` when SECRET_KEY changed since)."""
-    secret = set(run.secret_indexes)
-    return [Token(value, i in secret) for i, value in enumerate(run.real_argv())]
+def rerun_tokens(line: CommandLine) -> list[Token]:
+    """A run's (or schedule's) command line again, secrets unsealed (``Unsealable`` when SECRET_KEY changed)."""
+    secret = set(line.secret_indexes)
+    return [Token(value, i in secret) for i, value in enumerate(line.real_argv())]
 
 
 def job_rerun(*, actor: AbstractBaseUser, run: JobRun, info: CommandInfo, reason: str = "") -> JobRun:
@@ -130,3 +154,116 @@ def job_deny(*, actor: AbstractBaseUser, command: str, why: str, run: JobRun | N
             why=why,
             **_present(run_id=run.pk if run else None),
         )
+
+
+class ReadOnlySchedule(Exception):
+    """The schedule is defined in the site's settings: change it there."""
+
+
+@dataclass(frozen=True)
+class When:
+    """A schedule's timing and policies, as its form cleaned them."""
+
+    cron: str = ""
+    interval_seconds: int | None = None
+    time_zone: str = "UTC"
+    overlap: str = "skip"
+    missed: str = "run-once"
+
+
+def schedule_save(
+    *,
+    actor: AbstractBaseUser | None,
+    name: str,
+    info: CommandInfo,
+    tokens: list[Token],
+    when: When,
+    reason: str = "",
+    form_data: dict[str, Any] | None = None,
+    schedule: Schedule | None = None,
+    source: Source = Source.CONSOLE,
+    enabled: bool = True,
+) -> Schedule:
+    """Create a schedule (``schedule`` None) or change one; its next run is worked out from now.
+
+    A schedule from settings changes only through the settings sync (``source=SETTINGS``).
+    """
+    if schedule is not None and schedule.read_only and source != Source.SETTINGS:
+        raise ReadOnlySchedule(f"{schedule.name} is defined in the site's settings: change it there.")
+    now = timezone.now()
+    created = schedule is None
+    with transaction.atomic():
+        if schedule is None:
+            schedule = Schedule(created_by=actor, source=source, enabled=enabled)  # type: ignore[misc]  # the console's users are auth.User
+        elif (schedule.cron, schedule.interval_seconds) != (when.cron, when.interval_seconds):
+            schedule.anchor_at = now  # a new interval counts from when it was set
+        for field, value in command_line(info, tokens).items():
+            setattr(schedule, field, value)
+        schedule.name = name
+        schedule.form_data = form_data or {}
+        schedule.reason = reason
+        schedule.cron = when.cron
+        schedule.interval_seconds = when.interval_seconds
+        schedule.time_zone = when.time_zone
+        schedule.overlap = when.overlap
+        schedule.missed = when.missed
+        if created and when.interval_seconds:
+            schedule.anchor_at = now
+        schedule.next_run_at = schedule.next_after(now) if schedule.enabled else None
+        schedule.save()
+        emit(
+            declarations.SCHEDULE_SAVED,
+            actor=actor,
+            schedule_id=schedule.pk,
+            name=schedule.name,
+            command=schedule.command,
+            argv=schedule.argv,
+            when=schedule.when,
+            created=created,
+            enabled=schedule.enabled,
+            overlap=schedule.overlap,
+            missed=schedule.missed,
+            source=schedule.source,
+        )
+    return schedule
+
+
+def schedule_pause(*, actor: AbstractBaseUser, schedule: Schedule) -> Schedule:
+    """Stop creating runs for ``schedule``; a run already going goes on."""
+    with transaction.atomic():
+        if Schedule.objects.filter(pk=schedule.pk, enabled=True).update(enabled=False, next_run_at=None):
+            emit(declarations.SCHEDULE_PAUSED, actor=actor, schedule_id=schedule.pk, name=schedule.name)
+    schedule.refresh_from_db()
+    return schedule
+
+
+def schedule_resume(*, actor: AbstractBaseUser, schedule: Schedule) -> Schedule:
+    """Create runs again from the next due time after now: times that passed while paused are not missed."""
+    with transaction.atomic():
+        next_run_at = schedule.next_after(timezone.now())
+        if Schedule.objects.filter(pk=schedule.pk, enabled=False).update(enabled=True, next_run_at=next_run_at):
+            emit(
+                declarations.SCHEDULE_RESUMED,
+                actor=actor,
+                schedule_id=schedule.pk,
+                name=schedule.name,
+                next_run_at=_iso(next_run_at),
+            )
+    schedule.refresh_from_db()
+    return schedule
+
+
+def schedule_run_now(*, actor: AbstractBaseUser, schedule: Schedule, info: CommandInfo) -> JobRun:
+    """Queue a run of the schedule's command line at once, outside its times (its next run stays due)."""
+    return job_start(
+        actor=actor,
+        info=info,
+        tokens=rerun_tokens(schedule),
+        reason=schedule.reason or f"Run now: schedule {schedule.name}",
+        form_data=schedule.form_data,
+        schedule=schedule,
+    )
+
+
+def _iso(moment: datetime | None) -> str:
+    return moment.isoformat() if moment else ""

@@ -7,7 +7,7 @@ from typing import Any, NoReturn
 
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
-from django.core.management.base import CommandError
+from django.core.management.base import BaseCommand, CommandError
 from django.http import Http404, HttpResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -18,14 +18,29 @@ from console.core.http import ConsoleRequest, page, piece
 from console.core.inputs import whole_number
 from console.core.tables import TABLE_REGION, Ordering, filtered_table
 from console.jobs import catalog
-from console.jobs.access import VIEW_ALL, Access, lacking
+from console.jobs.access import SCHEDULE, VIEW_ALL, Access, lacking
 from console.jobs.catalog import CommandInfo, UnknownCommand
-from console.jobs.filters import JobRunFilter, JobRunTable
-from console.jobs.forms import CommandForm, RunMetaForm
+from console.jobs.filters import JobRunFilter, JobRunTable, ScheduleFilter, ScheduleTable
+from console.jobs.forms import CommandForm, RunMetaForm, ScheduleForm
 from console.jobs.introspect import cli_preview
-from console.jobs.models import JobRun
+from console.jobs.models import JobRun, Schedule
 from console.jobs.output import render_chunks, tail
-from console.jobs.services import JobConflict, job_deny, job_rerun, job_start, job_stop, rerun_tokens
+from console.jobs.services import (
+    JobConflict,
+    job_deny,
+    job_rerun,
+    job_start,
+    job_stop,
+    rerun_tokens,
+    schedule_run_now,
+    schedule_save,
+)
+from console.jobs.services import (
+    schedule_pause as pause_schedule,
+)
+from console.jobs.services import (
+    schedule_resume as resume_schedule,
+)
 from console.jobs.vault import Unsealable
 
 
@@ -85,16 +100,23 @@ def command_catalog(request: ConsoleRequest) -> HttpResponse:
     return page(request, "jobs/catalog.html", context, fragment="command-list")
 
 
+def _loaded(request: ConsoleRequest, info: CommandInfo) -> BaseCommand | HttpResponse:
+    """The command's instance, or a 503 page saying why its own module cannot be loaded."""
+    try:
+        return info.load()
+    except Exception as exc:  # the command's own module is broken: say so instead of failing the page
+        reason = f"{exc.__class__.__name__}: {exc}"
+        return render(request, "jobs/unloadable.html", {"info": info, "reason": reason}, status=503)
+
+
 @staff_required
 @explains_refusals
 @require_http_methods(["GET", "POST"])
 def command_form(request: ConsoleRequest, command: str) -> HttpResponse:
     info = _command(request, command)
-    try:
-        loaded = info.load()
-    except Exception as exc:  # the command's own module is broken: say so instead of failing the page
-        reason = f"{exc.__class__.__name__}: {exc}"
-        return render(request, "jobs/unloadable.html", {"info": info, "reason": reason}, status=503)
+    loaded = _loaded(request, info)
+    if isinstance(loaded, HttpResponse):
+        return loaded
     access = info.access
     if request.method == "POST":
         form = CommandForm(request.POST, command=loaded, name=info.name)
@@ -178,7 +200,9 @@ def run_history(request: ConsoleRequest) -> HttpResponse:
 
 def _readable_run(request: ConsoleRequest, pk: int, *, audit: bool = True) -> JobRun:
     """The run if this user may read it: they may run its class of command, or read every run."""
-    run = get_object_or_404(JobRun.objects.select_related("requested_by", "stop_requested_by", "rerun_of"), pk=pk)
+    run = get_object_or_404(
+        JobRun.objects.select_related("requested_by", "stop_requested_by", "rerun_of", "schedule"), pk=pk
+    )
     if not run.may_be_read_by(request.user):
         why = f"{lacking(run.access.missing(request.user))} (or {VIEW_ALL})"
         _refuse(request, run.command, why, action="read", run=run, audit=audit)
@@ -323,3 +347,175 @@ def run_download(request: ConsoleRequest, pk: int) -> HttpResponse:
     response["Content-Disposition"] = f'attachment; filename="job-{run.pk}-{run.command}.txt"'
     response["X-Content-Type-Options"] = "nosniff"
     return response
+
+
+# --- schedules -------------------------------------------------------------------------------------------
+
+
+def _may_schedule(request: ConsoleRequest, command: str, *, schedule: Schedule | None = None) -> None:
+    if not request.user.has_perm(SCHEDULE):
+        subject = f"Schedule {schedule.name}" if schedule else f"A schedule of {command}"
+        job_deny(actor=request.user, command=command, why=lacking([SCHEDULE]))
+        raise Refused(f"{subject} cannot be created, changed, paused or resumed: {lacking([SCHEDULE])}.")
+
+
+def _readable_schedule(request: ConsoleRequest, pk: int) -> Schedule:
+    """The schedule if this user may read its runs (the same rule as for runs)."""
+    schedule = get_object_or_404(Schedule.objects.select_related("created_by"), pk=pk)
+    if not schedule.may_be_read_by(request.user):
+        why = f"{lacking(schedule.access.missing(request.user))} (or {VIEW_ALL})"
+        _refuse(request, schedule.command, why, action="read")
+    return schedule
+
+
+SCHEDULE_ORDERINGS = {"name": ("Name", Ordering("name", "id", descending=False))}
+
+
+@staff_required
+@require_GET
+def schedule_list(request: ConsoleRequest) -> HttpResponse:
+    ft = filtered_table(
+        request,
+        queryset=Schedule.objects.visible_to(request.user),
+        filterset_class=ScheduleFilter,
+        table_class=ScheduleTable,
+        orderings=SCHEDULE_ORDERINGS,
+        default_sort="name",
+    )
+    may_schedule = request.user.has_perm(SCHEDULE)
+    context = {
+        "ft": ft,
+        "target_url": reverse("jobs:schedules"),
+        "commands": catalog.commands_for(request.user) if may_schedule else [],
+    }
+    return page(request, "jobs/schedules.html", context, fragment=TABLE_REGION)
+
+
+@staff_required
+@explains_refusals
+@require_GET
+def schedule_pick(request: ConsoleRequest) -> HttpResponse:
+    """The list page's "new schedule" form names a command; its form is on the command's own URL."""
+    command = request.GET.get("command", "")[:100]
+    if not command:
+        return redirect("jobs:schedules")
+    info = _command(request, command)
+    return redirect("jobs:schedule_new", command=info.name)
+
+
+def _schedule_editor(
+    request: ConsoleRequest, info: CommandInfo, loaded: BaseCommand, schedule: Schedule | None
+) -> HttpResponse:
+    """The command's generated form with the schedule's own fields: create (``schedule`` None) or edit."""
+    if request.method == "POST":
+        form = CommandForm(request.POST, command=loaded, name=info.name)
+        timing = ScheduleForm(request.POST, instance=schedule)
+        if form.is_valid():
+            _check_arguments(request, info, info.access_with(form.options))
+        if form.is_valid() and timing.is_valid():
+            saved = schedule_save(
+                actor=request.user,
+                name=timing.cleaned_data["name"],
+                info=info,
+                tokens=form.tokens,
+                when=timing.when,
+                reason=timing.cleaned_data["reason"],
+                form_data=form.submitted_data(),
+                schedule=schedule,
+            )
+            messages.success(request, f"Schedule {saved.name} saved.")
+            return redirect("jobs:schedule", pk=saved.pk)
+    else:
+        form = CommandForm(initial=dict(schedule.form_data) if schedule else {}, command=loaded, name=info.name)
+        timing = ScheduleForm(instance=schedule)
+    return render(
+        request,
+        "jobs/schedule_form.html",
+        {"info": info, "access": info.access, "form": form, "timing": timing, "schedule": schedule},
+    )
+
+
+@staff_required
+@explains_refusals
+@require_http_methods(["GET", "POST"])
+def schedule_new(request: ConsoleRequest, command: str) -> HttpResponse:
+    _may_schedule(request, command)
+    info = _command(request, command)
+    loaded = _loaded(request, info)
+    if isinstance(loaded, HttpResponse):
+        return loaded
+    return _schedule_editor(request, info, loaded, None)
+
+
+@staff_required
+@explains_refusals
+@require_http_methods(["GET", "POST"])
+def schedule_edit(request: ConsoleRequest, pk: int) -> HttpResponse:
+    schedule = _readable_schedule(request, pk)
+    _may_schedule(request, schedule.command, schedule=schedule)
+    if schedule.read_only:
+        raise Refused(f"Schedule {schedule.name} is defined in the site's settings (CONSOLE_JOBS): change it there.")
+    info = _command(request, schedule.command)
+    loaded = _loaded(request, info)
+    if isinstance(loaded, HttpResponse):
+        return loaded
+    return _schedule_editor(request, info, loaded, schedule)
+
+
+@staff_required
+@explains_refusals
+@require_GET
+def schedule_detail(request: ConsoleRequest, pk: int) -> HttpResponse:
+    schedule = _readable_schedule(request, pk)
+    try:
+        may_run = catalog.denial(request.user, catalog.lookup(schedule.command), schedule.access) is None
+    except UnknownCommand:
+        may_run = False
+    context = {
+        "schedule": schedule,
+        "runs": schedule.runs.select_related("requested_by").order_by("-id")[:20],
+        "may_schedule": request.user.has_perm(SCHEDULE),
+        "may_run": may_run,
+    }
+    return page(request, "jobs/schedule.html", context, fragment="schedule-summary")
+
+
+@staff_required
+@explains_refusals
+@require_POST
+def schedule_pause(request: ConsoleRequest, pk: int) -> HttpResponse:
+    schedule = _readable_schedule(request, pk)
+    _may_schedule(request, schedule.command, schedule=schedule)
+    pause_schedule(actor=request.user, schedule=schedule)
+    messages.success(request, f"Schedule {schedule.name} paused: it creates no runs until resumed.")
+    return redirect("jobs:schedule", pk=schedule.pk)
+
+
+@staff_required
+@explains_refusals
+@require_POST
+def schedule_resume(request: ConsoleRequest, pk: int) -> HttpResponse:
+    schedule = _readable_schedule(request, pk)
+    _may_schedule(request, schedule.command, schedule=schedule)
+    resume_schedule(actor=request.user, schedule=schedule)
+    messages.success(request, f"Schedule {schedule.name} resumed.")
+    return redirect("jobs:schedule", pk=schedule.pk)
+
+
+@staff_required
+@explains_refusals
+@require_POST
+def schedule_run(request: ConsoleRequest, pk: int) -> HttpResponse:
+    """Run now: the schedule's command line at once, by this user, who must be allowed to run it."""
+    schedule = _readable_schedule(request, pk)
+    info = _command(request, schedule.command)
+    _check_arguments(request, info, schedule.access)
+    try:
+        run = schedule_run_now(actor=request.user, schedule=schedule, info=info)
+    except JobConflict as exc:
+        messages.error(request, str(exc))
+    except Unsealable as exc:
+        messages.error(request, f"This schedule's secret arguments cannot be read ({exc}): edit it.")
+    else:
+        messages.success(request, f"Run #{run.pk} of {schedule.name} queued.")
+    return redirect("jobs:schedule", pk=schedule.pk)
