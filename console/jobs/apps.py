@@ -13,9 +13,11 @@ class JobsConfig(AppConfig):
         from console.jobs import conf, declarations  # noqa: F401  # system checks and event declarations
         from console.jobs.maintenance import reap_lost_runs
         from console.jobs.panels import dashboard_panel
+        from console.jobs.retention import prune
         from console.jobs.scheduler import schedule_tick
 
         registry.add_nav("Jobs", "jobs:catalog", 10)
         registry.add_duty("jobs.reap_lost_runs", reap_lost_runs)
         registry.add_duty("jobs.schedules", schedule_tick)
+        registry.add_duty("jobs.retention", prune)
         registry.add_panel(Panel(template="jobs/_panel.html", context=dashboard_panel, order=10))

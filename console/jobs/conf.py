@@ -18,6 +18,12 @@
         "FLUSH_BYTES": 65536,         # ... or as soon as this much is waiting
         "SCHEDULES": {},              # name -> {"command", "args", "cron" or "interval", "timezone", ...}
         "MISSED_AFTER_SECONDS": 300,  # a due time older than this when the tick sees it was missed
+        "KEEP_OUTPUT_LINES": [10000, 10000],  # a finished run's first and last lines kept; the middle is cut
+        "KEEP_OUTPUT_LINES_BY_COMMAND": {},   # command -> [first, last]
+        "KEEP_RUNS_DAYS": 90,         # finished runs and their output are deleted after this long (0: never)
+        "KEEP_RUNS_DAYS_BY_COMMAND": {},      # command -> days
+        "PRUNE_BATCH": 1000,          # output chunks deleted per transaction: short, so appends never wait long
+        "PRUNE_PAUSE_SECONDS": 0.05,  # ... and a pause between two, in which waiting writers get the database
     }
 """
 
@@ -28,7 +34,7 @@ from typing import Any
 
 from django.core.checks import CheckMessage, register
 
-from console.core.conf import POSITIVE, AppSettings
+from console.core.conf import AT_LEAST_ZERO, POSITIVE, AppSettings
 from console.jobs.access import Access, JobClass
 from console.jobs.when import MAX_INTERVAL_SECONDS, check_cron, zone
 
@@ -98,6 +104,12 @@ class JobsSettings(AppSettings):
     flush_bytes: int = field(default=65536, metadata=POSITIVE)
     schedules: dict[str, dict[str, Any]] = field(default_factory=dict)
     missed_after_seconds: float = field(default=300, metadata=POSITIVE)
+    keep_output_lines: tuple[int, ...] = (10000, 10000)
+    keep_output_lines_by_command: dict[str, tuple[int, ...]] = field(default_factory=dict)
+    keep_runs_days: float = field(default=90, metadata=AT_LEAST_ZERO)
+    keep_runs_days_by_command: dict[str, float] = field(default_factory=dict)
+    prune_batch: int = field(default=1000, metadata=POSITIVE)
+    prune_pause_seconds: float = field(default=0.05, metadata=AT_LEAST_ZERO)
 
     @property
     def denied(self) -> frozenset[str]:
@@ -112,6 +124,12 @@ class JobsSettings(AppSettings):
 
     def timeout_for(self, command: str) -> float:
         return float(self.timeouts.get(command, self.default_timeout))
+
+    def output_kept_for(self, command: str) -> tuple[int, int]:
+        """(first, last) lines of a finished run's output kept; the lines between are cut."""
+        pair = self.keep_output_lines_by_command.get(command, self.keep_output_lines)
+        # A malformed pair fails the system check; until it is fixed, nothing is cut.
+        return (pair[0], pair[1]) if len(pair) == 2 and min(pair) >= 0 else (2**62, 2**62)
 
     def is_exclusive(self, command: str) -> bool:
         return "*" in self.exclusive or command in self.exclusive
@@ -129,6 +147,13 @@ class JobsSettings(AppSettings):
             found.append("TIMEOUTS must map command names to a positive number of seconds.")
         if self.lost_after_seconds <= 2 * self.heartbeat_seconds:
             found.append("LOST_AFTER_SECONDS must exceed twice HEARTBEAT_SECONDS, or live jobs are reaped.")
+        limits = [self.keep_output_lines, *self.keep_output_lines_by_command.values()]
+        if not all(len(pair) == 2 and min(pair) >= 0 for pair in limits):
+            found.append(
+                "KEEP_OUTPUT_LINES (and each of KEEP_OUTPUT_LINES_BY_COMMAND) must be [first, last] lines, >= 0."
+            )
+        if not all(days >= 0 for days in self.keep_runs_days_by_command.values()):
+            found.append("KEEP_RUNS_DAYS_BY_COMMAND must map command names to days, >= 0 (0: keep for ever).")
         found.extend(
             f"SCHEDULES[{name!r}]: {problem}"
             for name, spec in self.schedules.items()

@@ -36,6 +36,9 @@ class JobRunQuerySet(models.QuerySet["JobRun"]):
     def active(self) -> JobRunQuerySet:
         return self.filter(status__in=ACTIVE)
 
+    def final(self) -> JobRunQuerySet:
+        return self.filter(status__in=FINAL)
+
     def stale(self, *, older_than: timedelta) -> JobRunQuerySet:
         """Runs that claim to be running but have not heartbeated for ``older_than``."""
         return self.filter(status__in=LIVE, heartbeat_at__lt=timezone.now() - older_than)
@@ -134,6 +137,9 @@ class JobRun(CommandLine):
     partial_line = models.TextField(
         blank=True, default="", help_text="The line being written now (a progress bar), not yet ended by a newline."
     )
+    cut_lines = models.BigIntegerField(default=0, help_text="Output lines cut from the middle by retention.")
+    cut_after_seq = models.IntegerField(null=True, blank=True, help_text="Chunks after this one and before …")
+    cut_before_seq = models.IntegerField(null=True, blank=True, help_text="… this one were cut by retention.")
 
     objects = JobRunQuerySet.as_manager()
 

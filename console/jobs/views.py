@@ -336,7 +336,12 @@ def run_download(request: ConsoleRequest, pk: int) -> HttpResponse:
     run = _readable_run(request, pk)
 
     def lines() -> Iterator[str]:
-        for text, stream in run.chunks.order_by("seq").values_list("text", "stream").iterator(chunk_size=50):
+        chunks = run.chunks.order_by("seq").values_list("seq", "text", "stream").iterator(chunk_size=50)
+        cut = run.cut_after_seq if run.cut_lines else None
+        for seq, text, stream in chunks:
+            if cut is not None and seq > cut:
+                yield f"[… {run.cut_lines:,} lines cut here by the output retention …]\n"
+                cut = None
             yield text + "\n" if stream == "out" else "".join(f"[stderr] {line}\n" for line in text.split("\n"))
         if run.partial_line:
             yield run.partial_line + "\n"
