@@ -2,8 +2,12 @@ from __future__ import annotations
 
 import os
 import socket
+from datetime import datetime
+from typing import Any
 
+from django.conf import settings
 from django.db import models
+from django.db.models import Q
 from django.utils import timezone
 
 
@@ -56,3 +60,87 @@ class MaintenanceTick(models.Model):
     @property
     def age_seconds(self) -> int:
         return max(0, int((timezone.now() - self.ran_at).total_seconds()))
+
+
+class OperationCancelled(Exception):
+    """Raised by ``Operation.advance`` in the worker once someone asked to cancel the operation."""
+
+
+class OperationQuerySet(models.QuerySet["Operation"]):
+    def unfinished(self) -> OperationQuerySet:
+        return self.filter(state__in=[Operation.State.QUEUED, Operation.State.RUNNING])
+
+    def stalled(self, since: datetime) -> OperationQuerySet:
+        """Running operations that reported no progress since ``since``: their worker is gone."""
+        return self.filter(state=Operation.State.RUNNING, updated_at__lt=since)
+
+
+class Operation(models.Model):
+    """One long piece of bulk work started from a page, run by a worker in batches: its progress and outcome.
+
+    The request that starts it only records the intent (this row) and enqueues it; the worker body the app
+    registered (``registry.add_operation``) does the work and reports each batch through ``advance()``.
+    """
+
+    class State(models.TextChoices):
+        QUEUED = "queued"
+        RUNNING = "running"
+        SUCCEEDED = "succeeded"
+        FAILED = "failed"
+        CANCELLED = "cancelled"
+
+    kind = models.CharField(max_length=100, help_text="The registered kind, such as comms.resend.")
+    label = models.CharField(max_length=300, help_text="What it does, in words, as the page shows it.")
+    url = models.CharField(max_length=500, blank=True, default="", help_text="The page it was started from.")
+    params = models.JSONField(default=dict, blank=True, help_text="What to do, as the worker body reads it.")
+    progress = models.JSONField(default=dict, blank=True, help_text="Where the worker got to (a resume cursor).")
+    total = models.PositiveBigIntegerField(null=True, blank=True, help_text="Items to do, when known.")
+    done = models.PositiveBigIntegerField(default=0)
+    state = models.CharField(max_length=10, choices=State.choices, default=State.QUEUED)
+    error = models.TextField(blank=True, default="")
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    cancel_requested_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    started_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(default=timezone.now)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    objects = OperationQuerySet.as_manager()
+
+    class Meta:
+        indexes = [models.Index(fields=["state", "updated_at"], name="core_operation_state_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.label} ({self.state})"
+
+    @property
+    def is_finished(self) -> bool:
+        return self.state not in (self.State.QUEUED, self.State.RUNNING)
+
+    @property
+    def percent(self) -> int | None:
+        if not self.total:
+            return None
+        return min(100, self.done * 100 // self.total)
+
+    def advance(self, count: int = 1, **progress: Any) -> None:
+        """Count ``count`` more items done and store ``progress`` (a resume cursor); stop if cancel was asked.
+
+        One UPDATE per batch: it writes the progress only while no cancel is pending, so finding no row to
+        update is how the worker learns it must stop.
+        """
+        self.done += count
+        self.progress = {**self.progress, **progress}
+        self.updated_at = timezone.now()
+        written = Operation.objects.filter(Q(pk=self.pk) & Q(cancel_requested_at__isnull=True)).update(
+            done=self.done, progress=self.progress, updated_at=self.updated_at
+        )
+        if not written:
+            raise OperationCancelled(self.pk)
+
+    def set_total(self, total: int) -> None:
+        """The worker knows how many items there are only once it has looked (a filter's count)."""
+        self.total = total
+        Operation.objects.filter(pk=self.pk).update(total=total)

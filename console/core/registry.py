@@ -37,12 +37,28 @@ class Duty:
     run: Callable[[], object]
 
 
+@dataclass(frozen=True)
+class OperationKind:
+    """A kind of background operation an app offers (a bulk resend, a replay): how to run it and who may.
+
+    ``run`` is the worker body: it works in batches and calls ``operation.advance(n)`` after each, which
+    stops it (raises ``OperationCancelled``) once someone asked to cancel. ``permission`` is needed to see
+    and to cancel it; ``on_cancel`` lets the app record its audit event for the cancel.
+    """
+
+    kind: str
+    run: Callable[[Any], object]
+    permission: str
+    on_cancel: Callable[[Any, Any], None] | None = None
+
+
 @dataclass
 class Registry:
     nav: list[NavEntry] = field(default_factory=list)
     panels: list[Panel] = field(default_factory=list)
     banners: list[Callable[[HttpRequest], list[str]]] = field(default_factory=list)
     duties: list[Duty] = field(default_factory=list)
+    operations: dict[str, OperationKind] = field(default_factory=dict)
 
     def add_nav(self, label: str, url_name: str, order: int) -> None:
         if all(entry.url_name != url_name for entry in self.nav):
@@ -61,6 +77,9 @@ class Registry:
     def add_duty(self, name: str, run: Callable[[], object]) -> None:
         if all(duty.name != name for duty in self.duties):
             self.duties.append(Duty(name, run))
+
+    def add_operation(self, kind: OperationKind) -> None:
+        self.operations[kind.kind] = kind
 
 
 registry = Registry()

@@ -6,18 +6,19 @@ from datetime import timedelta
 from typing import Any
 
 import structlog
+from django.contrib import messages
 from django.db import DatabaseError, connection, transaction
-from django.http import HttpRequest, HttpResponse, JsonResponse
-from django.shortcuts import render
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.cache import never_cache
-from django.views.decorators.http import require_GET
+from django.views.decorators.http import require_GET, require_POST
 
-from console.core import backends
-from console.core.auth import staff_required
+from console.core import backends, services
+from console.core.auth import require_perm, staff_required
 from console.core.conf import core_settings
-from console.core.http import ConsoleRequest, piece
-from console.core.models import MaintenanceTick, WorkerHeartbeat
-from console.core.registry import registry
+from console.core.http import ConsoleRequest, page, piece
+from console.core.models import MaintenanceTick, Operation, WorkerHeartbeat
+from console.core.registry import OperationKind, registry
 from console.core.tasks import heartbeat
 
 log = structlog.get_logger(__name__)
@@ -154,3 +155,46 @@ def healthz(request: HttpRequest) -> JsonResponse:
     else:
         body["checks"] = {check.name: "ok" if check.ok else "failing" for check in checks}
     return JsonResponse(body, status=200 if healthy else 503)
+
+
+def _operation(request: ConsoleRequest, pk: int) -> tuple[Operation, OperationKind]:
+    """The operation ``pk`` for a user allowed to see it: its kind's permission, as for starting it."""
+    operation = get_object_or_404(Operation, pk=pk)
+    kind = registry.operations.get(operation.kind)
+    if kind is None:
+        raise Http404(f"Operation #{pk} is of a kind no installed app offers ({operation.kind}).")
+    require_perm(request, kind.permission)
+    return operation, kind
+
+
+def _operation_context(request: ConsoleRequest, operation: Operation, kind: OperationKind) -> dict[str, Any]:
+    return {"operation": operation, "can_cancel": request.user.has_perm(kind.permission)}
+
+
+@staff_required
+@require_GET
+def operation(request: ConsoleRequest, pk: int) -> HttpResponse:
+    """An operation's progress: the page, or (polled by htmx) its progress piece until it ends."""
+    found, kind = _operation(request, pk)
+    return page(
+        request,
+        "core/operation.html",
+        _operation_context(request, found, kind),
+        fragment="core/_operation.html#operation",
+        stop_polling=found.is_finished,
+    )
+
+
+@staff_required
+@require_POST
+def operation_cancel(request: ConsoleRequest, pk: int) -> HttpResponse:
+    found, kind = _operation(request, pk)
+    if services.cancel_operation(found, request.user):
+        messages.success(request, f"Cancelling “{found.label}”: it stops after the batch it is writing.")
+    else:
+        messages.info(request, f"“{found.label}” had already finished or was already being cancelled.")
+    if not request.htmx:
+        return redirect("core:operation", pk=found.pk)
+    found.refresh_from_db()
+    context = _operation_context(request, found, kind)
+    return page(request, "core/operation.html", context, fragment="core/_operation.html#operation")

@@ -32,7 +32,7 @@ from hypothesis import strategies as st
 
 from console.comms.models import ContactPoint, Message
 from console.comms.views import sign
-from console.core.models import MaintenanceTick, WorkerHeartbeat
+from console.core.models import MaintenanceTick, Operation, WorkerHeartbeat
 from console.events import subscriptions
 from console.events.models import Event, WebhookDelivery
 from console.events.services import webhook_create
@@ -227,6 +227,7 @@ FILLS = [
     ("projections/", "name", "projection"),
     ("streams/", "stream_id", "stream"),
     ("read-models/accounts/", "account_id", "stream"),
+    ("operations/", "pk", "operation"),
 ]
 
 
@@ -244,6 +245,7 @@ class World:
     projection: str
     rebuild: int
     schedule: int
+    operation: int
     command: str = "demo_report"
     message_class: str = "order_confirmation"
 
@@ -293,6 +295,8 @@ def world(operator: User, settings: Any) -> World:
             tokens=[Token("Q1"), Token("build")],
             when=When(cron="0 3 * * *"),
         ).pk,
+        # No app in this site starts operations of this kind (yet): its pages must still answer cleanly.
+        operation=Operation.objects.create(kind="fuzz.count", label="Fuzz").pk,
     )
 
 
