@@ -95,3 +95,16 @@ SCHEDULE_SKIPPED = declare(
     description="A schedule's due time passed without a run: its last run was still going, or it was missed.",
     required={"schedule_id", "name", "due_at", "why"},
 )
+JOB_BULK_REQUESTED = declare(
+    "job.bulk_requested",
+    description="A user asked to stop or re-run many runs at once (selected, or all matching a filter).",
+    required={"action", "count", "operation_id"},
+    optional={"filter", "run_ids"},
+    audit=True,
+)
+JOB_BULK_CANCELLED = declare(
+    "job.bulk_cancelled",
+    description="A user cancelled a bulk stop or re-run before it had acted on every run.",
+    required={"action", "operation_id", "done"},
+    audit=True,
+)

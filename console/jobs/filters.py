@@ -3,20 +3,23 @@
 from __future__ import annotations
 
 from datetime import datetime, time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import django_filters
 import django_tables2 as tables
 from django.contrib.auth import get_user_model
 from django.db.models import Q, QuerySet
-from django.http import HttpRequest
+from django.http import HttpRequest, QueryDict
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html
 
 from console.core.inputs import representable_time
 from console.core.tables import ConsoleTable
-from console.jobs.models import JobRun, Schedule, Status
+from console.jobs.models import FINAL, JobRun, Schedule, Status
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import AnonymousUser, PermissionsMixin
 
 
 def staff_users(request: HttpRequest | None) -> QuerySet[Any]:
@@ -44,7 +47,27 @@ class JobRunFilter(django_filters.FilterSet):
         return queryset.filter(queued_at__lte=timezone.make_aware(datetime.combine(value, time.max)))
 
 
+# What a bulk action acts on: stop only what has not ended, re-run only what has.
+STOPPABLE = (Status.QUEUED, Status.RUNNING)
+BULK_STATUSES = {"stop": STOPPABLE, "rerun": FINAL}
+
+
+def bulk_targets(
+    user: PermissionsMixin | AnonymousUser, *, action: str, query: str, ids: list[int] | None
+) -> QuerySet[JobRun]:
+    """The runs a bulk ``action`` takes: the ``ids`` chosen, or all the filter ``query`` matches, that
+    ``user`` may read and that are in a state the action applies to."""
+    runs = JobRun.objects.visible_to(user)
+    if ids is not None:
+        runs = runs.filter(pk__in=ids)
+    else:
+        filterset = JobRunFilter(QueryDict(query), queryset=runs)
+        runs = filterset.qs if filterset.is_valid() else runs.none()
+    return runs.filter(status__in=BULK_STATUSES[action])
+
+
 class JobRunTable(ConsoleTable):
+    select = tables.Column(verbose_name="Select", accessor="pk", orderable=False)
     id = tables.Column(verbose_name="Run")
     command = tables.Column()
     argv_display = tables.Column(verbose_name="Arguments")
@@ -55,8 +78,14 @@ class JobRunTable(ConsoleTable):
 
     class Meta(ConsoleTable.Meta):
         model = JobRun
-        fields = ["id", "command", "argv_display", "status", "requested_by", "queued_at", "exit_code"]
+        fields = ["select", "id", "command", "argv_display", "status", "requested_by", "queued_at", "exit_code"]
         empty_text = "No runs match these filters."
+
+    def render_select(self, value: int) -> str:
+        # The checkboxes belong to the bulk form above the table (the form attribute), not to the filter form.
+        return format_html(
+            '<input type="checkbox" name="run" value="{}" form="bulk-form" aria-label="Select run #{}">', value, value
+        )
 
     def render_id(self, value: int) -> str:
         return format_html('<a href="{}">#{}</a>', reverse("jobs:run", args=[value]), value)

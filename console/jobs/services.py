@@ -10,6 +10,8 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 from django.utils import timezone
 
+from console.core.models import Operation
+from console.core.services import start_operation
 from console.events.context import enqueue_on_commit
 from console.events.pipeline import emit
 from console.jobs import declarations
@@ -267,3 +269,47 @@ def schedule_run_now(*, actor: AbstractBaseUser, schedule: Schedule, info: Comma
 
 def _iso(moment: datetime | None) -> str:
     return moment.isoformat() if moment else ""
+
+
+# The operation kind of bulk stops and re-runs (registered in apps.py).
+BULK = "jobs.bulk"
+BULK_VERBS = {"stop": "Stop", "rerun": "Re-run"}
+
+
+def job_bulk(
+    *, actor: AbstractBaseUser, action: str, query: str, ids: list[int] | None, count: int, up_to: int, url: str
+) -> Operation:
+    """Record a bulk stop or re-run of ``count`` runs as one audited action; a worker acts on them after commit.
+
+    ``up_to`` is the newest run counted when the user confirmed: runs queued since (a re-run's own runs
+    among them) are not taken, so "re-run all failed" cannot chase its own tail.
+    """
+    with transaction.atomic():
+        operation = start_operation(
+            BULK,
+            label=f"{BULK_VERBS[action]} {count:,} run{'s' if count != 1 else ''}",
+            params={"action": action, "query": query, "ids": ids, "up_to": up_to},
+            total=count,
+            actor=actor,
+            url=url,
+        )
+        emit(
+            declarations.JOB_BULK_REQUESTED,
+            actor=actor,
+            action=action,
+            count=count,
+            operation_id=operation.pk,
+            **_present(filter=query, run_ids=ids[:100] if ids else None),
+        )
+    return operation
+
+
+def job_bulk_cancelled(operation: Operation, actor: AbstractBaseUser) -> None:
+    """The operation's ``on_cancel``: the cancel is audited as the request was, naming who cancelled."""
+    emit(
+        declarations.JOB_BULK_CANCELLED,
+        actor=actor,
+        action=str(operation.params.get("action", "")),
+        operation_id=operation.pk,
+        done=operation.done,
+    )

@@ -8,6 +8,7 @@ app_name = "jobs"
 urlpatterns = [
     path("jobs/", views.command_catalog, name="catalog"),
     path("jobs/runs/", views.run_history, name="runs"),
+    path("jobs/runs/bulk", views.run_bulk, name="runs_bulk"),
     path("jobs/runs/<int:pk>/", views.run_detail, name="run"),
     path("jobs/runs/<int:pk>/output", views.run_output, name="run_output"),
     path("jobs/runs/<int:pk>/output.txt", views.run_download, name="run_download"),

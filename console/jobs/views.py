@@ -8,7 +8,7 @@ from typing import Any, NoReturn
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
 from django.core.management.base import BaseCommand, CommandError
-from django.http import Http404, HttpResponse, StreamingHttpResponse
+from django.http import Http404, HttpResponse, HttpResponseBadRequest, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
@@ -18,15 +18,17 @@ from console.core.http import ConsoleRequest, page, piece
 from console.core.inputs import whole_number
 from console.core.tables import TABLE_REGION, Ordering, filtered_table
 from console.jobs import catalog
-from console.jobs.access import SCHEDULE, VIEW_ALL, Access, lacking
+from console.jobs.access import RUN, SCHEDULE, VIEW_ALL, Access, lacking
 from console.jobs.catalog import CommandInfo, UnknownCommand
-from console.jobs.filters import JobRunFilter, JobRunTable, ScheduleFilter, ScheduleTable
+from console.jobs.filters import BULK_STATUSES, JobRunFilter, JobRunTable, ScheduleFilter, ScheduleTable, bulk_targets
 from console.jobs.forms import CommandForm, RunMetaForm, ScheduleForm
 from console.jobs.introspect import cli_preview
 from console.jobs.models import JobRun, Schedule
 from console.jobs.output import render_chunks, tail
 from console.jobs.services import (
+    BULK_VERBS,
     JobConflict,
+    job_bulk,
     job_deny,
     job_rerun,
     job_start,
@@ -194,8 +196,60 @@ def run_history(request: ConsoleRequest) -> HttpResponse:
         orderings=ORDERINGS,
         default_sort="newest",
     )
-    context = {"ft": ft, "target_url": reverse("jobs:runs")}
-    return page(request, "jobs/runs.html", context, fragment=TABLE_REGION)
+    # The bulk form acts on the filter, not on the page the user is on: the cursors are left out.
+    bulk_filter = request.GET.copy()
+    for cursor in ("after", "before"):
+        bulk_filter.pop(cursor, None)
+    context = {
+        "ft": ft,
+        "target_url": reverse("jobs:runs"),
+        "may_bulk": request.user.has_perm(RUN),
+        "bulk_filter": bulk_filter.urlencode(),
+    }
+    return page(request, "jobs/runs.html", context, fragment="table-region")
+
+
+# At most this many runs picked by checkbox in one request; "all matching" has no such limit.
+MAX_SELECTED = 1000
+
+
+@staff_required
+@explains_refusals
+@require_POST
+def run_bulk(request: ConsoleRequest) -> HttpResponse:
+    """Stop or re-run the selected runs, or all that match the filter: count, confirm, then a background operation."""
+    action, _, scope = request.POST.get("do", "").partition("-")
+    if action not in BULK_STATUSES or scope not in ("selected", "matching"):
+        return HttpResponseBadRequest("Unknown bulk action: use stop or rerun, of the selected or the matching runs.")
+    if not request.user.has_perm(RUN):
+        _refuse(request, "(bulk)", lacking([RUN]), action=f"{action} in bulk")
+    query = request.POST.get("filter", "")[:2000]
+    ids = None
+    if scope == "selected":
+        ids = sorted({n for v in request.POST.getlist("run") if (n := whole_number(v)) is not None})[:MAX_SELECTED]
+    back = f"{reverse('jobs:runs')}?{query}" if query else reverse("jobs:runs")
+    runs = bulk_targets(request.user, action=action, query=query, ids=ids)
+    up_to = whole_number(request.POST.get("up_to"))
+    if up_to is not None:
+        runs = runs.filter(pk__lte=up_to)
+    count = runs.count()
+    verb = BULK_VERBS[action].lower()
+    if not count:
+        state = "queued or running" if action == "stop" else "finished"
+        if ids == []:
+            why = "no runs were selected"
+        elif ids:
+            why = f"none of the selected runs is {state}"
+        else:
+            why = f"no {state} run matches these filters"
+        messages.info(request, f"Zero runs to {verb}: {why}.")
+        return redirect(back)
+    if request.POST.get("confirm") != "yes" or up_to is None:
+        newest = runs.order_by("-pk").values_list("pk", flat=True).first()
+        context = {"action": action, "verb": verb, "scope": scope, "count": count, "query": query, "ids": ids}
+        return render(request, "jobs/bulk_confirm.html", {**context, "up_to": newest, "back": back})
+    operation = job_bulk(actor=request.user, action=action, query=query, ids=ids, count=count, up_to=up_to, url=back)
+    return redirect("core:operation", pk=operation.pk)
 
 
 def _readable_run(request: ConsoleRequest, pk: int, *, audit: bool = True) -> JobRun:

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from playwright.sync_api import expect
 
-from console.jobs.models import JobRun, Schedule
+from console.jobs.models import JobRun, Schedule, Status
 from tests.conftest import Worker
 
 pytestmark = pytest.mark.browser
@@ -66,3 +66,22 @@ def test_a_schedule_made_from_the_form_shows_its_next_run_and_runs_now(signed_in
     page.wait_for_url(f"**/jobs/runs/{run.pk}/")
     expect(page.get_by_test_id("run-status")).to_have_text("succeeded", timeout=30_000)
     expect(page.get_by_role("link", name="nightly-report")).to_be_visible()
+
+
+def test_stop_all_matching_shows_the_count_then_stops_them_in_the_background(
+    signed_in_page: Any, admin_user: Any, worker: Worker
+) -> None:
+    runs = [
+        JobRun.objects.create(command="demo_report", requested_by=admin_user, status=Status.QUEUED) for _ in range(3)
+    ]
+    JobRun.objects.create(command="demo_import", requested_by=admin_user, status=Status.QUEUED)
+    page = signed_in_page
+    page.goto("/jobs/runs/?command=demo_report")
+    page.get_by_role("button", name="Stop all matching").click()
+    expect(page.get_by_role("heading", level=1)).to_have_text("Stop 3 runs?")
+    assert serious_accessibility_violations(page) == []
+    page.get_by_role("button", name="Stop 3 runs").click()
+    page.wait_for_url("**/operations/*/")
+    expect(page.get_by_test_id("operation")).to_have_attribute("data-state", "succeeded", timeout=30_000)
+    assert {run.status for run in JobRun.objects.filter(pk__in=[r.pk for r in runs])} == {Status.CANCELLED}
+    assert JobRun.objects.get(command="demo_import").status == Status.QUEUED
