@@ -22,6 +22,7 @@ EXPOSE = "jobs.run_exposing_command"
 CHANGE = "jobs.run_changing_command"
 DESTROY = "jobs.run_destructive_command"
 VIEW_ALL = "jobs.view_all_runs"
+APPROVE = "jobs.approve_run"
 
 
 class JobClass(models.TextChoices):

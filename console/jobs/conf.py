@@ -11,6 +11,7 @@
         "TIMEOUTS": {},               # command -> seconds; DEFAULT_TIMEOUT for the rest
         "DEFAULT_TIMEOUT": 3600,
         "EXCLUSIVE": [],              # commands that may not run twice at once ("*" for every command)
+        "APPROVALS": [],              # commands or classes ("destructive", ...) a second user must approve
         "HEARTBEAT_SECONDS": 2,       # how often a running job proves it is alive
         "LOST_AFTER_SECONDS": 60,     # a running job silent for this long is lost
         "STOP_GRACE_SECONDS": 5,      # SIGTERM, then SIGKILL after this long
@@ -88,6 +89,7 @@ class JobsSettings(AppSettings):
     timeouts: dict[str, float] = field(default_factory=dict)
     default_timeout: float = field(default=3600, metadata=POSITIVE)
     exclusive: frozenset[str] = frozenset()
+    approvals: frozenset[str] = frozenset()
     heartbeat_seconds: float = field(default=2, metadata=POSITIVE)
     lost_after_seconds: float = field(default=60, metadata=POSITIVE)
     stop_grace_seconds: float = field(default=5, metadata=POSITIVE)
@@ -110,6 +112,10 @@ class JobsSettings(AppSettings):
 
     def is_exclusive(self, command: str) -> bool:
         return "*" in self.exclusive or command in self.exclusive
+
+    def needs_approval(self, command: str, access: Access) -> bool:
+        """Whether a run of ``command`` filed under ``access`` waits for a second user's approval."""
+        return bool({"*", command, access.job_class.value} & self.approvals)
 
     def problems(self) -> list[str]:
         found = []

@@ -16,7 +16,7 @@ from django.utils.html import format_html
 
 from console.core.inputs import representable_time
 from console.core.tables import ConsoleTable
-from console.jobs.models import JobRun, Status
+from console.jobs.models import JobRun, Status, status_text
 
 
 def staff_users(request: HttpRequest | None) -> QuerySet[Any]:
@@ -61,8 +61,9 @@ class JobRunTable(ConsoleTable):
     def render_id(self, value: int) -> str:
         return format_html('<a href="{}">#{}</a>', reverse("jobs:run", args=[value]), value)
 
-    def render_status(self, value: str) -> str:
-        return format_html('<span class="badge {}">{}</span>', value, value)
+    def render_status(self, record: JobRun) -> str:
+        # Not ``value``: django-tables2 passes a choice's label, and the class wants the stored value.
+        return format_html('<span class="badge {}">{}</span>', record.status, status_text(record.status))
 
     def render_argv_display(self, value: str) -> str:
         return format_html("<code>{}</code>", value[:200])

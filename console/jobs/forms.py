@@ -206,3 +206,13 @@ class RunMetaForm(forms.Form):
         if value != self.info.name:
             raise forms.ValidationError(f"Type “{self.info.name}” exactly to run this destructive command.")
         return value
+
+
+class DecisionForm(forms.Form):
+    """Approving or rejecting a run that awaits approval: why, kept in the audit log."""
+
+    reason = forms.CharField(
+        max_length=500, required=False, help_text="Why you approve or reject it: kept in the audit log."
+    )
+
+    prefix = "decision"

@@ -17,6 +17,7 @@ if TYPE_CHECKING:
 
 
 class Status(models.TextChoices):
+    AWAITING = "awaiting", "awaiting approval"
     QUEUED = "queued"
     RUNNING = "running"
     SUCCEEDED = "succeeded"
@@ -24,11 +25,18 @@ class Status(models.TextChoices):
     CANCELLING = "cancelling"
     CANCELLED = "cancelled"
     LOST = "lost"
+    REJECTED = "rejected"
 
 
-ACTIVE = (Status.QUEUED, Status.RUNNING, Status.CANCELLING)
+def status_text(status: str) -> str:
+    """A status as the pages say it: "awaiting approval" rather than its short stored value."""
+    return str(Status.AWAITING.label) if status == Status.AWAITING else status
+
+
+# A run awaiting approval is active: it holds an exclusive command's turn, and it may still run.
+ACTIVE = (Status.AWAITING, Status.QUEUED, Status.RUNNING, Status.CANCELLING)
 LIVE = (Status.RUNNING, Status.CANCELLING)
-FINAL = (Status.SUCCEEDED, Status.FAILED, Status.CANCELLED, Status.LOST)
+FINAL = (Status.SUCCEEDED, Status.FAILED, Status.CANCELLED, Status.LOST, Status.REJECTED)
 
 
 class JobRunQuerySet(models.QuerySet["JobRun"]):
@@ -38,6 +46,9 @@ class JobRunQuerySet(models.QuerySet["JobRun"]):
     def stale(self, *, older_than: timedelta) -> JobRunQuerySet:
         """Runs that claim to be running but have not heartbeated for ``older_than``."""
         return self.filter(status__in=LIVE, heartbeat_at__lt=timezone.now() - older_than)
+
+    def awaiting_approval(self) -> JobRunQuerySet:
+        return self.filter(status=Status.AWAITING)
 
     def unclaimed(self, *, older_than: timedelta) -> JobRunQuerySet:
         return self.filter(status=Status.QUEUED, queued_at__lt=timezone.now() - older_than)
@@ -91,6 +102,19 @@ class JobRun(models.Model):
     worker_host = models.CharField(max_length=255, blank=True, default="")
     worker_pid = models.IntegerField(null=True, blank=True)
     child_pid = models.IntegerField(null=True, blank=True, help_text="Also the child's process group id.")
+    needs_approval = models.BooleanField(
+        default=False, help_text="Whether a second staff user had to approve the run before it could start."
+    )
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        help_text="Who approved or rejected a run that needed approval.",
+    )
+    decided_at = models.DateTimeField(null=True, blank=True)
+    decision_reason = models.CharField(max_length=500, blank=True, default="")
     stop_requested_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
@@ -110,6 +134,7 @@ class JobRun(models.Model):
             ("run_changing_command", "Can run commands that change data"),
             ("run_destructive_command", "Can run destructive commands (with the exposing and changing permissions)"),
             ("view_all_runs", "Can read every run and its output, whatever the command"),
+            ("approve_run", "Can approve or reject another user's run that awaits approval (of a class they may run)"),
         ]
         indexes = [
             models.Index(fields=["command", "-id"], name="jobrun_command_id"),
@@ -156,7 +181,15 @@ class JobRun(models.Model):
 
     @property
     def can_stop(self) -> bool:
-        return self.status in (Status.QUEUED, Status.RUNNING)
+        return self.status in (Status.AWAITING, Status.QUEUED, Status.RUNNING)
+
+    @property
+    def awaits_approval(self) -> bool:
+        return self.status == Status.AWAITING
+
+    @property
+    def status_text(self) -> str:
+        return status_text(self.status)
 
     @property
     def duration(self) -> timedelta | None:

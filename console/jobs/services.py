@@ -1,4 +1,4 @@
-"""The write side of jobs: start, stop, re-run, refuse, and the reaper that calls a silent run lost."""
+"""The write side of jobs: start, approve or reject, stop, re-run, refuse."""
 
 from __future__ import annotations
 
@@ -26,6 +26,10 @@ class JobConflict(Exception):
     """The command may not run twice at once and a run of it is already queued or running."""
 
 
+class DecisionRefused(Exception):
+    """An approval or rejection that may not happen: one's own request, or a run no longer awaiting approval."""
+
+
 def _present(**fields: Any) -> dict[str, Any]:
     """The optional event fields that have a value."""
     return {name: value for name, value in fields.items() if value not in (None, "")}
@@ -48,6 +52,7 @@ def job_start(
     conf = jobs_settings()
     exclusive = conf.is_exclusive(info.name)
     access = access_for_argv(info, [t.value for t in tokens])
+    needs_approval = conf.needs_approval(info.name, access)
     secrets = {i: t.value for i, t in enumerate(tokens) if t.secret}
     with transaction.atomic():
         if exclusive and JobRun.objects.filter(command=info.name, status__in=ACTIVE).exists():
@@ -67,6 +72,8 @@ def job_start(
             rerun_of=rerun_of,
             exclusive=exclusive,
             timeout_seconds=conf.timeout_for(info.name),
+            needs_approval=needs_approval,
+            status=Status.AWAITING if needs_approval else Status.QUEUED,
         )
         emit(
             declarations.JOB_QUEUED,
@@ -77,10 +84,76 @@ def job_start(
             argv=[t.display for t in tokens],
             job_class=access.job_class.value,
             reason=reason,
-            **_present(permission=access.permission, rerun_of=rerun_of.pk if rerun_of else None),
+            **_present(
+                permission=access.permission,
+                rerun_of=rerun_of.pk if rerun_of else None,
+                awaiting_approval=needs_approval or None,
+            ),
         )
-        enqueue_on_commit(RUN_JOB, run.pk)
+        if not needs_approval:
+            enqueue_on_commit(RUN_JOB, run.pk)
     return run
+
+
+def _undecidable(run: JobRun, actor: AbstractBaseUser) -> str | None:
+    """Why ``actor`` may not decide on ``run`` as it is now, or None when they may."""
+    if run.requested_by_id == actor.pk:
+        return f"Run #{run.pk} is your own request: another staff user must approve or reject it."
+    if run.status == Status.AWAITING:
+        return None
+    if not run.needs_approval:
+        return f"Run #{run.pk} did not need approval."
+    when = f" at {run.decided_at:%Y-%m-%d %H:%M:%S}" if run.decided_at else ""
+    who = run.decided_by or "a since deleted user"
+    if run.status == Status.REJECTED:
+        return f"Run #{run.pk} was already rejected by {who}{when}: it can no longer be approved or rejected."
+    if run.decided_at is None:
+        return f"Run #{run.pk} was withdrawn ({run.status}) before anyone approved it."
+    return f"Run #{run.pk} was already approved by {who}{when}."
+
+
+def _decide(*, actor: AbstractBaseUser, run: JobRun, approve: bool, reason: str) -> JobRun:
+    with transaction.atomic():
+        # The current row, locked, so two people deciding at once cannot both succeed.
+        run = JobRun.objects.select_for_update().select_related("decided_by").get(pk=run.pk)
+        why = _undecidable(run, actor)
+        if why is not None:
+            raise DecisionRefused(why)
+        now = timezone.now()
+        run.decided_by = actor  # type: ignore[assignment]  # the console's users are auth.User
+        run.decided_at = now
+        run.decision_reason = reason
+        if approve:
+            # The reaper counts an unclaimed run's wait from its queueing: that is now, not the request.
+            run.status, run.queued_at = Status.QUEUED, now
+        else:
+            run.status, run.finished_at = Status.REJECTED, now
+            run.note = f"Rejected by {actor}{': ' + reason if reason else '.'}"
+        run.save(
+            update_fields=["decided_by", "decided_at", "decision_reason", "status", "queued_at", "finished_at", "note"]
+        )
+        emit(
+            declarations.JOB_APPROVED if approve else declarations.JOB_REJECTED,
+            actor=actor,
+            **JobRun.stream_of(run.pk),
+            run_id=run.pk,
+            command=run.command,
+            requested_by=run.requested_by_id,
+            **_present(reason=reason),
+        )
+        if approve:
+            enqueue_on_commit(RUN_JOB, run.pk)
+    return run
+
+
+def job_approve(*, actor: AbstractBaseUser, run: JobRun, reason: str = "") -> JobRun:
+    """Let a run that awaits approval start; ``DecisionRefused`` for one's own run or one already decided."""
+    return _decide(actor=actor, run=run, approve=True, reason=reason)
+
+
+def job_reject(*, actor: AbstractBaseUser, run: JobRun, reason: str = "") -> JobRun:
+    """Refuse a run that awaits approval for good; ``DecisionRefused`` as for ``job_approve``."""
+    return _decide(actor=actor, run=run, approve=False, reason=reason)
 
 
 def rerun_tokens(run: JobRun) -> list[Token]:
@@ -101,7 +174,7 @@ def job_stop(*, actor: AbstractBaseUser, run: JobRun) -> JobRun:
     """Ask a run to stop: a queued run is cancelled at once; a running one is signalled by its runner."""
     with transaction.atomic():
         now = timezone.now()
-        cancelled = JobRun.objects.filter(pk=run.pk, status=Status.QUEUED).update(
+        cancelled = JobRun.objects.filter(pk=run.pk, status__in=[Status.AWAITING, Status.QUEUED]).update(
             status=Status.CANCELLED, finished_at=now, stop_requested_by=actor, note="Cancelled before it started."
         )
         if not cancelled:

@@ -18,14 +18,24 @@ from console.core.http import ConsoleRequest, page, piece
 from console.core.inputs import whole_number
 from console.core.tables import TABLE_REGION, Ordering, filtered_table
 from console.jobs import catalog
-from console.jobs.access import VIEW_ALL, Access, lacking
+from console.jobs.access import APPROVE, VIEW_ALL, Access, lacking
 from console.jobs.catalog import CommandInfo, UnknownCommand
 from console.jobs.filters import JobRunFilter, JobRunTable
-from console.jobs.forms import CommandForm, RunMetaForm
+from console.jobs.forms import CommandForm, DecisionForm, RunMetaForm
 from console.jobs.introspect import cli_preview
 from console.jobs.models import JobRun
 from console.jobs.output import render_chunks, tail
-from console.jobs.services import JobConflict, job_deny, job_rerun, job_start, job_stop, rerun_tokens
+from console.jobs.services import (
+    DecisionRefused,
+    JobConflict,
+    job_approve,
+    job_deny,
+    job_reject,
+    job_rerun,
+    job_start,
+    job_stop,
+    rerun_tokens,
+)
 from console.jobs.vault import Unsealable
 
 
@@ -185,15 +195,21 @@ def _readable_run(request: ConsoleRequest, pk: int, *, audit: bool = True) -> Jo
     return run
 
 
-def _actions(request: ConsoleRequest, run: JobRun, rerun: RunMetaForm | None = None) -> dict[str, Any]:
-    """Whether to offer stop and re-run, and the re-run's form (reason; the typed confirmation if destructive)."""
+def _actions(
+    request: ConsoleRequest, run: JobRun, rerun: RunMetaForm | None = None, decision: DecisionForm | None = None
+) -> dict[str, Any]:
+    """Whether to offer stop, re-run, approve and reject, and the re-run's form (reason; the typed confirmation
+    if destructive)."""
     may_act = _may_act(request, run)
     if rerun is None and may_act and run.is_final:
         rerun = RunMetaForm(info=catalog.lookup(run.command), destructive=run.access.destructive)
-    return {"may_act": may_act, "rerun": rerun}
+    may_decide = run.awaits_approval and _decision_denial(request, run) is None
+    return {"may_act": may_act, "rerun": rerun, "may_decide": may_decide, "decision": decision or DecisionForm()}
 
 
-def _run_page(request: ConsoleRequest, run: JobRun, *, rerun: RunMetaForm | None = None) -> HttpResponse:
+def _run_page(
+    request: ConsoleRequest, run: JobRun, *, rerun: RunMetaForm | None = None, decision: DecisionForm | None = None
+) -> HttpResponse:
     chunks, earlier = tail(run)
     return render(
         request,
@@ -204,8 +220,8 @@ def _run_page(request: ConsoleRequest, run: JobRun, *, rerun: RunMetaForm | None
             "after": chunks[-1].seq if chunks else 0,
             "earlier": earlier,
             "done": run.is_final,
-            "poll_every": poll_every(has_output=bool(chunks)),
-            **_actions(request, run, rerun),
+            "poll_every": poll_every(has_output=bool(chunks), awaiting=run.awaits_approval),
+            **_actions(request, run, rerun, decision),
         },
     )
 
@@ -217,9 +233,12 @@ def run_detail(request: ConsoleRequest, pk: int) -> HttpResponse:
     return _run_page(request, _readable_run(request, pk))
 
 
-def poll_every(*, has_output: bool) -> str:
+def poll_every(*, has_output: bool, awaiting: bool = False) -> str:
     """Poll briskly until the first output arrives, so a new run shows its first line without a second's wait;
-    then once a second, which is as fast as a person reads a scrolling log."""
+    then once a second, which is as fast as a person reads a scrolling log. A run awaiting approval may wait
+    for hours: a few seconds' lag after the approval costs nothing."""
+    if awaiting:
+        return "5s"
     return "1s" if has_output else "250ms"
 
 
@@ -253,7 +272,7 @@ def run_output(request: ConsoleRequest, pk: int) -> HttpResponse:
         "oob": True,
         # The summary (status, stop button) is sent again only when the status moved since the last poll.
         "refresh_summary": done or run.status != request.GET.get("seen", ""),
-        "poll_every": poll_every(has_output=cursor > 0),
+        "poll_every": poll_every(has_output=cursor > 0, awaiting=run.awaits_approval),
         **_actions(request, run),
     }
     return piece(request, "jobs/run.html#poll", context, stop_polling=done)
@@ -303,6 +322,50 @@ def run_rerun(request: ConsoleRequest, pk: int) -> HttpResponse:
         messages.error(request, str(exc))
         return redirect("jobs:run", pk=run.pk)
     return redirect("jobs:run", pk=new.pk)
+
+
+def _decision_denial(request: ConsoleRequest, run: JobRun) -> str | None:
+    """Why this user may not approve or reject ``run`` at all: the approve permission, and the right to run the
+    run's class themselves, since approving it lets it run."""
+    missing = [perm for perm in (APPROVE, *run.access.permissions) if not request.user.has_perm(perm)]
+    if missing:
+        return lacking(missing)
+    if run.requested_by_id == request.user.pk:
+        return "you requested it, and another staff user must approve or reject it"
+    return None
+
+
+def _decide(request: ConsoleRequest, pk: int, *, approve: bool) -> HttpResponse:
+    run = get_object_or_404(JobRun.objects.select_related("requested_by"), pk=pk)
+    action = "approved" if approve else "rejected"
+    why = _decision_denial(request, run)
+    if why is not None:
+        _refuse(request, run.command, why, action=f"{action} by you", run=run)
+    form = DecisionForm(request.POST)
+    if not form.is_valid():
+        return _run_page(request, run, decision=form)
+    decide = job_approve if approve else job_reject
+    try:
+        decide(actor=request.user, run=run, reason=form.cleaned_data["reason"])
+    except DecisionRefused as exc:
+        messages.error(request, str(exc))
+        return redirect("jobs:run", pk=run.pk)
+    messages.success(request, f"Run #{run.pk} {action}.")
+    return redirect("jobs:run", pk=run.pk)
+
+
+@staff_required
+@explains_refusals
+@require_POST
+def run_approve(request: ConsoleRequest, pk: int) -> HttpResponse:
+    return _decide(request, pk, approve=True)
+
+
+@staff_required
+@explains_refusals
+@require_POST
+def run_reject(request: ConsoleRequest, pk: int) -> HttpResponse:
+    return _decide(request, pk, approve=False)
 
 
 @staff_required
