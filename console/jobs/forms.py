@@ -128,9 +128,9 @@ class CommandForm(forms.Form):
         for required, members in spec.exclusive:
             chosen = [arg for arg in members if given.get(id(arg.action))]
             names = ", ".join(arg.label for arg in members)
+            # Once, on the group's first member: the page shows its members' errors once, next to the group.
             if len(chosen) > 1:
-                for arg in chosen:
-                    self.add_error(arg.name, f"Give only one of: {names}.")
+                self.add_error(members[0].name, f"Give only one of: {names}.")
             elif required and not chosen:
                 self.add_error(members[0].name, f"Give one of: {names}.")
         # Positionals go last, together, so argparse matches them (and a subcommand) as one run; an option
