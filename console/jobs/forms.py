@@ -16,11 +16,14 @@ from django import forms
 from django.core.management.base import BaseCommand, CommandError
 
 from console.jobs.catalog import CommandInfo
+from console.jobs.conf import jobs_settings
 from console.jobs.introspect import (
     NOT_OFFERED,
+    Arg,
     ParserSpec,
     Section,
     Token,
+    dry_run_arg,
     inspect_parser,
     is_required,
     validate_argv,
@@ -29,9 +32,10 @@ from console.jobs.introspect import (
 
 class CommandForm(forms.Form):
     """The generated form; after ``is_valid()``, ``tokens`` holds the argv the real parser accepted, and
-    ``options`` what the parser made of it (as the command's ``handle()`` gets it)."""
+    ``options`` what the parser made of it (as the command's ``handle()`` gets it). ``force_dry_run`` sets the
+    command's dry-run flag whatever the checkbox says ("Dry run first")."""
 
-    def __init__(self, *args: Any, command: BaseCommand, name: str, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, command: BaseCommand, name: str, force_dry_run: bool = False, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.command = command
         self.command_name = name
@@ -39,6 +43,15 @@ class CommandForm(forms.Form):
         self.tokens: list[Token] = []
         self.options: dict[str, Any] = {}
         self._add_fields(self.spec, top=True)
+        self.dry_run: Arg | None = dry_run_arg(self.spec, jobs_settings().dry_run.get(name))
+        self.force_dry_run = force_dry_run and self.dry_run is not None
+
+    @property
+    def dry_run_flag(self) -> str:
+        """After ``is_valid()``: the dry-run flag when this run is a dry run, else ""."""
+        if self.dry_run is None or not self.options.get(self.dry_run.action.dest):
+            return ""
+        return self.dry_run.option or ""
 
     def _add_fields(self, spec: ParserSpec, *, top: bool) -> None:
         if spec.sub_action is not None:
@@ -86,6 +99,8 @@ class CommandForm(forms.Form):
         cleaned = super().clean() or {}
         if self.errors:
             return cleaned
+        if self.force_dry_run and self.dry_run is not None:
+            cleaned[self.dry_run.name] = True
         tokens = self._tokens(self.spec, cleaned, top=True)
         if self.errors:
             return cleaned

@@ -90,6 +90,17 @@ class JobRun(models.Model):
     )
     reason = models.CharField(max_length=500, blank=True, default="")
     rerun_of = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="reruns")
+    dry_run_flag = models.CharField(
+        max_length=100, blank=True, default="", help_text="The flag that made this run a dry run (--dry-run ...)."
+    )
+    dry_run_of = models.ForeignKey(
+        "self",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="real_runs",
+        help_text="The dry run this run repeats for real.",
+    )
     status = models.CharField(max_length=12, choices=Status.choices, default=Status.QUEUED)
     exclusive = models.BooleanField(default=False)
     timeout_seconds = models.FloatField(default=3600)
@@ -182,6 +193,11 @@ class JobRun(models.Model):
     @property
     def can_stop(self) -> bool:
         return self.status in (Status.AWAITING, Status.QUEUED, Status.RUNNING)
+
+    @property
+    def may_run_for_real(self) -> bool:
+        """A dry run that went well may be repeated without its dry-run flag."""
+        return bool(self.dry_run_flag) and self.status == Status.SUCCEEDED
 
     @property
     def awaits_approval(self) -> bool:

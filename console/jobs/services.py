@@ -43,6 +43,8 @@ def job_start(
     reason: str = "",
     form_data: dict[str, Any] | None = None,
     rerun_of: JobRun | None = None,
+    dry_run_flag: str = "",
+    dry_run_of: JobRun | None = None,
 ) -> JobRun:
     """Queue a run of ``info`` with the parser-validated ``tokens``; the worker starts it after commit.
 
@@ -70,6 +72,8 @@ def job_start(
             requested_by=actor,  # type: ignore[misc]  # the console's users are auth.User
             reason=reason,
             rerun_of=rerun_of,
+            dry_run_flag=dry_run_flag,
+            dry_run_of=dry_run_of,
             exclusive=exclusive,
             timeout_seconds=conf.timeout_for(info.name),
             needs_approval=needs_approval,
@@ -88,6 +92,7 @@ def job_start(
                 permission=access.permission,
                 rerun_of=rerun_of.pk if rerun_of else None,
                 awaiting_approval=needs_approval or None,
+                dry_run_of=dry_run_of.pk if dry_run_of else None,
             ),
         )
         if not needs_approval:
@@ -167,6 +172,30 @@ def job_rerun(*, actor: AbstractBaseUser, run: JobRun, info: CommandInfo, reason
     tokens = rerun_tokens(run)
     return job_start(
         actor=actor, info=info, tokens=tokens, reason=reason or run.reason, form_data=run.form_data, rerun_of=run
+    )
+
+
+def for_real_tokens(run: JobRun) -> list[Token]:
+    """A dry run's command line without its dry-run flag, secrets unsealed (``Unsealable`` as for a re-run)."""
+    return [token for token in rerun_tokens(run) if token.value != run.dry_run_flag]
+
+
+def job_run_for_real(*, actor: AbstractBaseUser, run: JobRun, info: CommandInfo, reason: str = "") -> JobRun:
+    """Queue a finished dry run's command line again without its dry-run flag, linked to the dry run.
+
+    The secrets go along sealed, as for a re-run; a command that needs approval needs it for the real run too.
+    """
+    # The flag's field is named after its argparse dest, which is the option's name unless the parser says
+    # otherwise; form_data only prefills an edited re-run, so a flag missed here is a checked box, no more.
+    field = run.dry_run_flag.lstrip("-").replace("-", "_")
+    form_data = {name: value for name, value in run.form_data.items() if name != field}
+    return job_start(
+        actor=actor,
+        info=info,
+        tokens=for_real_tokens(run),
+        reason=reason or run.reason,
+        form_data=form_data,
+        dry_run_of=run,
     )
 
 

@@ -28,10 +28,12 @@ from console.jobs.output import render_chunks, tail
 from console.jobs.services import (
     DecisionRefused,
     JobConflict,
+    for_real_tokens,
     job_approve,
     job_deny,
     job_reject,
     job_rerun,
+    job_run_for_real,
     job_start,
     job_stop,
     rerun_tokens,
@@ -107,7 +109,8 @@ def command_form(request: ConsoleRequest, command: str) -> HttpResponse:
         return render(request, "jobs/unloadable.html", {"info": info, "reason": reason}, status=503)
     access = info.access
     if request.method == "POST":
-        form = CommandForm(request.POST, command=loaded, name=info.name)
+        dry_first = "dry_run_first" in request.POST
+        form = CommandForm(request.POST, command=loaded, name=info.name, force_dry_run=dry_first)
         if form.is_valid():
             access = info.access_with(form.options)
             _check_arguments(request, info, access)
@@ -120,6 +123,7 @@ def command_form(request: ConsoleRequest, command: str) -> HttpResponse:
                     tokens=form.tokens,
                     reason=meta.cleaned_data["reason"],
                     form_data=form.submitted_data(),
+                    dry_run_flag=form.dry_run_flag,
                 )
             except JobConflict as exc:
                 form.add_error(None, str(exc))
@@ -148,6 +152,8 @@ def command_form(request: ConsoleRequest, command: str) -> HttpResponse:
             "form": form,
             "meta": meta,
             "preview": preview or f"python manage.py {info.name} …",
+            # Not read from the form in the template: there ``form.dry_run`` is the field of a --dry-run option.
+            "dry_run_option": form.dry_run.option if form.dry_run else "",
         },
     )
 
@@ -188,27 +194,56 @@ def run_history(request: ConsoleRequest) -> HttpResponse:
 
 def _readable_run(request: ConsoleRequest, pk: int, *, audit: bool = True) -> JobRun:
     """The run if this user may read it: they may run its class of command, or read every run."""
-    run = get_object_or_404(JobRun.objects.select_related("requested_by", "stop_requested_by", "rerun_of"), pk=pk)
+    run = get_object_or_404(
+        JobRun.objects.select_related("requested_by", "stop_requested_by", "rerun_of", "decided_by"), pk=pk
+    )
     if not run.may_be_read_by(request.user):
         why = f"{lacking(run.access.missing(request.user))} (or {VIEW_ALL})"
         _refuse(request, run.command, why, action="read", run=run, audit=audit)
     return run
 
 
+def _real_access(run: JobRun) -> Access:
+    """The class the real run of a dry run will have: without the flag, a command may judge its arguments
+    higher. When that cannot be judged here (secrets sealed with an old key, arguments no longer taken),
+    the dry run's own class stands in: the real attempt says why it cannot run."""
+    try:
+        return catalog.access_for_argv(catalog.lookup(run.command), [t.value for t in for_real_tokens(run)])
+    except (Unsealable, CommandError, UnknownCommand):
+        return run.access
+
+
 def _actions(
-    request: ConsoleRequest, run: JobRun, rerun: RunMetaForm | None = None, decision: DecisionForm | None = None
+    request: ConsoleRequest,
+    run: JobRun,
+    rerun: RunMetaForm | None = None,
+    decision: DecisionForm | None = None,
+    real: RunMetaForm | None = None,
 ) -> dict[str, Any]:
     """Whether to offer stop, re-run, approve and reject, and the re-run's form (reason; the typed confirmation
     if destructive)."""
     may_act = _may_act(request, run)
     if rerun is None and may_act and run.is_final:
         rerun = RunMetaForm(info=catalog.lookup(run.command), destructive=run.access.destructive)
+    if real is None and may_act and run.may_run_for_real:
+        real = RunMetaForm(info=catalog.lookup(run.command), destructive=_real_access(run).destructive, prefix="real")
     may_decide = run.awaits_approval and _decision_denial(request, run) is None
-    return {"may_act": may_act, "rerun": rerun, "may_decide": may_decide, "decision": decision or DecisionForm()}
+    return {
+        "may_act": may_act,
+        "rerun": rerun,
+        "real": real,
+        "may_decide": may_decide,
+        "decision": decision or DecisionForm(),
+    }
 
 
 def _run_page(
-    request: ConsoleRequest, run: JobRun, *, rerun: RunMetaForm | None = None, decision: DecisionForm | None = None
+    request: ConsoleRequest,
+    run: JobRun,
+    *,
+    rerun: RunMetaForm | None = None,
+    decision: DecisionForm | None = None,
+    real: RunMetaForm | None = None,
 ) -> HttpResponse:
     chunks, earlier = tail(run)
     return render(
@@ -221,7 +256,7 @@ def _run_page(
             "earlier": earlier,
             "done": run.is_final,
             "poll_every": poll_every(has_output=bool(chunks), awaiting=run.awaits_approval),
-            **_actions(request, run, rerun, decision),
+            **_actions(request, run, rerun, decision, real),
         },
     )
 
@@ -305,19 +340,39 @@ def run_stop(request: ConsoleRequest, pk: int) -> HttpResponse:
 @require_POST
 def run_rerun(request: ConsoleRequest, pk: int) -> HttpResponse:
     run = get_object_or_404(JobRun.objects.select_related("requested_by", "stop_requested_by", "rerun_of"), pk=pk)
+    return _repeat(request, run, for_real=False)
+
+
+@staff_required
+@explains_refusals
+@require_POST
+def run_for_real(request: ConsoleRequest, pk: int) -> HttpResponse:
+    """Run a finished dry run's command line again without its dry-run flag."""
+    run = get_object_or_404(JobRun.objects.select_related("requested_by", "stop_requested_by", "rerun_of"), pk=pk)
+    if not run.may_run_for_real:
+        _command(request, run.command)  # who may not run the command hears that first
+        messages.error(request, f"Run #{run.pk} is not a dry run that succeeded: there is nothing to run for real.")
+        return redirect("jobs:run", pk=run.pk)
+    return _repeat(request, run, for_real=True)
+
+
+def _repeat(request: ConsoleRequest, run: JobRun, *, for_real: bool) -> HttpResponse:
+    """Queue ``run``'s command line again (without its dry-run flag when ``for_real``), judged again on its
+    arguments and confirmed like a new run."""
     info = _command(request, run.command)
     try:
-        tokens = rerun_tokens(run)
+        tokens = for_real_tokens(run) if for_real else rerun_tokens(run)
         access = catalog.access_for_argv(info, [t.value for t in tokens])
     except (Unsealable, CommandError) as exc:
         messages.error(request, f"This run cannot be repeated as it was ({exc}): edit its arguments.")
         return redirect(f"{reverse('jobs:command', args=[run.command])}?from={run.pk}")
     _check_arguments(request, info, access)
-    meta = RunMetaForm(request.POST, info=info, destructive=access.destructive)
+    meta = RunMetaForm(request.POST, info=info, destructive=access.destructive, prefix="real" if for_real else "job")
     if not meta.is_valid():
-        return _run_page(request, run, rerun=meta)
+        return _run_page(request, run, real=meta) if for_real else _run_page(request, run, rerun=meta)
+    start = job_run_for_real if for_real else job_rerun
     try:
-        new = job_rerun(actor=request.user, run=run, info=info, reason=meta.cleaned_data["reason"])
+        new = start(actor=request.user, run=run, info=info, reason=meta.cleaned_data["reason"])
     except JobConflict as exc:
         messages.error(request, str(exc))
         return redirect("jobs:run", pk=run.pk)

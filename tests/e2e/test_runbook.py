@@ -1,4 +1,5 @@
-"""In Chromium: a destructive command waits for a second user's approval, then runs."""
+"""In Chromium: a destructive command waits for a second user's approval, then runs; a dry run, then the real
+run with the same arguments."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from django.contrib.auth.models import User
 from playwright.sync_api import expect
 
 from console.jobs.models import JobRun, Status
-from tests.conftest import PASSWORD, Worker
+from tests.conftest import Worker, sign_in
 
 pytestmark = pytest.mark.browser
 
@@ -25,14 +26,6 @@ def serious_violations(page: Any) -> list[str]:
         for violation in results.response["violations"]
         if violation["impact"] in ("serious", "critical")
     ]
-
-
-def sign_in(page: Any, user: User) -> None:
-    page.goto("/accounts/login/")
-    page.get_by_label("Username").fill(user.username)
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
-    page.wait_for_url("**/")
 
 
 def test_a_destructive_command_waits_for_a_second_user_who_approves_it(
@@ -78,3 +71,31 @@ def test_a_destructive_command_waits_for_a_second_user_who_approves_it(
     expect(page.get_by_test_id("run-approval")).to_contain_text("Approved by admin")
     run.refresh_from_db()
     assert run.status == Status.SUCCEEDED and run.decided_by == admin_user and run.requested_by == operator
+
+
+def test_a_dry_run_first_then_the_real_run_with_the_same_arguments(signed_in_page: Any, worker: Worker) -> None:
+    page = signed_in_page
+    page.goto("/jobs/demo_report/")
+    page.get_by_label("name").fill("Quarterly")
+    page.get_by_label("--email").fill("ops@example.com")
+    assert serious_violations(page) == []
+    page.get_by_role("button", name="Dry run first (--dry-run)").click()
+    page.wait_for_url("**/jobs/runs/*/")
+    dry = JobRun.objects.get()
+    assert dry.dry_run_flag == "--dry-run"
+    expect(page.get_by_test_id("run-argv")).to_contain_text("--dry-run")
+    expect(page.get_by_test_id("run-status")).to_have_text("succeeded", timeout=30_000)
+    expect(page.get_by_test_id("run-dry-run")).to_contain_text("Yes (--dry-run)")
+    assert serious_violations(page) == []
+
+    page.get_by_role("button", name="Run for real with the same arguments").click()
+    page.wait_for_url(lambda url: url.endswith("/") and f"/jobs/runs/{dry.pk}/" not in url)
+    real = JobRun.objects.exclude(pk=dry.pk).get()
+    expect(page.get_by_test_id("run-argv")).not_to_contain_text("--dry-run")
+    expect(page.get_by_test_id("run-argv")).to_contain_text("--email=ops@example.com")
+    expect(page.get_by_test_id("run-status")).to_have_text("succeeded", timeout=30_000)
+    assert serious_violations(page) == []
+
+    page.get_by_test_id("run-dry-run-of").get_by_role("link", name=f"#{dry.pk}").click()
+    page.wait_for_url(f"**/jobs/runs/{dry.pk}/")
+    expect(page.get_by_test_id("run-dry-run")).to_contain_text(f"run for real as #{real.pk}")
