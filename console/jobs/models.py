@@ -1,6 +1,8 @@
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import timedelta
+from difflib import SequenceMatcher
 from typing import TYPE_CHECKING
 
 from django.conf import settings
@@ -37,6 +39,32 @@ def status_text(status: str) -> str:
 ACTIVE = (Status.AWAITING, Status.QUEUED, Status.RUNNING, Status.CANCELLING)
 LIVE = (Status.RUNNING, Status.CANCELLING)
 FINAL = (Status.SUCCEEDED, Status.FAILED, Status.CANCELLED, Status.LOST, Status.REJECTED)
+
+
+@dataclass(frozen=True)
+class ArgumentRow:
+    """One row of two runs' arguments side by side: ``left`` or ``right`` is None where a run has no such token."""
+
+    left: str | None
+    right: str | None
+    change: str  # "same", "changed", "removed" (only on the left), "added" (only on the right)
+
+
+def compare_arguments(left: list[str], right: list[str]) -> list[ArgumentRow]:
+    """Two command lines side by side, token by token, aligned where they agree (as a diff aligns lines)."""
+    rows: list[ArgumentRow] = []
+    matcher = SequenceMatcher(a=left, b=right, autojunk=False)
+    for op, i1, i2, j1, j2 in matcher.get_opcodes():
+        if op == "equal":
+            rows.extend(ArgumentRow(token, token, "same") for token in left[i1:i2])
+            continue
+        olds, news = left[i1:i2], right[j1:j2]
+        for k in range(max(len(olds), len(news))):
+            old = olds[k] if k < len(olds) else None
+            new = news[k] if k < len(news) else None
+            change = "changed" if old is not None and new is not None else ("removed" if new is None else "added")
+            rows.append(ArgumentRow(old, new, change))
+    return rows
 
 
 class JobRunQuerySet(models.QuerySet["JobRun"]):

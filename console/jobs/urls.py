@@ -14,6 +14,7 @@ urlpatterns = [
     path("jobs/runs/<int:pk>/stop", views.run_stop, name="run_stop"),
     path("jobs/runs/<int:pk>/rerun", views.run_rerun, name="run_rerun"),
     path("jobs/runs/<int:pk>/for-real", views.run_for_real, name="run_for_real"),
+    path("jobs/runs/<int:pk>/compare", views.run_compare, name="run_compare"),
     path("jobs/runs/<int:pk>/approve", views.run_approve, name="run_approve"),
     path("jobs/runs/<int:pk>/reject", views.run_reject, name="run_reject"),
     path("jobs/<text:command>/", views.command_form, name="command"),

@@ -23,7 +23,7 @@ from console.jobs.catalog import CommandInfo, UnknownCommand
 from console.jobs.filters import JobRunFilter, JobRunTable
 from console.jobs.forms import CommandForm, DecisionForm, RunMetaForm
 from console.jobs.introspect import cli_preview
-from console.jobs.models import JobRun
+from console.jobs.models import JobRun, compare_arguments
 from console.jobs.output import render_chunks, tail
 from console.jobs.services import (
     DecisionRefused,
@@ -377,6 +377,42 @@ def _repeat(request: ConsoleRequest, run: JobRun, *, for_real: bool) -> HttpResp
         messages.error(request, str(exc))
         return redirect("jobs:run", pk=run.pk)
     return redirect("jobs:run", pk=new.pk)
+
+
+COMPARE_CHOICES = 20
+
+
+@staff_required
+@explains_refusals
+@require_GET
+def run_compare(request: ConsoleRequest, pk: int) -> HttpResponse:
+    """Two runs of one command, their arguments side by side with the differences marked; without ``with``,
+    the other runs of the command to pick from."""
+    run = _readable_run(request, pk)
+    choices = (
+        JobRun.objects.visible_to(request.user)
+        .filter(command=run.command)
+        .exclude(pk=run.pk)
+        .select_related("requested_by")[:COMPARE_CHOICES]
+    )
+    context: dict[str, Any] = {"run": run, "choices": choices}
+    given = request.GET.get("with")
+    if given is None:
+        return render(request, "jobs/compare.html", context)
+    other_pk = whole_number(given)
+    if other_pk is None:
+        context["problem"] = "“with” must be the number of a run, such as 12."
+        return render(request, "jobs/compare.html", context, status=400)
+    other = _readable_run(request, other_pk)
+    if other.command != run.command:
+        context["problem"] = (
+            f"Run #{other.pk} is a run of {other.command}, not of {run.command}: only runs of one command compare."
+        )
+        return render(request, "jobs/compare.html", context, status=400)
+    # The earlier run on the left, as a diff reads: what changed from it to the later one.
+    left, right = sorted((run, other), key=lambda r: r.pk)
+    context.update(left=left, right=right, rows=compare_arguments(left.argv, right.argv))
+    return render(request, "jobs/compare.html", context)
 
 
 def _decision_denial(request: ConsoleRequest, run: JobRun) -> str | None:

@@ -1,5 +1,5 @@
 """In Chromium: a destructive command waits for a second user's approval, then runs; a dry run, then the real
-run with the same arguments."""
+run with the same arguments, and the two compared."""
 
 from __future__ import annotations
 
@@ -95,6 +95,14 @@ def test_a_dry_run_first_then_the_real_run_with_the_same_arguments(signed_in_pag
     expect(page.get_by_test_id("run-argv")).to_contain_text("--email=ops@example.com")
     expect(page.get_by_test_id("run-status")).to_have_text("succeeded", timeout=30_000)
     assert serious_violations(page) == []
+
+    page.get_by_test_id("run-dry-run-of").get_by_role("link", name="compare arguments").click()
+    page.wait_for_url(f"**/jobs/runs/{real.pk}/compare?with={dry.pk}")
+    removed = page.get_by_test_id("compare").locator("tr.removed")
+    expect(removed).to_have_count(1)
+    expect(removed).to_contain_text("--dry-run")
+    assert serious_violations(page) == []
+    page.go_back()
 
     page.get_by_test_id("run-dry-run-of").get_by_role("link", name=f"#{dry.pk}").click()
     page.wait_for_url(f"**/jobs/runs/{dry.pk}/")
