@@ -11,6 +11,8 @@
         "TIMEOUTS": {},               # command -> seconds; DEFAULT_TIMEOUT for the rest
         "DEFAULT_TIMEOUT": 3600,
         "EXCLUSIVE": [],              # commands that may not run twice at once ("*" for every command)
+        "APPROVALS": [],              # commands or classes ("destructive", ...) a second user must approve
+        "DRY_RUN": {},                # command -> its dry-run flag, when it is not one of the usual names
         "HEARTBEAT_SECONDS": 2,       # how often a running job proves it is alive
         "LOST_AFTER_SECONDS": 60,     # a running job silent for this long is lost
         "STOP_GRACE_SECONDS": 5,      # SIGTERM, then SIGKILL after this long
@@ -97,6 +99,8 @@ class JobsSettings(AppSettings):
     timeouts: dict[str, float] = field(default_factory=dict)
     default_timeout: float = field(default=3600, metadata=POSITIVE)
     exclusive: frozenset[str] = frozenset()
+    approvals: frozenset[str] = frozenset()
+    dry_run: dict[str, str] = field(default_factory=dict)
     heartbeat_seconds: float = field(default=2, metadata=POSITIVE)
     lost_after_seconds: float = field(default=60, metadata=POSITIVE)
     stop_grace_seconds: float = field(default=5, metadata=POSITIVE)
@@ -134,6 +138,10 @@ class JobsSettings(AppSettings):
     def is_exclusive(self, command: str) -> bool:
         return "*" in self.exclusive or command in self.exclusive
 
+    def needs_approval(self, command: str, access: Access) -> bool:
+        """Whether a run of ``command`` filed under ``access`` waits for a second user's approval."""
+        return bool({"*", command, access.job_class.value} & self.approvals)
+
     def problems(self) -> list[str]:
         found = []
         if not all(perm.count(".") == 1 for perm in self.permissions.values()):
@@ -143,6 +151,8 @@ class JobsSettings(AppSettings):
             found.append(f"CLASSES must map command names to one of: {', '.join(classes)}.")
         if both := sorted(set(self.classes) & set(self.permissions)):
             found.append(f"{', '.join(both)} cannot be in both CLASSES and PERMISSIONS.")
+        if not all(option.startswith("-") for option in self.dry_run.values()):
+            found.append('DRY_RUN must map command names to an option such as "--simulate".')
         if not all(seconds > 0 for seconds in self.timeouts.values()):
             found.append("TIMEOUTS must map command names to a positive number of seconds.")
         if self.lost_after_seconds <= 2 * self.heartbeat_seconds:

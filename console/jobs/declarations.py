@@ -10,9 +10,32 @@ JOB_QUEUED = declare(
     "job.queued",
     description="A user queued a management command as a job.",
     required={"run_id", "command", "argv"},
-    optional={"reason", "rerun_of", "job_class", "permission", "schedule", "due_at"},
+    optional={
+        "reason",
+        "rerun_of",
+        "job_class",
+        "permission",
+        "schedule",
+        "due_at",
+        "awaiting_approval",
+        "dry_run_of",
+    },
     audit=True,
     metrics=[Metric("console_jobs_queued_total", "counter", "Jobs queued.")],
+)
+JOB_APPROVED = declare(
+    "job.approved",
+    description="A second staff user approved a run that awaited approval; it is queued to start.",
+    required={"run_id", "command", "requested_by"},
+    optional={"reason"},
+    audit=True,
+)
+JOB_REJECTED = declare(
+    "job.rejected",
+    description="A second staff user rejected a run that awaited approval; it never starts.",
+    required={"run_id", "command", "requested_by"},
+    optional={"reason"},
+    audit=True,
 )
 JOB_STARTED = declare(
     "job.started",

@@ -16,7 +16,7 @@ from django.utils.html import format_html
 
 from console.core.inputs import representable_time
 from console.core.tables import ConsoleTable
-from console.jobs.models import FINAL, JobRun, Schedule, Status
+from console.jobs.models import FINAL, JobRun, Schedule, Status, status_text
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import AnonymousUser, PermissionsMixin
@@ -47,8 +47,9 @@ class JobRunFilter(django_filters.FilterSet):
         return queryset.filter(queued_at__lte=timezone.make_aware(datetime.combine(value, time.max)))
 
 
-# What a bulk action acts on: stop only what has not ended, re-run only what has.
-STOPPABLE = (Status.QUEUED, Status.RUNNING)
+# What a bulk action acts on: stop only what has not ended (a run awaiting approval is withdrawn, as its
+# page's stop does), re-run only what has (a rejected run's re-run awaits approval again, as any run of it).
+STOPPABLE = (Status.AWAITING, Status.QUEUED, Status.RUNNING)
 BULK_STATUSES = {"stop": STOPPABLE, "rerun": FINAL}
 
 
@@ -90,8 +91,9 @@ class JobRunTable(ConsoleTable):
     def render_id(self, value: int) -> str:
         return format_html('<a href="{}">#{}</a>', reverse("jobs:run", args=[value]), value)
 
-    def render_status(self, value: str) -> str:
-        return format_html('<span class="badge {}">{}</span>', value, value)
+    def render_status(self, record: JobRun) -> str:
+        # Not ``value``: django-tables2 passes a choice's label, and the class wants the stored value.
+        return format_html('<span class="badge {}">{}</span>', record.status, status_text(record.status))
 
     def render_argv_display(self, value: str) -> str:
         return format_html("<code>{}</code>", value[:200])

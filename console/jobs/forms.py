@@ -16,11 +16,14 @@ from django import forms
 from django.core.management.base import BaseCommand, CommandError
 
 from console.jobs.catalog import CommandInfo
+from console.jobs.conf import jobs_settings
 from console.jobs.introspect import (
     NOT_OFFERED,
+    Arg,
     ParserSpec,
     Section,
     Token,
+    dry_run_arg,
     inspect_parser,
     is_required,
     validate_argv,
@@ -32,9 +35,10 @@ from console.jobs.when import MAX_INTERVAL_SECONDS, check_cron, zone
 
 class CommandForm(forms.Form):
     """The generated form; after ``is_valid()``, ``tokens`` holds the argv the real parser accepted, and
-    ``options`` what the parser made of it (as the command's ``handle()`` gets it)."""
+    ``options`` what the parser made of it (as the command's ``handle()`` gets it). ``force_dry_run`` sets the
+    command's dry-run flag whatever the checkbox says ("Dry run first")."""
 
-    def __init__(self, *args: Any, command: BaseCommand, name: str, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, command: BaseCommand, name: str, force_dry_run: bool = False, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.command = command
         self.command_name = name
@@ -42,6 +46,15 @@ class CommandForm(forms.Form):
         self.tokens: list[Token] = []
         self.options: dict[str, Any] = {}
         self._add_fields(self.spec, top=True)
+        self.dry_run: Arg | None = dry_run_arg(self.spec, jobs_settings().dry_run.get(name))
+        self.force_dry_run = force_dry_run and self.dry_run is not None
+
+    @property
+    def dry_run_flag(self) -> str:
+        """After ``is_valid()``: the dry-run flag when this run is a dry run, else ""."""
+        if self.dry_run is None or not self.options.get(self.dry_run.action.dest):
+            return ""
+        return self.dry_run.option or ""
 
     def _add_fields(self, spec: ParserSpec, *, top: bool) -> None:
         if spec.sub_action is not None:
@@ -89,6 +102,8 @@ class CommandForm(forms.Form):
         cleaned = super().clean() or {}
         if self.errors:
             return cleaned
+        if self.force_dry_run and self.dry_run is not None:
+            cleaned[self.dry_run.name] = True
         tokens = self._tokens(self.spec, cleaned, top=True)
         if self.errors:
             return cleaned
@@ -131,9 +146,9 @@ class CommandForm(forms.Form):
         for required, members in spec.exclusive:
             chosen = [arg for arg in members if given.get(id(arg.action))]
             names = ", ".join(arg.label for arg in members)
+            # Once, on the group's first member: the page shows its members' errors once, next to the group.
             if len(chosen) > 1:
-                for arg in chosen:
-                    self.add_error(arg.name, f"Give only one of: {names}.")
+                self.add_error(members[0].name, f"Give only one of: {names}.")
             elif required and not chosen:
                 self.add_error(members[0].name, f"Give one of: {names}.")
         # Positionals go last, together, so argparse matches them (and a subcommand) as one run; an option
@@ -296,3 +311,13 @@ class ScheduleForm(forms.Form):
             overlap=data["overlap"],
             missed=data["missed"],
         )
+
+
+class DecisionForm(forms.Form):
+    """Approving or rejecting a run that awaits approval: why, kept in the audit log."""
+
+    reason = forms.CharField(
+        max_length=500, required=False, help_text="Why you approve or reject it: kept in the audit log."
+    )
+
+    prefix = "decision"

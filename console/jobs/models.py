@@ -1,6 +1,8 @@
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime, timedelta
+from difflib import SequenceMatcher
 from typing import TYPE_CHECKING
 
 from django.conf import settings
@@ -18,6 +20,7 @@ if TYPE_CHECKING:
 
 
 class Status(models.TextChoices):
+    AWAITING = "awaiting", "awaiting approval"
     QUEUED = "queued"
     RUNNING = "running"
     SUCCEEDED = "succeeded"
@@ -25,11 +28,44 @@ class Status(models.TextChoices):
     CANCELLING = "cancelling"
     CANCELLED = "cancelled"
     LOST = "lost"
+    REJECTED = "rejected"
 
 
-ACTIVE = (Status.QUEUED, Status.RUNNING, Status.CANCELLING)
+def status_text(status: str) -> str:
+    """A status as the pages say it: "awaiting approval" rather than its short stored value."""
+    return str(Status.AWAITING.label) if status == Status.AWAITING else status
+
+
+# A run awaiting approval is active: it holds an exclusive command's turn, and it may still run.
+ACTIVE = (Status.AWAITING, Status.QUEUED, Status.RUNNING, Status.CANCELLING)
 LIVE = (Status.RUNNING, Status.CANCELLING)
-FINAL = (Status.SUCCEEDED, Status.FAILED, Status.CANCELLED, Status.LOST)
+FINAL = (Status.SUCCEEDED, Status.FAILED, Status.CANCELLED, Status.LOST, Status.REJECTED)
+
+
+@dataclass(frozen=True)
+class ArgumentRow:
+    """One row of two runs' arguments side by side: ``left`` or ``right`` is None where a run has no such token."""
+
+    left: str | None
+    right: str | None
+    change: str  # "same", "changed", "removed" (only on the left), "added" (only on the right)
+
+
+def compare_arguments(left: list[str], right: list[str]) -> list[ArgumentRow]:
+    """Two command lines side by side, token by token, aligned where they agree (as a diff aligns lines)."""
+    rows: list[ArgumentRow] = []
+    matcher = SequenceMatcher(a=left, b=right, autojunk=False)
+    for op, i1, i2, j1, j2 in matcher.get_opcodes():
+        if op == "equal":
+            rows.extend(ArgumentRow(token, token, "same") for token in left[i1:i2])
+            continue
+        olds, news = left[i1:i2], right[j1:j2]
+        for k in range(max(len(olds), len(news))):
+            old = olds[k] if k < len(olds) else None
+            new = news[k] if k < len(news) else None
+            change = "changed" if old is not None and new is not None else ("removed" if new is None else "added")
+            rows.append(ArgumentRow(old, new, change))
+    return rows
 
 
 class JobRunQuerySet(models.QuerySet["JobRun"]):
@@ -42,6 +78,9 @@ class JobRunQuerySet(models.QuerySet["JobRun"]):
     def stale(self, *, older_than: timedelta) -> JobRunQuerySet:
         """Runs that claim to be running but have not heartbeated for ``older_than``."""
         return self.filter(status__in=LIVE, heartbeat_at__lt=timezone.now() - older_than)
+
+    def awaiting_approval(self) -> JobRunQuerySet:
+        return self.filter(status=Status.AWAITING)
 
     def unclaimed(self, *, older_than: timedelta) -> JobRunQuerySet:
         return self.filter(status=Status.QUEUED, queued_at__lt=timezone.now() - older_than)
@@ -117,6 +156,17 @@ class JobRun(CommandLine):
     due_at = models.DateTimeField(
         null=True, blank=True, help_text="The schedule's time this run is for; empty for “run now” and plain runs."
     )
+    dry_run_flag = models.CharField(
+        max_length=100, blank=True, default="", help_text="The flag that made this run a dry run (--dry-run ...)."
+    )
+    dry_run_of = models.ForeignKey(
+        "self",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="real_runs",
+        help_text="The dry run this run repeats for real.",
+    )
     status = models.CharField(max_length=12, choices=Status.choices, default=Status.QUEUED)
     exclusive = models.BooleanField(default=False)
     timeout_seconds = models.FloatField(default=3600)
@@ -129,6 +179,19 @@ class JobRun(CommandLine):
     worker_host = models.CharField(max_length=255, blank=True, default="")
     worker_pid = models.IntegerField(null=True, blank=True)
     child_pid = models.IntegerField(null=True, blank=True, help_text="Also the child's process group id.")
+    needs_approval = models.BooleanField(
+        default=False, help_text="Whether a second staff user had to approve the run before it could start."
+    )
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        help_text="Who approved or rejected a run that needed approval.",
+    )
+    decided_at = models.DateTimeField(null=True, blank=True)
+    decision_reason = models.CharField(max_length=500, blank=True, default="")
     stop_requested_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
@@ -151,6 +214,7 @@ class JobRun(CommandLine):
             ("run_changing_command", "Can run commands that change data"),
             ("run_destructive_command", "Can run destructive commands (with the exposing and changing permissions)"),
             ("view_all_runs", "Can read every run and its output, whatever the command"),
+            ("approve_run", "Can approve or reject another user's run that awaits approval (of a class they may run)"),
         ]
         indexes = [
             models.Index(fields=["command", "-id"], name="jobrun_command_id"),
@@ -187,7 +251,20 @@ class JobRun(CommandLine):
 
     @property
     def can_stop(self) -> bool:
-        return self.status in (Status.QUEUED, Status.RUNNING)
+        return self.status in (Status.AWAITING, Status.QUEUED, Status.RUNNING)
+
+    @property
+    def may_run_for_real(self) -> bool:
+        """A dry run that went well may be repeated without its dry-run flag."""
+        return bool(self.dry_run_flag) and self.status == Status.SUCCEEDED
+
+    @property
+    def awaits_approval(self) -> bool:
+        return self.status == Status.AWAITING
+
+    @property
+    def status_text(self) -> str:
+        return status_text(self.status)
 
     @property
     def duration(self) -> timedelta | None:

@@ -25,7 +25,7 @@ from console.jobs import catalog, declarations
 from console.jobs.catalog import UnknownCommand
 from console.jobs.conf import JobsSettings, jobs_settings
 from console.jobs.introspect import Token
-from console.jobs.models import ACTIVE, JobRun, Missed, Overlap, Schedule, Source
+from console.jobs.models import ACTIVE, JobRun, Missed, Overlap, Schedule, Source, Status
 from console.jobs.services import RUN_JOB, When, job_queued, schedule_save
 
 # Due schedules handled per transaction: small enough that a racing tick waits briefly, large enough that
@@ -87,9 +87,10 @@ def create_due_runs(now: datetime | None = None) -> Tally:
                 job_queued(run, actor=None, dispatch=False)
             for (next_run_at, last_due_at), pks in moves.items():
                 Schedule.objects.filter(pk__in=pks).update(next_run_at=next_run_at, last_due_at=last_due_at)
-            if created:
+            if queued := [run.pk for run in created if run.status == Status.QUEUED]:
                 # One task hands the batch's runs to the queue: 250 enqueues would cost the tick more than the rest.
-                enqueue_on_commit(DISPATCH_RUNS, [run.pk for run in created])
+                # Runs awaiting approval are left out: approving one enqueues it.
+                enqueue_on_commit(DISPATCH_RUNS, queued)
     return tally
 
 
@@ -106,13 +107,15 @@ def _decide(
         # However many times were missed, one run stands for them all: the newest.
         run_for = schedule.last_until(now) or due_at
     if schedule.overlap == Overlap.SKIP and schedule.pk in busy:
-        return None, "its last run was still queued or running"
+        return None, "its last run was still awaiting approval, queued or running"
     if conf.is_exclusive(schedule.command) and schedule.command in busy_commands:
         return None, f"{schedule.command} may not run twice at once and a run of it is going"
     return run_for, ""
 
 
 def _new_run(schedule: Schedule, due_at: datetime, conf: JobsSettings) -> JobRun:
+    # A scheduled run of a command that needs approval waits for it like any other run of that command.
+    needs_approval = conf.needs_approval(schedule.command, schedule.access)
     return JobRun(
         command=schedule.command,
         app=schedule.app,
@@ -130,6 +133,8 @@ def _new_run(schedule: Schedule, due_at: datetime, conf: JobsSettings) -> JobRun
         exclusive=conf.is_exclusive(schedule.command),
         timeout_seconds=conf.timeout_for(schedule.command),
         queued_at=timezone.now(),
+        needs_approval=needs_approval,
+        status=Status.AWAITING if needs_approval else Status.QUEUED,
     )
 
 

@@ -22,6 +22,10 @@ urlpatterns = [
     path("jobs/schedules/<int:pk>/pause", views.schedule_pause, name="schedule_pause"),
     path("jobs/schedules/<int:pk>/resume", views.schedule_resume, name="schedule_resume"),
     path("jobs/schedules/<int:pk>/run", views.schedule_run, name="schedule_run"),
+    path("jobs/runs/<int:pk>/for-real", views.run_for_real, name="run_for_real"),
+    path("jobs/runs/<int:pk>/compare", views.run_compare, name="run_compare"),
+    path("jobs/runs/<int:pk>/approve", views.run_approve, name="run_approve"),
+    path("jobs/runs/<int:pk>/reject", views.run_reject, name="run_reject"),
     path("jobs/<text:command>/", views.command_form, name="command"),
     path("jobs/<text:command>/preview", views.command_preview, name="command_preview"),
 ]

@@ -18,19 +18,24 @@ from console.core.http import ConsoleRequest, page, piece
 from console.core.inputs import whole_number
 from console.core.tables import TABLE_REGION, Ordering, filtered_table
 from console.jobs import catalog
-from console.jobs.access import RUN, SCHEDULE, VIEW_ALL, Access, lacking
+from console.jobs.access import APPROVE, RUN, SCHEDULE, VIEW_ALL, Access, lacking
 from console.jobs.catalog import CommandInfo, UnknownCommand
 from console.jobs.filters import BULK_STATUSES, JobRunFilter, JobRunTable, ScheduleFilter, ScheduleTable, bulk_targets
-from console.jobs.forms import CommandForm, RunMetaForm, ScheduleForm
+from console.jobs.forms import CommandForm, DecisionForm, RunMetaForm, ScheduleForm
 from console.jobs.introspect import cli_preview
-from console.jobs.models import JobRun, Schedule
+from console.jobs.models import JobRun, Schedule, compare_arguments
 from console.jobs.output import render_chunks, tail
 from console.jobs.services import (
     BULK_VERBS,
+    DecisionRefused,
     JobConflict,
+    for_real_tokens,
+    job_approve,
     job_bulk,
     job_deny,
+    job_reject,
     job_rerun,
+    job_run_for_real,
     job_start,
     job_stop,
     rerun_tokens,
@@ -121,7 +126,8 @@ def command_form(request: ConsoleRequest, command: str) -> HttpResponse:
         return loaded
     access = info.access
     if request.method == "POST":
-        form = CommandForm(request.POST, command=loaded, name=info.name)
+        dry_first = "dry_run_first" in request.POST
+        form = CommandForm(request.POST, command=loaded, name=info.name, force_dry_run=dry_first)
         if form.is_valid():
             access = info.access_with(form.options)
             _check_arguments(request, info, access)
@@ -134,6 +140,7 @@ def command_form(request: ConsoleRequest, command: str) -> HttpResponse:
                     tokens=form.tokens,
                     reason=meta.cleaned_data["reason"],
                     form_data=form.submitted_data(),
+                    dry_run_flag=form.dry_run_flag,
                 )
             except JobConflict as exc:
                 form.add_error(None, str(exc))
@@ -162,6 +169,8 @@ def command_form(request: ConsoleRequest, command: str) -> HttpResponse:
             "form": form,
             "meta": meta,
             "preview": preview or f"python manage.py {info.name} …",
+            # Not read from the form in the template: there ``form.dry_run`` is the field of a --dry-run option.
+            "dry_run_option": form.dry_run.option if form.dry_run else "",
         },
     )
 
@@ -235,13 +244,13 @@ def run_bulk(request: ConsoleRequest) -> HttpResponse:
     count = runs.count()
     verb = BULK_VERBS[action].lower()
     if not count:
-        state = "queued or running" if action == "stop" else "finished"
+        state = "awaiting approval, queued or running" if action == "stop" else "finished"
         if ids == []:
             why = "no runs were selected"
         elif ids:
             why = f"none of the selected runs is {state}"
         else:
-            why = f"no {state} run matches these filters"
+            why = f"no run matching these filters is {state}"
         messages.info(request, f"Zero runs to {verb}: {why}.")
         return redirect(back)
     if request.POST.get("confirm") != "yes" or up_to is None:
@@ -255,7 +264,8 @@ def run_bulk(request: ConsoleRequest) -> HttpResponse:
 def _readable_run(request: ConsoleRequest, pk: int, *, audit: bool = True) -> JobRun:
     """The run if this user may read it: they may run its class of command, or read every run."""
     run = get_object_or_404(
-        JobRun.objects.select_related("requested_by", "stop_requested_by", "rerun_of", "schedule"), pk=pk
+        JobRun.objects.select_related("requested_by", "stop_requested_by", "rerun_of", "schedule", "decided_by"),
+        pk=pk,
     )
     if not run.may_be_read_by(request.user):
         why = f"{lacking(run.access.missing(request.user))} (or {VIEW_ALL})"
@@ -263,15 +273,48 @@ def _readable_run(request: ConsoleRequest, pk: int, *, audit: bool = True) -> Jo
     return run
 
 
-def _actions(request: ConsoleRequest, run: JobRun, rerun: RunMetaForm | None = None) -> dict[str, Any]:
-    """Whether to offer stop and re-run, and the re-run's form (reason; the typed confirmation if destructive)."""
+def _real_access(run: JobRun) -> Access:
+    """The class the real run of a dry run will have: without the flag, a command may judge its arguments
+    higher. When that cannot be judged here (secrets sealed with an old key, arguments no longer taken),
+    the dry run's own class stands in: the real attempt says why it cannot run."""
+    try:
+        return catalog.access_for_argv(catalog.lookup(run.command), [t.value for t in for_real_tokens(run)])
+    except (Unsealable, CommandError, UnknownCommand):
+        return run.access
+
+
+def _actions(
+    request: ConsoleRequest,
+    run: JobRun,
+    rerun: RunMetaForm | None = None,
+    decision: DecisionForm | None = None,
+    real: RunMetaForm | None = None,
+) -> dict[str, Any]:
+    """Whether to offer stop, re-run, approve and reject, and the re-run's form (reason; the typed confirmation
+    if destructive)."""
     may_act = _may_act(request, run)
     if rerun is None and may_act and run.is_final:
         rerun = RunMetaForm(info=catalog.lookup(run.command), destructive=run.access.destructive)
-    return {"may_act": may_act, "rerun": rerun}
+    if real is None and may_act and run.may_run_for_real:
+        real = RunMetaForm(info=catalog.lookup(run.command), destructive=_real_access(run).destructive, prefix="real")
+    may_decide = run.awaits_approval and _decision_denial(request, run) is None
+    return {
+        "may_act": may_act,
+        "rerun": rerun,
+        "real": real,
+        "may_decide": may_decide,
+        "decision": decision or DecisionForm(),
+    }
 
 
-def _run_page(request: ConsoleRequest, run: JobRun, *, rerun: RunMetaForm | None = None) -> HttpResponse:
+def _run_page(
+    request: ConsoleRequest,
+    run: JobRun,
+    *,
+    rerun: RunMetaForm | None = None,
+    decision: DecisionForm | None = None,
+    real: RunMetaForm | None = None,
+) -> HttpResponse:
     chunks, earlier = tail(run)
     return render(
         request,
@@ -282,8 +325,8 @@ def _run_page(request: ConsoleRequest, run: JobRun, *, rerun: RunMetaForm | None
             "after": chunks[-1].seq if chunks else 0,
             "earlier": earlier,
             "done": run.is_final,
-            "poll_every": poll_every(has_output=bool(chunks)),
-            **_actions(request, run, rerun),
+            "poll_every": poll_every(has_output=bool(chunks), awaiting=run.awaits_approval),
+            **_actions(request, run, rerun, decision, real),
         },
     )
 
@@ -295,9 +338,12 @@ def run_detail(request: ConsoleRequest, pk: int) -> HttpResponse:
     return _run_page(request, _readable_run(request, pk))
 
 
-def poll_every(*, has_output: bool) -> str:
+def poll_every(*, has_output: bool, awaiting: bool = False) -> str:
     """Poll briskly until the first output arrives, so a new run shows its first line without a second's wait;
-    then once a second, which is as fast as a person reads a scrolling log."""
+    then once a second, which is as fast as a person reads a scrolling log. A run awaiting approval may wait
+    for hours: a few seconds' lag after the approval costs nothing."""
+    if awaiting:
+        return "5s"
     return "1s" if has_output else "250ms"
 
 
@@ -331,7 +377,7 @@ def run_output(request: ConsoleRequest, pk: int) -> HttpResponse:
         "oob": True,
         # The summary (status, stop button) is sent again only when the status moved since the last poll.
         "refresh_summary": done or run.status != request.GET.get("seen", ""),
-        "poll_every": poll_every(has_output=cursor > 0),
+        "poll_every": poll_every(has_output=cursor > 0, awaiting=run.awaits_approval),
         **_actions(request, run),
     }
     return piece(request, "jobs/run.html#poll", context, stop_polling=done)
@@ -364,23 +410,123 @@ def run_stop(request: ConsoleRequest, pk: int) -> HttpResponse:
 @require_POST
 def run_rerun(request: ConsoleRequest, pk: int) -> HttpResponse:
     run = get_object_or_404(JobRun.objects.select_related("requested_by", "stop_requested_by", "rerun_of"), pk=pk)
+    return _repeat(request, run, for_real=False)
+
+
+@staff_required
+@explains_refusals
+@require_POST
+def run_for_real(request: ConsoleRequest, pk: int) -> HttpResponse:
+    """Run a finished dry run's command line again without its dry-run flag."""
+    run = get_object_or_404(JobRun.objects.select_related("requested_by", "stop_requested_by", "rerun_of"), pk=pk)
+    if not run.may_run_for_real:
+        _command(request, run.command)  # who may not run the command hears that first
+        messages.error(request, f"Run #{run.pk} is not a dry run that succeeded: there is nothing to run for real.")
+        return redirect("jobs:run", pk=run.pk)
+    return _repeat(request, run, for_real=True)
+
+
+def _repeat(request: ConsoleRequest, run: JobRun, *, for_real: bool) -> HttpResponse:
+    """Queue ``run``'s command line again (without its dry-run flag when ``for_real``), judged again on its
+    arguments and confirmed like a new run."""
     info = _command(request, run.command)
     try:
-        tokens = rerun_tokens(run)
+        tokens = for_real_tokens(run) if for_real else rerun_tokens(run)
         access = catalog.access_for_argv(info, [t.value for t in tokens])
     except (Unsealable, CommandError) as exc:
         messages.error(request, f"This run cannot be repeated as it was ({exc}): edit its arguments.")
         return redirect(f"{reverse('jobs:command', args=[run.command])}?from={run.pk}")
     _check_arguments(request, info, access)
-    meta = RunMetaForm(request.POST, info=info, destructive=access.destructive)
+    meta = RunMetaForm(request.POST, info=info, destructive=access.destructive, prefix="real" if for_real else "job")
     if not meta.is_valid():
-        return _run_page(request, run, rerun=meta)
+        return _run_page(request, run, real=meta) if for_real else _run_page(request, run, rerun=meta)
+    start = job_run_for_real if for_real else job_rerun
     try:
-        new = job_rerun(actor=request.user, run=run, info=info, reason=meta.cleaned_data["reason"])
+        new = start(actor=request.user, run=run, info=info, reason=meta.cleaned_data["reason"])
     except JobConflict as exc:
         messages.error(request, str(exc))
         return redirect("jobs:run", pk=run.pk)
     return redirect("jobs:run", pk=new.pk)
+
+
+COMPARE_CHOICES = 20
+
+
+@staff_required
+@explains_refusals
+@require_GET
+def run_compare(request: ConsoleRequest, pk: int) -> HttpResponse:
+    """Two runs of one command, their arguments side by side with the differences marked; without ``with``,
+    the other runs of the command to pick from."""
+    run = _readable_run(request, pk)
+    choices = (
+        JobRun.objects.visible_to(request.user)
+        .filter(command=run.command)
+        .exclude(pk=run.pk)
+        .select_related("requested_by")[:COMPARE_CHOICES]
+    )
+    context: dict[str, Any] = {"run": run, "choices": choices}
+    given = request.GET.get("with")
+    if given is None:
+        return render(request, "jobs/compare.html", context)
+    other_pk = whole_number(given)
+    if other_pk is None:
+        context["problem"] = "“with” must be the number of a run, such as 12."
+        return render(request, "jobs/compare.html", context, status=400)
+    other = _readable_run(request, other_pk)
+    if other.command != run.command:
+        context["problem"] = (
+            f"Run #{other.pk} is a run of {other.command}, not of {run.command}: only runs of one command compare."
+        )
+        return render(request, "jobs/compare.html", context, status=400)
+    # The earlier run on the left, as a diff reads: what changed from it to the later one.
+    left, right = sorted((run, other), key=lambda r: r.pk)
+    context.update(left=left, right=right, rows=compare_arguments(left.argv, right.argv))
+    return render(request, "jobs/compare.html", context)
+
+
+def _decision_denial(request: ConsoleRequest, run: JobRun) -> str | None:
+    """Why this user may not approve or reject ``run`` at all: the approve permission, and the right to run the
+    run's class themselves, since approving it lets it run."""
+    missing = [perm for perm in (APPROVE, *run.access.permissions) if not request.user.has_perm(perm)]
+    if missing:
+        return lacking(missing)
+    if run.requested_by_id == request.user.pk:
+        return "you requested it, and another staff user must approve or reject it"
+    return None
+
+
+def _decide(request: ConsoleRequest, pk: int, *, approve: bool) -> HttpResponse:
+    run = get_object_or_404(JobRun.objects.select_related("requested_by"), pk=pk)
+    action = "approved" if approve else "rejected"
+    why = _decision_denial(request, run)
+    if why is not None:
+        _refuse(request, run.command, why, action=f"{action} by you", run=run)
+    form = DecisionForm(request.POST)
+    if not form.is_valid():
+        return _run_page(request, run, decision=form)
+    decide = job_approve if approve else job_reject
+    try:
+        decide(actor=request.user, run=run, reason=form.cleaned_data["reason"])
+    except DecisionRefused as exc:
+        messages.error(request, str(exc))
+        return redirect("jobs:run", pk=run.pk)
+    messages.success(request, f"Run #{run.pk} {action}.")
+    return redirect("jobs:run", pk=run.pk)
+
+
+@staff_required
+@explains_refusals
+@require_POST
+def run_approve(request: ConsoleRequest, pk: int) -> HttpResponse:
+    return _decide(request, pk, approve=True)
+
+
+@staff_required
+@explains_refusals
+@require_POST
+def run_reject(request: ConsoleRequest, pk: int) -> HttpResponse:
+    return _decide(request, pk, approve=False)
 
 
 @staff_required

@@ -77,7 +77,10 @@ def test_a_bulk_action_over_zero_runs_says_so(client: Client, operator: User) ->
     make(operator, Status.SUCCEEDED)
     client.force_login(operator)
     response = client.post("/jobs/runs/bulk", {"do": "stop-matching", "filter": "command=demo_report"}, follow=True)
-    assert "Zero runs to stop: no queued or running run matches these filters." in response.content.decode()
+    assert (
+        "Zero runs to stop: no run matching these filters is awaiting approval, queued or running."
+        in response.content.decode()
+    )
     response = client.post("/jobs/runs/bulk", {"do": "rerun-selected"}, follow=True)
     assert "Zero runs to re-run: no runs were selected." in response.content.decode()
     assert not Operation.objects.exists()
@@ -131,3 +134,27 @@ def test_cancelling_a_bulk_action_is_audited(client: Client, operator: User) -> 
     assert cancel_operation(operation, operator)
     cancelled = Event.objects.get(type="job.bulk_cancelled")
     assert cancelled.actor == operator and cancelled.data["operation_id"] == operation.pk
+
+
+def test_bulk_stop_withdraws_runs_awaiting_approval(client: Client, operator: User) -> None:
+    awaiting = make(operator, Status.AWAITING, needs_approval=True)
+    rejected = make(operator, Status.REJECTED, needs_approval=True)
+    client.force_login(operator)
+    page, fields = confirm(client, {"do": "stop-matching", "filter": ""})
+    assert "Stop 1 run?" in page
+    client.post("/jobs/runs/bulk", fields)
+    run_operation(Operation.objects.get().pk)
+    assert JobRun.objects.get(pk=awaiting.pk).status == Status.CANCELLED
+    assert JobRun.objects.get(pk=rejected.pk).status == Status.REJECTED
+
+
+def test_a_bulk_rerun_of_a_rejected_run_waits_for_approval_again(client: Client, operator: User, settings: Any) -> None:
+    settings.CONSOLE_JOBS = {"APPROVALS": ["demo_report"]}
+    rejected = make(operator, Status.REJECTED, needs_approval=True)
+    client.force_login(operator)
+    page, fields = confirm(client, {"do": "rerun-matching", "filter": "status=rejected"})
+    assert "Re-run 1 run?" in page
+    client.post("/jobs/runs/bulk", fields)
+    run_operation(Operation.objects.get().pk)
+    rerun = JobRun.objects.get(rerun_of=rejected)
+    assert (rerun.status, rerun.needs_approval) == (Status.AWAITING, True)

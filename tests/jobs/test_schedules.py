@@ -125,9 +125,40 @@ def test_overlap_skip_creates_no_run_while_the_last_one_is_going(operator: User)
     tally = create_due_runs(due)
     assert (tally.created, tally.skipped) == (0, 1)
     schedule.refresh_from_db()
-    assert schedule.last_skipped_at == due and "still queued or running" in schedule.skip_note
+    assert schedule.last_skipped_at == due and "still awaiting approval, queued or running" in schedule.skip_note
     assert schedule.next_run_at == due + timedelta(days=1)
     assert Event.objects.filter(type="schedule.skipped", data__name="nightly").count() == 1
+
+
+def test_a_scheduled_run_of_a_command_that_needs_approval_waits_for_it(
+    operator: User, settings: Any, django_capture_on_commit_callbacks: Any
+) -> None:
+    settings.CONSOLE_JOBS = {"APPROVALS": ["demo_report"]}
+    schedule = make_schedule(operator)
+    due = schedule.next_run_at
+    assert due is not None
+    with django_capture_on_commit_callbacks() as callbacks:
+        assert create_due_runs(due).created == 1
+    run = JobRun.objects.get(schedule=schedule)
+    assert (run.status, run.needs_approval) == (Status.AWAITING, True)
+    assert Event.objects.get(type="job.queued", data__run_id=run.pk).data["awaiting_approval"] is True
+    # Nothing goes to the queue: approving the run enqueues it.
+    assert callbacks == []
+    # While it waits it is the schedule's last run still going: an overlap "skip" schedule skips the next time.
+    next_due = schedule.next_after(due)
+    assert next_due is not None
+    tally = create_due_runs(next_due)
+    assert (tally.created, tally.skipped) == (0, 1)
+    schedule.refresh_from_db()
+    assert "still awaiting approval, queued or running" in schedule.skip_note
+
+
+def test_a_rejected_run_does_not_hold_back_the_schedule(operator: User) -> None:
+    schedule = make_schedule(operator)
+    due = schedule.next_run_at
+    assert due is not None
+    JobRun.objects.create(command="demo_report", schedule=schedule, status=Status.REJECTED, needs_approval=True)
+    assert create_due_runs(due).created == 1
 
 
 def test_overlap_queue_creates_a_run_while_the_last_one_is_going(operator: User) -> None:
