@@ -22,7 +22,7 @@
         "MISSED_AFTER_SECONDS": 300,  # a due time older than this when the tick sees it was missed
         "KEEP_OUTPUT_LINES": [10000, 10000],  # a finished run's first and last lines kept; the middle is cut
         "KEEP_OUTPUT_LINES_BY_COMMAND": {},   # command -> [first, last]
-        "KEEP_RUNS_DAYS": 90,         # finished runs and their output are deleted after this long (0: never)
+        "KEEP_RUNS_DAYS": 0,          # finished runs and their output are deleted after this long (0: never)
         "KEEP_RUNS_DAYS_BY_COMMAND": {},      # command -> days
         "PRUNE_BATCH": 1000,          # output chunks deleted per transaction: short, so appends never wait long
         "PRUNE_PAUSE_SECONDS": 0.05,  # ... and a pause between two, in which waiting writers get the database
@@ -110,7 +110,8 @@ class JobsSettings(AppSettings):
     missed_after_seconds: float = field(default=300, metadata=POSITIVE)
     keep_output_lines: tuple[int, ...] = (10000, 10000)
     keep_output_lines_by_command: dict[str, tuple[int, ...]] = field(default_factory=dict)
-    keep_runs_days: float = field(default=90, metadata=AT_LEAST_ZERO)
+    # Kept for ever unless a site opts in: a site upgrading must not start deleting its run history unasked.
+    keep_runs_days: float = field(default=0, metadata=AT_LEAST_ZERO)
     keep_runs_days_by_command: dict[str, float] = field(default_factory=dict)
     prune_batch: int = field(default=1000, metadata=POSITIVE)
     prune_pause_seconds: float = field(default=0.05, metadata=AT_LEAST_ZERO)

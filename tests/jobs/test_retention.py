@@ -86,6 +86,17 @@ def test_old_finished_runs_are_deleted_with_their_output_in_batches(db: None, se
     assert set(JobRun.objects.values_list("pk", flat=True)) == {recent.pk, forever.pk, still_running.pk}
 
 
+def test_old_runs_are_kept_for_ever_unless_the_site_opts_in(db: None, settings: Any) -> None:
+    settings.CONSOLE_JOBS = {"KEEP_RUNS_DAYS_BY_COMMAND": {"prune_me": 30}}
+    long_ago = timezone.now() - timedelta(days=3650)
+    kept = long_run(finished_at=long_ago)
+    pruned = long_run(command="prune_me", finished_at=long_ago)
+    assert jobs_settings().keep_runs_days == 0
+    assert delete_old_runs(jobs_settings(), time.monotonic() + 60) == (1, 100)
+    assert set(JobRun.objects.values_list("pk", flat=True)) == {kept.pk}
+    assert not OutputChunk.objects.filter(run_id=pruned.pk).exists()
+
+
 @pytest.mark.parametrize("value", [[5], [-1, 5], "10"])
 def test_bad_output_limits_fail_the_system_check(settings: Any, value: Any) -> None:
     from console.jobs.conf import JobsSettings
