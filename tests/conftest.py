@@ -245,6 +245,18 @@ def page(browser: Any, live_server: Any, csp_violations: list[str]) -> Iterator[
     assert csp_violations == [], "\n".join(csp_violations)
 
 
+def serious_accessibility_violations(page: Any) -> list[str]:
+    """axe-core's serious and critical violations on the page as it is now, one line each."""
+    from axe_playwright_python.sync_playwright import Axe
+
+    results = Axe().run(page)
+    return [
+        f"{violation['id']}: {violation['help']} ({len(violation['nodes'])} elements)"
+        for violation in results.response["violations"]
+        if violation.get("impact") in ("serious", "critical")
+    ]
+
+
 @pytest.fixture
 def signed_in_page(page: Any, admin_user: User) -> Any:
     """A browser page signed in as a superuser through the real login form."""

@@ -6,26 +6,13 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from axe_playwright_python.sync_playwright import Axe
 from django.contrib.auth.models import User
 from playwright.sync_api import expect
 
 from console.jobs.models import JobRun, Status
-from tests.conftest import Worker, sign_in
+from tests.conftest import Worker, serious_accessibility_violations, sign_in
 
 pytestmark = pytest.mark.browser
-
-AXE = Axe()
-
-
-def serious_violations(page: Any) -> list[str]:
-    """What axe-core finds on the page as it is now, serious or critical only."""
-    results = AXE.run(page)
-    return [
-        f"{violation['id']}: {violation['help']}: {', '.join(str(node['target']) for node in violation['nodes'])}"
-        for violation in results.response["violations"]
-        if violation["impact"] in ("serious", "critical")
-    ]
 
 
 def test_a_destructive_command_waits_for_a_second_user_who_approves_it(
@@ -45,7 +32,7 @@ def test_a_destructive_command_waits_for_a_second_user_who_approves_it(
     expect(page.get_by_test_id("run-approval")).to_contain_text("Waits for a second staff user")
     expect(page.get_by_role("button", name="Approve and run")).to_have_count(0)
     expect(page.get_by_role("button", name="Withdraw request")).to_be_visible()
-    assert serious_violations(page) == []
+    assert serious_accessibility_violations(page) == []
 
     approver = browser.new_context(base_url=live_server.url)
     other = approver.new_page()
@@ -53,10 +40,10 @@ def test_a_destructive_command_waits_for_a_second_user_who_approves_it(
         sign_in(other, admin_user)
         waiting = other.get_by_test_id("jobs-awaiting")
         expect(waiting).to_have_text("1")
-        assert serious_violations(other) == []
+        assert serious_accessibility_violations(other) == []
         other.get_by_role("link", name=f"#{run.pk} demo_import").click()
         other.wait_for_url(f"**/jobs/runs/{run.pk}/")
-        assert serious_violations(other) == []
+        assert serious_accessibility_violations(other) == []
         other.get_by_label("Reason").fill("checked the source")
         other.get_by_role("button", name="Approve and run").click()
         expect(other.get_by_role("list", name="Messages")).to_contain_text(f"Run #{run.pk} approved.")
@@ -78,7 +65,7 @@ def test_a_dry_run_first_then_the_real_run_with_the_same_arguments(signed_in_pag
     page.goto("/jobs/demo_report/")
     page.get_by_label("name").fill("Quarterly")
     page.get_by_label("--email").fill("ops@example.com")
-    assert serious_violations(page) == []
+    assert serious_accessibility_violations(page) == []
     page.get_by_role("button", name="Dry run first (--dry-run)").click()
     page.wait_for_url("**/jobs/runs/*/")
     dry = JobRun.objects.get()
@@ -86,7 +73,7 @@ def test_a_dry_run_first_then_the_real_run_with_the_same_arguments(signed_in_pag
     expect(page.get_by_test_id("run-argv")).to_contain_text("--dry-run")
     expect(page.get_by_test_id("run-status")).to_have_text("succeeded", timeout=30_000)
     expect(page.get_by_test_id("run-dry-run")).to_contain_text("Yes (--dry-run)")
-    assert serious_violations(page) == []
+    assert serious_accessibility_violations(page) == []
 
     page.get_by_role("button", name="Run for real with the same arguments").click()
     page.wait_for_url(lambda url: url.endswith("/") and f"/jobs/runs/{dry.pk}/" not in url)
@@ -94,14 +81,14 @@ def test_a_dry_run_first_then_the_real_run_with_the_same_arguments(signed_in_pag
     expect(page.get_by_test_id("run-argv")).not_to_contain_text("--dry-run")
     expect(page.get_by_test_id("run-argv")).to_contain_text("--email=ops@example.com")
     expect(page.get_by_test_id("run-status")).to_have_text("succeeded", timeout=30_000)
-    assert serious_violations(page) == []
+    assert serious_accessibility_violations(page) == []
 
     page.get_by_test_id("run-dry-run-of").get_by_role("link", name="compare arguments").click()
     page.wait_for_url(f"**/jobs/runs/{real.pk}/compare?with={dry.pk}")
     removed = page.get_by_test_id("compare").locator("tr.removed")
     expect(removed).to_have_count(1)
     expect(removed).to_contain_text("--dry-run")
-    assert serious_violations(page) == []
+    assert serious_accessibility_violations(page) == []
     page.go_back()
 
     page.get_by_test_id("run-dry-run-of").get_by_role("link", name=f"#{dry.pk}").click()

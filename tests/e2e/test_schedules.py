@@ -8,21 +8,9 @@ import pytest
 from playwright.sync_api import expect
 
 from console.jobs.models import JobRun, Schedule, Status
-from tests.conftest import Worker
+from tests.conftest import Worker, serious_accessibility_violations
 
 pytestmark = pytest.mark.browser
-
-
-def serious_accessibility_violations(page: Any) -> list[str]:
-    """axe-core's serious and critical violations on the page as it is now, one line each."""
-    from axe_playwright_python.sync_playwright import Axe
-
-    results = Axe().run(page)
-    return [
-        f"{violation['id']}: {violation['help']} ({len(violation['nodes'])} elements)"
-        for violation in results.response["violations"]
-        if violation.get("impact") in ("serious", "critical")
-    ]
 
 
 def test_a_schedule_made_from_the_form_shows_its_next_run_and_runs_now(signed_in_page: Any, worker: Worker) -> None:
