@@ -9,6 +9,7 @@ class JobsConfig(AppConfig):
     verbose_name = "Jobs"
 
     def ready(self) -> None:
+        from console.core.backends import uses_huey
         from console.core.registry import Panel, registry
         from console.jobs import conf, declarations  # noqa: F401  # system checks and event declarations
         from console.jobs.maintenance import reap_lost_runs
@@ -17,3 +18,10 @@ class JobsConfig(AppConfig):
         registry.add_nav("Jobs", "jobs:catalog", 10)
         registry.add_duty("jobs.reap_lost_runs", reap_lost_runs)
         registry.add_panel(Panel(template="jobs/_panel.html", context=dashboard_panel, order=10))
+        if uses_huey():
+            # A Huey consumer starts its warm runner with itself; other backends' workers at their first run.
+            from huey.contrib.djhuey import on_startup
+
+            from console.jobs.warm import prestart
+
+            on_startup()(prestart)

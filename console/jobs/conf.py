@@ -16,6 +16,8 @@
         "STOP_GRACE_SECONDS": 5,      # SIGTERM, then SIGKILL after this long
         "FLUSH_SECONDS": 0.2,         # output reaches the database at least this often ...
         "FLUSH_BYTES": 65536,         # ... or as soon as this much is waiting
+        "WARM_START": True,           # fork runs from a preloaded runner; False: a fresh manage.py for each
+        "FRESH_START": [],            # commands that always start in a fresh manage.py ("*" for every command)
     }
 """
 
@@ -52,6 +54,7 @@ DENY = frozenset(
         "console_tick",
         "console_admin",
         "console_job",
+        "console_warm_runner",
         # django-extensions: shells, servers, database wipes and interactive helpers
         "shell_plus",
         "runserver_plus",
@@ -93,6 +96,8 @@ class JobsSettings(AppSettings):
     stop_grace_seconds: float = field(default=5, metadata=POSITIVE)
     flush_seconds: float = field(default=0.2, metadata=POSITIVE)
     flush_bytes: int = field(default=65536, metadata=POSITIVE)
+    warm_start: bool = True
+    fresh_start: frozenset[str] = frozenset()
 
     @property
     def denied(self) -> frozenset[str]:
@@ -107,6 +112,10 @@ class JobsSettings(AppSettings):
 
     def timeout_for(self, command: str) -> float:
         return float(self.timeouts.get(command, self.default_timeout))
+
+    def starts_warm(self, command: str) -> bool:
+        """Whether a run of ``command`` is forked from the worker's warm runner rather than a fresh manage.py."""
+        return self.warm_start and "*" not in self.fresh_start and command not in self.fresh_start
 
     def is_exclusive(self, command: str) -> bool:
         return "*" in self.exclusive or command in self.exclusive
