@@ -29,6 +29,8 @@ from console.jobs.warm import ensure_started
 from tests.conftest import Worker, wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
+# A new worker's first run waits for the worker's start and, warm, its warm runner's: both slow on a busy machine.
+FIRST_RUN_SECONDS = 90
 
 
 @pytest.fixture(autouse=True, params=["warm", "fresh"])
@@ -154,7 +156,7 @@ def test_secret_arguments_are_masked_in_the_run_and_its_events(operator: User) -
 
 def test_it_stops_a_running_job_through_a_real_worker(operator: User, worker: Worker) -> None:
     run = start(operator, "demo_import", "--seconds", "60")
-    wait_for(lambda: JobRun.objects.get(pk=run.pk).line_count >= 1, timeout=30, what="first output line")
+    wait_for(lambda: JobRun.objects.get(pk=run.pk).line_count >= 1, timeout=FIRST_RUN_SECONDS, what="first output line")
     job_stop(actor=operator, run=JobRun.objects.get(pk=run.pk))
     wait_for(lambda: JobRun.objects.get(pk=run.pk).status == Status.CANCELLED, timeout=30, what="cancelled")
     run.refresh_from_db()
@@ -170,7 +172,7 @@ def test_a_run_whose_worker_is_killed_becomes_lost_and_its_group_dies(
     # One batch over two minutes: after its first lines the child stays quiet, so it does not die of a broken
     # pipe when its reader goes away, like a long migration would not.
     run = start(operator, "demo_import", "--batches", "1", "--seconds", "120")
-    wait_for(lambda: JobRun.objects.get(pk=run.pk).child_pid, timeout=30, what="the child process")
+    wait_for(lambda: JobRun.objects.get(pk=run.pk).child_pid, timeout=FIRST_RUN_SECONDS, what="the child process")
     wait_for(lambda: JobRun.objects.get(pk=run.pk).line_count >= 1, timeout=30, what="first output line")
     run.refresh_from_db()
     assert run.child_pid and group_alive(run.child_pid)
@@ -245,7 +247,9 @@ def test_a_secret_never_reaches_a_command_line_or_a_table_yet_the_command_gets_i
 ) -> None:
     secret = "s3cret-" + os.urandom(8).hex()
     run = start(operator, "demo_import", f"--api-key={secret}", "--batches=1", "--seconds=120", secret=(0,))
-    child_pid = wait_for(lambda: JobRun.objects.get(pk=run.pk).child_pid, timeout=30, what="the child process")
+    child_pid = wait_for(
+        lambda: JobRun.objects.get(pk=run.pk).child_pid, timeout=FIRST_RUN_SECONDS, what="the child process"
+    )
     # The child announces the key it got, by fingerprint, before its long batch.
     fingerprint = hashlib.sha256(secret.encode()).hexdigest()[:12]
     wait_for(lambda: fingerprint in output_of(run), timeout=30, what="the command to have read its key")
