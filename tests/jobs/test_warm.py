@@ -13,6 +13,7 @@ import pytest
 from django.contrib.auth.models import User
 from django.db import connection
 
+from console.jobs import warm as warm_module
 from console.jobs.models import JobRun, OutputChunk, Status
 from console.jobs.runner import execute
 from console.jobs.warm import ensure_started
@@ -100,3 +101,13 @@ def test_a_run_outlives_its_dead_warm_runner_and_ends_failed_without_an_exit_cod
     assert run.status == Status.FAILED and run.exit_code is None
     assert "warm runner that started it died" in run.note
     assert "Imported" in "\n".join(run.chunks.values_list("text", flat=True))  # the output was still all read
+
+
+def test_a_process_forked_from_a_worker_starts_its_own_warm_runner(warm: int) -> None:
+    # Huey's process workers are forked from the consumer: they must not share (and hold open) its warm runner.
+    pid = os.fork()
+    if pid == 0:
+        os._exit(0 if warm_module._runner is None else 1)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert ensure_started() == warm  # the parent's is untouched
