@@ -203,6 +203,7 @@ else:
 # --- The console's apps ------------------------------------------------------------------------------------
 # Web and worker processes count metrics into one directory, kept with the site's other state.
 CONSOLE_EVENTS: dict[str, object] = {"METRICS_DIR": str(VAR_DIR / "prometheus")}
+CONSOLE_JOBS: dict[str, object] = {"WARM_START": env_bool("CONSOLE_JOBS_WARM_START", True)}
 
 # --- Auth, i18n, static ----------------------------------------------------------------------------------
 AUTH_PASSWORD_VALIDATORS = [

@@ -9,6 +9,7 @@ class JobsConfig(AppConfig):
     verbose_name = "Jobs"
 
     def ready(self) -> None:
+        from console.core.backends import uses_huey
         from console.core.registry import OperationKind, Panel, registry
         from console.jobs import conf, declarations  # noqa: F401  # system checks and event declarations
         from console.jobs.access import RUN
@@ -25,3 +26,10 @@ class JobsConfig(AppConfig):
         registry.add_duty("jobs.retention", prune)
         registry.add_operation(OperationKind(kind=BULK, run=run_bulk, permission=RUN, on_cancel=job_bulk_cancelled))
         registry.add_panel(Panel(template="jobs/_panel.html", context=dashboard_panel, order=10))
+        if uses_huey():
+            # A Huey consumer starts its warm runner with itself; other backends' workers at their first run.
+            from huey.contrib.djhuey import on_startup
+
+            from console.jobs.warm import prestart
+
+            on_startup()(prestart)

@@ -26,6 +26,8 @@
         "KEEP_RUNS_DAYS_BY_COMMAND": {},      # command -> days
         "PRUNE_BATCH": 1000,          # output chunks deleted per transaction: short, so appends never wait long
         "PRUNE_PAUSE_SECONDS": 0.05,  # ... and a pause between two, in which waiting writers get the database
+        "WARM_START": True,           # fork runs from a preloaded runner; False: a fresh manage.py for each
+        "FRESH_START": [],            # commands that always start in a fresh manage.py ("*" for every command)
     }
 """
 
@@ -63,6 +65,7 @@ DENY = frozenset(
         "console_tick",
         "console_admin",
         "console_job",
+        "console_warm_runner",
         # django-extensions: shells, servers, database wipes and interactive helpers
         "shell_plus",
         "runserver_plus",
@@ -115,6 +118,8 @@ class JobsSettings(AppSettings):
     keep_runs_days_by_command: dict[str, float] = field(default_factory=dict)
     prune_batch: int = field(default=1000, metadata=POSITIVE)
     prune_pause_seconds: float = field(default=0.05, metadata=AT_LEAST_ZERO)
+    warm_start: bool = True
+    fresh_start: frozenset[str] = frozenset()
 
     @property
     def denied(self) -> frozenset[str]:
@@ -135,6 +140,10 @@ class JobsSettings(AppSettings):
         pair = self.keep_output_lines_by_command.get(command, self.keep_output_lines)
         # A malformed pair fails the system check; until it is fixed, nothing is cut.
         return (pair[0], pair[1]) if len(pair) == 2 and min(pair) >= 0 else (2**62, 2**62)
+
+    def starts_warm(self, command: str) -> bool:
+        """Whether a run of ``command`` is forked from the worker's warm runner rather than a fresh manage.py."""
+        return self.warm_start and "*" not in self.fresh_start and command not in self.fresh_start
 
     def is_exclusive(self, command: str) -> bool:
         return "*" in self.exclusive or command in self.exclusive
