@@ -144,8 +144,9 @@ def _undecidable(run: JobRun, actor: AbstractBaseUser) -> str | None:
 
 def _decide(*, actor: AbstractBaseUser, run: JobRun, approve: bool, reason: str) -> JobRun:
     with transaction.atomic():
-        # The current row, locked, so two people deciding at once cannot both succeed.
-        run = JobRun.objects.select_for_update().select_related("decided_by").get(pk=run.pk)
+        # The current row, locked, so two people deciding at once cannot both succeed. Only the run's own row:
+        # PostgreSQL refuses FOR UPDATE on the nullable side of the decided_by outer join.
+        run = JobRun.objects.select_for_update(of=("self",)).select_related("decided_by").get(pk=run.pk)
         why = _undecidable(run, actor)
         if why is not None:
             raise DecisionRefused(why)
