@@ -206,6 +206,7 @@ CONSOLE_EVENTS: dict[str, object] = {
     "METRICS_DIR": str(VAR_DIR / "prometheus"),
     "ARCHIVE_DIR": str(VAR_DIR / "archive"),
 }
+CONSOLE_JOBS: dict[str, object] = {"WARM_START": env_bool("CONSOLE_JOBS_WARM_START", True)}
 
 # --- Auth, i18n, static ----------------------------------------------------------------------------------
 AUTH_PASSWORD_VALIDATORS = [

@@ -260,9 +260,14 @@ def serious_accessibility_violations(page: Any) -> list[str]:
 @pytest.fixture
 def signed_in_page(page: Any, admin_user: User) -> Any:
     """A browser page signed in as a superuser through the real login form."""
+    sign_in(page, admin_user)
+    return page
+
+
+def sign_in(page: Any, user: User) -> None:
+    """Sign ``page`` in as ``user`` through the real login form."""
     page.goto("/accounts/login/")
-    page.get_by_label("Username").fill(admin_user.username)
+    page.get_by_label("Username").fill(user.username)
     page.get_by_label("Password").fill(PASSWORD)
     page.get_by_role("button", name="Sign in").click()
     page.wait_for_url("**/")
-    return page

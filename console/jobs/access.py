@@ -22,6 +22,9 @@ EXPOSE = "jobs.run_exposing_command"
 CHANGE = "jobs.run_changing_command"
 DESTROY = "jobs.run_destructive_command"
 VIEW_ALL = "jobs.view_all_runs"
+# Creating, changing, pausing and resuming schedules; what a schedule runs needs that command's class too.
+SCHEDULE = "jobs.change_schedule"
+APPROVE = "jobs.approve_run"
 
 
 class JobClass(models.TextChoices):

@@ -14,9 +14,32 @@ JOB_QUEUED = declare(
     "job.queued",
     description="A user queued a management command as a job.",
     required={"run_id", "command", "argv"},
-    optional={"reason", "rerun_of", "job_class", "permission"},
+    optional={
+        "reason",
+        "rerun_of",
+        "job_class",
+        "permission",
+        "schedule",
+        "due_at",
+        "awaiting_approval",
+        "dry_run_of",
+    },
     audit=True,
     metrics=[Metric("console_jobs_queued_total", "counter", "Jobs queued.")],
+)
+JOB_APPROVED = declare(
+    "job.approved",
+    description="A second staff user approved a run that awaited approval; it is queued to start.",
+    required={"run_id", "command", "requested_by"},
+    optional={"reason"},
+    audit=True,
+)
+JOB_REJECTED = declare(
+    "job.rejected",
+    description="A second staff user rejected a run that awaited approval; it never starts.",
+    required={"run_id", "command", "requested_by"},
+    optional={"reason"},
+    audit=True,
 )
 JOB_STARTED = declare(
     "job.started",
@@ -67,6 +90,49 @@ JOB_DENIED = declare(
     required={"command", "why"},
     optional={"run_id"},
     level="warning",
+    audit=True,
+)
+SCHEDULE_SAVED = declare(
+    "schedule.saved",
+    description="A user created or changed a job schedule, or the site's settings did (no actor).",
+    required={"schedule_id", "name", "command", "argv", "when"},
+    optional={"created", "enabled", "overlap", "missed", "source"},
+    audit=True,
+)
+SCHEDULE_PAUSED = declare(
+    "schedule.paused",
+    description="A user paused a job schedule: it creates no runs until resumed.",
+    required={"schedule_id", "name"},
+    audit=True,
+)
+SCHEDULE_RESUMED = declare(
+    "schedule.resumed",
+    description="A user resumed a paused job schedule; times missed while paused are skipped.",
+    required={"schedule_id", "name", "next_run_at"},
+    audit=True,
+)
+SCHEDULE_REMOVED = declare(
+    "schedule.removed",
+    description="A schedule defined in settings was removed from them, so its row went too.",
+    required={"schedule_id", "name"},
+    audit=True,
+)
+SCHEDULE_SKIPPED = declare(
+    "schedule.skipped",
+    description="A schedule's due time passed without a run: its last run was still going, or it was missed.",
+    required={"schedule_id", "name", "due_at", "why"},
+)
+JOB_BULK_REQUESTED = declare(
+    "job.bulk_requested",
+    description="A user asked to stop or re-run many runs at once (selected, or all matching a filter).",
+    required={"action", "count", "operation_id"},
+    optional={"filter", "run_ids"},
+    audit=True,
+)
+JOB_BULK_CANCELLED = declare(
+    "job.bulk_cancelled",
+    description="A user cancelled a bulk stop or re-run before it had acted on every run.",
+    required={"action", "operation_id", "done"},
     audit=True,
 )
 

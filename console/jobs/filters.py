@@ -1,21 +1,24 @@
-"""The run history's filters and table: by command, status, user, date and argument text."""
+"""The run history's and the schedules' filters and tables."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import django_filters
 import django_tables2 as tables
 from django.contrib.auth import get_user_model
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 from django.db.models.functions import Coalesce
-from django.http import HttpRequest
+from django.http import HttpRequest, QueryDict
 from django.urls import reverse
 from django.utils.html import format_html
 
 from console.core.inputs import since_q, until_q
 from console.core.tables import ConsoleTable, MomentFilter
-from console.jobs.models import JobRun, Status
+from console.jobs.models import FINAL, JobRun, Schedule, Status, status_text
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import AnonymousUser, PermissionsMixin
 
 
 def staff_users(request: HttpRequest | None) -> QuerySet[Any]:
@@ -45,7 +48,28 @@ class JobRunFilter(django_filters.FilterSet):
         return queryset.alias(ended=Coalesce("finished_at", "queued_at")).filter(until_q("ended", value))
 
 
+# What a bulk action acts on: stop only what has not ended (a run awaiting approval is withdrawn, as its
+# page's stop does), re-run only what has (a rejected run's re-run awaits approval again, as any run of it).
+STOPPABLE = (Status.AWAITING, Status.QUEUED, Status.RUNNING)
+BULK_STATUSES = {"stop": STOPPABLE, "rerun": FINAL}
+
+
+def bulk_targets(
+    user: PermissionsMixin | AnonymousUser, *, action: str, query: str, ids: list[int] | None
+) -> QuerySet[JobRun]:
+    """The runs a bulk ``action`` takes: the ``ids`` chosen, or all the filter ``query`` matches, that
+    ``user`` may read and that are in a state the action applies to."""
+    runs = JobRun.objects.visible_to(user)
+    if ids is not None:
+        runs = runs.filter(pk__in=ids)
+    else:
+        filterset = JobRunFilter(QueryDict(query), queryset=runs)
+        runs = filterset.qs if filterset.is_valid() else runs.none()
+    return runs.filter(status__in=BULK_STATUSES[action])
+
+
 class JobRunTable(ConsoleTable):
+    select = tables.Column(verbose_name="Select", accessor="pk", orderable=False)
     id = tables.Column(verbose_name="Run")
     command = tables.Column()
     argv_display = tables.Column(verbose_name="Arguments")
@@ -56,14 +80,59 @@ class JobRunTable(ConsoleTable):
 
     class Meta(ConsoleTable.Meta):
         model = JobRun
-        fields = ["id", "command", "argv_display", "status", "requested_by", "queued_at", "exit_code"]
+        fields = ["select", "id", "command", "argv_display", "status", "requested_by", "queued_at", "exit_code"]
         empty_text = "No runs match these filters."
+
+    def render_select(self, value: int) -> str:
+        # The checkboxes belong to the bulk form above the table (the form attribute), not to the filter form.
+        return format_html(
+            '<input type="checkbox" name="run" value="{}" form="bulk-form" aria-label="Select run #{}">', value, value
+        )
 
     def render_id(self, value: int) -> str:
         return format_html('<a href="{}">#{}</a>', reverse("jobs:run", args=[value]), value)
 
-    def render_status(self, value: str) -> str:
-        return format_html('<span class="badge {}">{}</span>', value, value)
+    def render_status(self, record: JobRun) -> str:
+        # Not ``value``: django-tables2 passes a choice's label, and the class wants the stored value.
+        return format_html('<span class="badge {}">{}</span>', record.status, status_text(record.status))
 
     def render_argv_display(self, value: str) -> str:
         return format_html("<code>{}</code>", value[:200])
+
+
+class ScheduleFilter(django_filters.FilterSet):
+    q = django_filters.CharFilter(label="Name or command contains", method="filter_q")
+    enabled = django_filters.BooleanFilter(label="Enabled")
+
+    class Meta:
+        model = Schedule
+        fields: list[str] = []
+
+    def filter_q(self, queryset: QuerySet[Schedule], name: str, value: str) -> QuerySet[Schedule]:
+        return queryset.filter(Q(name__icontains=value) | Q(command__icontains=value))
+
+
+class ScheduleTable(ConsoleTable):
+    name = tables.Column()
+    command = tables.Column(verbose_name="Command line", accessor="argv_display")
+    when = tables.Column(verbose_name="When", accessor="cron", orderable=False)
+    next_run_at = tables.DateTimeColumn(verbose_name="Next run (UTC)", format="Y-m-d H:i", default="paused")
+    last_due_at = tables.DateTimeColumn(verbose_name="Last due (UTC)", format="Y-m-d H:i", default="—")
+    source = tables.Column(verbose_name="Defined in")
+
+    class Meta(ConsoleTable.Meta):
+        model = Schedule
+        fields = ["name", "command", "when", "next_run_at", "last_due_at", "source"]
+        empty_text = "No schedules match these filters."
+
+    def render_name(self, record: Schedule) -> str:
+        return format_html('<a href="{}">{}</a>', reverse("jobs:schedule", args=[record.pk]), record.name)
+
+    def render_command(self, record: Schedule) -> str:
+        return format_html("<code>{} {}</code>", record.command, record.argv_display[:200])
+
+    def render_when(self, record: Schedule) -> str:
+        return record.when
+
+    def render_source(self, record: Schedule) -> str:
+        return "settings" if record.read_only else "console"

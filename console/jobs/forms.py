@@ -16,22 +16,29 @@ from django import forms
 from django.core.management.base import BaseCommand, CommandError
 
 from console.jobs.catalog import CommandInfo
+from console.jobs.conf import jobs_settings
 from console.jobs.introspect import (
     NOT_OFFERED,
+    Arg,
     ParserSpec,
     Section,
     Token,
+    dry_run_arg,
     inspect_parser,
     is_required,
     validate_argv,
 )
+from console.jobs.models import Missed, Overlap, Schedule
+from console.jobs.services import When
+from console.jobs.when import MAX_INTERVAL_SECONDS, check_cron, zone
 
 
 class CommandForm(forms.Form):
     """The generated form; after ``is_valid()``, ``tokens`` holds the argv the real parser accepted, and
-    ``options`` what the parser made of it (as the command's ``handle()`` gets it)."""
+    ``options`` what the parser made of it (as the command's ``handle()`` gets it). ``force_dry_run`` sets the
+    command's dry-run flag whatever the checkbox says ("Dry run first")."""
 
-    def __init__(self, *args: Any, command: BaseCommand, name: str, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, command: BaseCommand, name: str, force_dry_run: bool = False, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.command = command
         self.command_name = name
@@ -39,6 +46,15 @@ class CommandForm(forms.Form):
         self.tokens: list[Token] = []
         self.options: dict[str, Any] = {}
         self._add_fields(self.spec, top=True)
+        self.dry_run: Arg | None = dry_run_arg(self.spec, jobs_settings().dry_run.get(name))
+        self.force_dry_run = force_dry_run and self.dry_run is not None
+
+    @property
+    def dry_run_flag(self) -> str:
+        """After ``is_valid()``: the dry-run flag when this run is a dry run, else ""."""
+        if self.dry_run is None or not self.options.get(self.dry_run.action.dest):
+            return ""
+        return self.dry_run.option or ""
 
     def _add_fields(self, spec: ParserSpec, *, top: bool) -> None:
         if spec.sub_action is not None:
@@ -86,6 +102,8 @@ class CommandForm(forms.Form):
         cleaned = super().clean() or {}
         if self.errors:
             return cleaned
+        if self.force_dry_run and self.dry_run is not None:
+            cleaned[self.dry_run.name] = True
         tokens = self._tokens(self.spec, cleaned, top=True)
         if self.errors:
             return cleaned
@@ -128,9 +146,9 @@ class CommandForm(forms.Form):
         for required, members in spec.exclusive:
             chosen = [arg for arg in members if given.get(id(arg.action))]
             names = ", ".join(arg.label for arg in members)
+            # Once, on the group's first member: the page shows its members' errors once, next to the group.
             if len(chosen) > 1:
-                for arg in chosen:
-                    self.add_error(arg.name, f"Give only one of: {names}.")
+                self.add_error(members[0].name, f"Give only one of: {names}.")
             elif required and not chosen:
                 self.add_error(members[0].name, f"Give one of: {names}.")
         # Positionals go last, together, so argparse matches them (and a subcommand) as one run; an option
@@ -206,3 +224,100 @@ class RunMetaForm(forms.Form):
         if value != self.info.name:
             raise forms.ValidationError(f"Type “{self.info.name}” exactly to run this destructive command.")
         return value
+
+
+class ScheduleForm(forms.Form):
+    """A schedule's name, when it runs and its policies; its command line comes from the ``CommandForm``."""
+
+    name = forms.SlugField(max_length=100, help_text="Letters, digits, “-” and “_”: how the schedule is listed.")
+    cron = forms.CharField(
+        max_length=200,
+        required=False,
+        label="Cron expression",
+        help_text="Five fields: minute hour day-of-month month day-of-week, such as “30 2 * * *”.",
+    )
+    interval_seconds = forms.IntegerField(
+        required=False,
+        min_value=1,
+        max_value=MAX_INTERVAL_SECONDS,
+        label="Or every so many seconds",
+        help_text="Instead of a cron expression.",
+    )
+    time_zone = forms.CharField(
+        max_length=64, initial="UTC", help_text="An IANA name such as Europe/Paris: what the cron times mean."
+    )
+    overlap = forms.ChoiceField(choices=Overlap.choices, initial=Overlap.SKIP, label="When the last run is still going")
+    missed = forms.ChoiceField(choices=Missed.choices, initial=Missed.RUN_ONCE, label="Times missed while nothing ran")
+    reason = forms.CharField(
+        max_length=500, required=False, help_text="Why this runs: kept with the schedule, its runs and the audit log."
+    )
+
+    prefix = "schedule"
+
+    def __init__(self, *args: Any, instance: Schedule | None = None, **kwargs: Any) -> None:
+        if instance is not None and "initial" not in kwargs:
+            kwargs["initial"] = {
+                "name": instance.name,
+                "cron": instance.cron,
+                "interval_seconds": instance.interval_seconds,
+                "time_zone": instance.time_zone,
+                "overlap": instance.overlap,
+                "missed": instance.missed,
+                "reason": instance.reason,
+            }
+        super().__init__(*args, **kwargs)
+        self.instance = instance
+
+    def clean_name(self) -> str:
+        name = str(self.cleaned_data["name"])
+        taken = Schedule.objects.filter(name=name)
+        if self.instance is not None:
+            taken = taken.exclude(pk=self.instance.pk)
+        if taken.exists():
+            raise forms.ValidationError("A schedule of this name exists: choose another name.")
+        return name
+
+    def clean_cron(self) -> str:
+        expression = " ".join(str(self.cleaned_data.get("cron") or "").split())
+        if expression:
+            try:
+                check_cron(expression)
+            except ValueError as exc:
+                raise forms.ValidationError(str(exc)) from None
+        return expression
+
+    def clean_time_zone(self) -> str:
+        name = str(self.cleaned_data.get("time_zone") or "").strip()
+        try:
+            zone(name)
+        except ValueError as exc:
+            raise forms.ValidationError(str(exc)) from None
+        return name
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean() or {}
+        cron, interval = cleaned.get("cron"), cleaned.get("interval_seconds")
+        if "cron" in cleaned and "interval_seconds" in cleaned and bool(cron) == bool(interval):
+            self.add_error("cron", "Give either a cron expression or an interval, not both and not neither.")
+        return cleaned
+
+    @property
+    def when(self) -> When:
+        data = self.cleaned_data
+        return When(
+            cron=data["cron"],
+            interval_seconds=data["interval_seconds"],
+            time_zone=data["time_zone"],
+            overlap=data["overlap"],
+            missed=data["missed"],
+        )
+
+
+class DecisionForm(forms.Form):
+    """Approving or rejecting a run that awaits approval: why, kept in the audit log."""
+
+    reason = forms.CharField(
+        max_length=500, required=False, help_text="Why you approve or reject it: kept in the audit log."
+    )
+
+    prefix = "decision"

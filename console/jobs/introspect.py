@@ -30,6 +30,8 @@ ADVANCED = frozenset({"verbosity", "traceback", "no_color", "force_color", "skip
 # The run uses the console's own settings and database: never another settings module or import path.
 NOT_OFFERED = frozenset({"settings", "pythonpath"})
 NO_INPUT_OPTIONS = ("--no-input", "--noinput")
+# Flags that, by wide convention, make a command report what it would do instead of doing it.
+DRY_RUN_OPTIONS = ("--dry-run", "--dry_run", "--dryrun", "--check", "--noop", "--no-op")
 SECRET_WORDS = frozenset({"password", "passwd", "passphrase", "token", "secret", "key", "apikey", "credentials"})
 
 _FLAG_ACTIONS = (
@@ -430,6 +432,19 @@ def inspect_parser(parser: argparse.ArgumentParser, prefix: str = "", top: bool 
     if advanced:
         spec.sections.append(Section(title="Advanced", args=advanced))
     return spec
+
+
+def dry_run_arg(spec: ParserSpec, declared: str | None = None) -> Arg | None:
+    """The top-level flag that makes a run a dry run: the option the site declared for the command, or else
+    the first conventional one (``--dry-run``, ``--check``, ``--noop`` ...). Only a flag that takes no value
+    qualifies: anything else would need a value the console cannot guess."""
+    for arg in spec.args:
+        if not isinstance(arg.action, argparse._StoreTrueAction):
+            continue
+        options = set(arg.action.option_strings)
+        if (declared in options) if declared else options & set(DRY_RUN_OPTIONS):
+            return arg
+    return None
 
 
 def is_required(action: argparse.Action) -> bool:

@@ -1,4 +1,9 @@
-"""The runner: the body of the job task, which runs ``manage.py <command>`` as a child and records its output."""
+"""The runner: the body of the job task, which runs ``manage.py <command>`` as a child and records its output.
+
+The child is forked from the worker's warm runner (jobs/warm.py) or, with ``WARM_START`` off, for a command in
+``FRESH_START``, or when no warm runner answers, started as a fresh ``manage.py`` process. Both are the same
+to the rest of this module: a process group of their own, two pipes, an exit code.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +17,7 @@ import time
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
+from typing import IO, Protocol
 
 import structlog
 from django.db import IntegrityError, transaction
@@ -26,11 +32,82 @@ from console.jobs.introspect import MASK
 from console.jobs.models import LIVE, JobRun, OutputChunk, Status, Stream
 from console.jobs.output import LineSplitter
 from console.jobs.vault import Unsealable
+from console.jobs.warm import LAUNCHER, WarmUnavailable, spawn
 
 log = structlog.get_logger(__name__)
 READ_SIZE = 1 << 16
-LAUNCHER = "console_job"
 STATUS_CHECK_SECONDS = 0.5
+
+
+class Child(Protocol):
+    """A run's child process as the runner sees it, however it was started."""
+
+    @property
+    def pid(self) -> int: ...
+    @property
+    def stdout(self) -> IO[bytes]: ...
+    @property
+    def stderr(self) -> IO[bytes]: ...
+    @property
+    def returncode(self) -> int | None: ...
+    def ended(self) -> bool: ...
+    def wait(self) -> int | None: ...
+
+
+@dataclass
+class FreshProcess:
+    """A fresh ``manage.py console_job`` process."""
+
+    popen: subprocess.Popen[bytes]
+
+    @property
+    def pid(self) -> int:
+        return self.popen.pid
+
+    @property
+    def stdout(self) -> IO[bytes]:
+        assert self.popen.stdout is not None
+        return self.popen.stdout
+
+    @property
+    def stderr(self) -> IO[bytes]:
+        assert self.popen.stderr is not None
+        return self.popen.stderr
+
+    @property
+    def returncode(self) -> int | None:
+        return self.popen.returncode
+
+    def ended(self) -> bool:
+        return self.popen.poll() is not None
+
+    def wait(self) -> int | None:
+        return self.popen.wait()
+
+
+def start_fresh(run: JobRun) -> FreshProcess:
+    # The launcher reads the real arguments from the run: secrets never reach a command line.
+    return FreshProcess(
+        subprocess.Popen(
+            manage_argv(LAUNCHER, str(run.pk), run.command),
+            env=child_env(CONSOLE_JOB_RUN_ID=str(run.pk)),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            start_new_session=True,
+            close_fds=True,
+        )
+    )
+
+
+def start_child(run: JobRun, conf: JobsSettings) -> Child:
+    """The run's child, forked warm when the settings allow and a warm runner answers, else started fresh."""
+    if conf.starts_warm(run.command):
+        try:
+            return spawn(run.pk, run.command)
+        except WarmUnavailable as exc:
+            log.warning("job.warm_start_failed", run_id=run.pk, error=str(exc))
+    return start_fresh(run)
 
 
 def claim(run_id: int) -> JobRun | None:
@@ -60,16 +137,7 @@ def execute(run_id: int) -> str:
         return "not claimed"
     conf = jobs_settings()
     try:
-        # The launcher reads the real arguments from the run: secrets never reach a command line.
-        process = subprocess.Popen(
-            manage_argv(LAUNCHER, str(run.pk), run.command),
-            env=child_env(CONSOLE_JOB_RUN_ID=str(run.pk)),
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            start_new_session=True,
-            close_fds=True,
-        )
+        process = start_child(run, conf)
     except OSError as exc:
         _finish(run, status=Status.FAILED, exit_code=None, note=f"Could not start: {exc}", capture=None)
         return "failed to start"
@@ -102,6 +170,8 @@ def execute(run_id: int) -> str:
         status, note = Status.CANCELLED, "Stopped on request."
     elif capture.timed_out:
         status, note = Status.FAILED, f"Timed out after {conf.timeout_for(run.command):g} s."
+    elif exit_code is None:
+        status, note = Status.FAILED, "Ended with no exit code to tell: the warm runner that started it died."
     else:
         status, note = (Status.SUCCEEDED, "") if exit_code == 0 else (Status.FAILED, f"Exited with code {exit_code}.")
     _finish(run, status=status, exit_code=exit_code, note=note, capture=capture)
@@ -113,7 +183,7 @@ class Capture:
     """Reads the child's stdout and stderr and writes them as numbered chunks, a batch at a time."""
 
     run: JobRun
-    process: subprocess.Popen[bytes]
+    process: Child
     conf: JobsSettings
     seq: int = 0
     lines: int = 0
@@ -129,7 +199,6 @@ class Capture:
     def pump(self) -> None:
         splitters = {Stream.STDOUT: LineSplitter(), Stream.STDERR: LineSplitter()}
         selector = selectors.DefaultSelector()
-        assert self.process.stdout is not None and self.process.stderr is not None
         selector.register(self.process.stdout.fileno(), selectors.EVENT_READ, Stream.STDOUT)
         selector.register(self.process.stderr.fileno(), selectors.EVENT_READ, Stream.STDERR)
         started = time.monotonic()
@@ -137,7 +206,7 @@ class Capture:
         next_beat = started + self.conf.heartbeat_seconds
         next_check = started + STATUS_CHECK_SECONDS
         try:
-            while selector.get_map() or self.process.poll() is None:
+            while selector.get_map() or not self.process.ended():
                 if selector.get_map():
                     ready = selector.select(timeout=max(0.0, next_flush - time.monotonic()))
                 else:

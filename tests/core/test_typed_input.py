@@ -38,7 +38,10 @@ from console.events.models import Event, WebhookDelivery
 from console.events.services import webhook_create
 from console.eventsourcing import projections
 from console.eventsourcing.services import rebuild_start
+from console.jobs.catalog import lookup
+from console.jobs.introspect import Token
 from console.jobs.models import JobRun
+from console.jobs.services import When, schedule_save
 from tests.conftest import squeezed
 
 INBOUND_SECRET = "fuzz-secret"
@@ -219,6 +222,7 @@ FILLS = [
     ("messages/previews/", "key", "message_class"),
     ("messages/", "pk", "message"),
     ("jobs/runs/", "pk", "run"),
+    ("jobs/schedules/", "pk", "schedule"),
     ("jobs/", "command", "command"),
     ("projections/rebuilds/", "run_id", "rebuild"),
     ("projections/", "name", "projection"),
@@ -242,6 +246,7 @@ class World:
     subscriber: str
     projection: str
     rebuild: int
+    schedule: int
     operation: int
     command: str = "demo_report"
     message_class: str = "order_confirmation"
@@ -286,6 +291,13 @@ def world(operator: User, settings: Any) -> World:
         subscriber=subscriptions.registered()[0].name,
         projection=projection,
         rebuild=rebuild_start(projection=projection, actor=operator).pk,
+        schedule=schedule_save(
+            actor=operator,
+            name="fuzz",
+            info=lookup("demo_report"),
+            tokens=[Token("Q1"), Token("build")],
+            when=When(cron="0 3 * * *"),
+        ).pk,
         # No app in this site starts operations of this kind (yet): its pages must still answer cleanly.
         operation=Operation.objects.create(kind="fuzz.count", label="Fuzz").pk,
     )

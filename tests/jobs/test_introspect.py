@@ -216,7 +216,7 @@ def test_the_parsers_own_message_is_shown_for_a_value_it_refuses() -> None:
 def test_exclusive_groups_are_validated_next_to_their_fields() -> None:
     both = everything({**BASE, "file": "out.txt"})
     assert not both.is_valid()
-    assert "Give only one of: --stdout, --file." in both.errors["file"]
+    assert both.errors["stdout"] == ["Give only one of: --stdout, --file."] and "file" not in both.errors
     neither = everything({**BASE, "stdout": ""})
     assert not neither.is_valid()
     assert "Give one of: --stdout, --file." in neither.errors["stdout"]

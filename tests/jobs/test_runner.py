@@ -25,9 +25,25 @@ from console.jobs.introspect import Token
 from console.jobs.models import JobRun, OutputChunk, Status
 from console.jobs.runner import execute, group_alive
 from console.jobs.services import job_start, job_stop
+from console.jobs.warm import ensure_started
 from tests.conftest import Worker, wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
+# A new worker's first run waits for the worker's start and, warm, its warm runner's: both slow on a busy machine.
+FIRST_RUN_SECONDS = 90
+
+
+@pytest.fixture(autouse=True, params=["warm", "fresh"])
+def start_mode(request: pytest.FixtureRequest, settings: Any, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Every test here runs twice: children forked from the warm runner, and fresh ``manage.py`` children."""
+    warm = request.param == "warm"
+    settings.CONSOLE_JOBS = {"WARM_START": warm}
+    # Workers the test starts read the standalone site's settings, which take this from the environment.
+    monkeypatch.setenv("CONSOLE_JOBS_WARM_START", "1" if warm else "0")
+    if warm:
+        # Its start-up (seconds on a loaded machine) is paid once per worker process, not by each run timed here.
+        ensure_started()
+    return str(request.param)
 
 
 def start(user: User, command: str, *argv: str, secret: tuple[int, ...] = ()) -> JobRun:
@@ -99,7 +115,7 @@ def test_it_batches_output_instead_of_writing_a_row_per_line(operator: User) -> 
 
 
 def test_it_enforces_the_timeout_with_sigterm_then_sigkill(operator: User, settings: Any) -> None:
-    settings.CONSOLE_JOBS = {"TIMEOUTS": {"demo_import": 1}, "STOP_GRACE_SECONDS": 1}
+    settings.CONSOLE_JOBS = {**settings.CONSOLE_JOBS, "TIMEOUTS": {"demo_import": 1}, "STOP_GRACE_SECONDS": 1}
     run = start(operator, "demo_import", "--seconds", "60")
     started = time.monotonic()
     execute(run.pk)
@@ -113,7 +129,7 @@ def test_it_enforces_the_timeout_with_sigterm_then_sigkill(operator: User, setti
 def test_exclusive_commands_do_not_run_twice_at_once(operator: User, settings: Any) -> None:
     from console.jobs.services import JobConflict
 
-    settings.CONSOLE_JOBS = {"EXCLUSIVE": ["demo_report"]}
+    settings.CONSOLE_JOBS = {**settings.CONSOLE_JOBS, "EXCLUSIVE": ["demo_report"]}
     start(operator, "demo_report", "Q1", "build")
     with pytest.raises(JobConflict):
         start(operator, "demo_report", "Q2", "build")
@@ -140,7 +156,7 @@ def test_secret_arguments_are_masked_in_the_run_and_its_events(operator: User) -
 
 def test_it_stops_a_running_job_through_a_real_worker(operator: User, worker: Worker) -> None:
     run = start(operator, "demo_import", "--seconds", "60")
-    wait_for(lambda: JobRun.objects.get(pk=run.pk).line_count >= 1, timeout=30, what="first output line")
+    wait_for(lambda: JobRun.objects.get(pk=run.pk).line_count >= 1, timeout=FIRST_RUN_SECONDS, what="first output line")
     job_stop(actor=operator, run=JobRun.objects.get(pk=run.pk))
     wait_for(lambda: JobRun.objects.get(pk=run.pk).status == Status.CANCELLED, timeout=30, what="cancelled")
     run.refresh_from_db()
@@ -156,14 +172,14 @@ def test_a_run_whose_worker_is_killed_becomes_lost_and_its_group_dies(
     # One batch over two minutes: after its first lines the child stays quiet, so it does not die of a broken
     # pipe when its reader goes away, like a long migration would not.
     run = start(operator, "demo_import", "--batches", "1", "--seconds", "120")
-    wait_for(lambda: JobRun.objects.get(pk=run.pk).child_pid, timeout=30, what="the child process")
+    wait_for(lambda: JobRun.objects.get(pk=run.pk).child_pid, timeout=FIRST_RUN_SECONDS, what="the child process")
     wait_for(lambda: JobRun.objects.get(pk=run.pk).line_count >= 1, timeout=30, what="first output line")
     run.refresh_from_db()
     assert run.child_pid and group_alive(run.child_pid)
     worker.kill(signal.SIGKILL)
     # The child has its own process group: the worker's death alone does not stop it.
     assert group_alive(run.child_pid)
-    settings.CONSOLE_JOBS = {"LOST_AFTER_SECONDS": 1, "HEARTBEAT_SECONDS": 0.2}
+    settings.CONSOLE_JOBS = {**settings.CONSOLE_JOBS, "LOST_AFTER_SECONDS": 1, "HEARTBEAT_SECONDS": 0.2}
     time.sleep(1.5)
     assert JobRun.objects.get(pk=run.pk).status == Status.RUNNING
     results = run_tick()
@@ -186,7 +202,7 @@ def test_an_exclusive_run_is_not_started_while_another_is_live(operator: User) -
 
 def test_the_reaper_redispatches_runs_that_were_never_claimed(operator: User, settings: Any) -> None:
     settings.TASKS = {"default": {"BACKEND": "django.tasks.backends.immediate.ImmediateBackend"}}
-    settings.CONSOLE_JOBS = {"LOST_AFTER_SECONDS": 1, "HEARTBEAT_SECONDS": 0.2}
+    settings.CONSOLE_JOBS = {**settings.CONSOLE_JOBS, "LOST_AFTER_SECONDS": 1, "HEARTBEAT_SECONDS": 0.2}
     run = JobRun.objects.create(
         command="demo_report",
         argv=["Q1", "build"],
@@ -227,11 +243,13 @@ def tables_holding(text: str) -> list[str]:
 
 
 def test_a_secret_never_reaches_a_command_line_or_a_table_yet_the_command_gets_it(
-    operator: User, worker: Worker
+    operator: User, worker: Worker, start_mode: str
 ) -> None:
     secret = "s3cret-" + os.urandom(8).hex()
     run = start(operator, "demo_import", f"--api-key={secret}", "--batches=1", "--seconds=120", secret=(0,))
-    child_pid = wait_for(lambda: JobRun.objects.get(pk=run.pk).child_pid, timeout=30, what="the child process")
+    child_pid = wait_for(
+        lambda: JobRun.objects.get(pk=run.pk).child_pid, timeout=FIRST_RUN_SECONDS, what="the child process"
+    )
     # The child announces the key it got, by fingerprint, before its long batch.
     fingerprint = hashlib.sha256(secret.encode()).hexdigest()[:12]
     wait_for(lambda: fingerprint in output_of(run), timeout=30, what="the command to have read its key")
@@ -240,7 +258,11 @@ def test_a_secret_never_reaches_a_command_line_or_a_table_yet_the_command_gets_i
     assert child_pid in group
     for cmdline, environ in group.values():
         assert secret.encode() not in cmdline and secret.encode() not in environ
-    assert group[child_pid][0].split(b"\0")[-4:-1] == [b"console_job", str(run.pk).encode(), b"demo_import"]
+    if start_mode == "warm":
+        # A forked child shows its warm runner's command line, which names no run at all.
+        assert group[child_pid][0].split(b"\0")[-3] == b"console_warm_runner"
+    else:
+        assert group[child_pid][0].split(b"\0")[-4:-1] == [b"console_job", str(run.pk).encode(), b"demo_import"]
     listing = subprocess.run(["ps", "-eww", "-o", "pid,pgid,args"], capture_output=True, text=True, check=True)
     assert str(child_pid) in listing.stdout and secret not in listing.stdout
     assert tables_holding(secret) == []

@@ -119,7 +119,11 @@ def test_the_form_shows_the_parsers_message_for_bad_arguments(client: Client, op
     response = client.post(
         "/jobs/demo_report/", {"name": "Q1", "subcommand": "build", "email": "a@b.c", "upload": "on"}
     )
-    assert "Give only one of: --email, --upload." in response.content.decode()
+    page = response.content.decode()
+    assert page.count("Give only one of: --email, --upload.") == 1
+    # Next to the group, before its fields: the error is the group's, not one member's.
+    group = page.split("<legend>Delivery: choose at most one of these</legend>", 1)[1].split("</fieldset>", 1)[0]
+    assert group.index('id="id_email-error">Give only one of: --email, --upload.') < group.index('name="email"')
 
 
 def test_a_valid_form_queues_a_run_and_redirects_to_it(client: Client, operator: User) -> None:
