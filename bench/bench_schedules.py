@@ -11,18 +11,14 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
-import tempfile
 import threading
 import time
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
-from bench.postgres import PG_URL, create_database, drop_database
+from bench.postgres import create_database, drop_database, run_child
 
-ROOT = Path(__file__).resolve().parent.parent
 SCHEDULES = 1000
 
 
@@ -107,32 +103,6 @@ def _child() -> None:
     print(json.dumps(results))
 
 
-def _run(postgres: str | None) -> dict[str, Any]:
-    with tempfile.TemporaryDirectory(prefix="bench-schedules-") as tmp:
-        env = {
-            **os.environ,
-            "DJANGO_SETTINGS_MODULE": "tests.settings",
-            "CONSOLE_VAR_DIR": tmp,
-            "CONSOLE_HUEY_NAME": "bench-schedules",
-            "DEBUG": "0",
-            "LOG_LEVEL": "ERROR",
-        }
-        env.pop("REDIS_URL", None)
-        if postgres:
-            env["DATABASE_URL"] = PG_URL
-            env["CONSOLE_DATABASE_NAME"] = postgres
-        else:
-            env.pop("DATABASE_URL", None)
-            env.pop("CONSOLE_DATABASE_NAME", None)
-        done = subprocess.run(
-            [sys.executable, "-m", "bench.bench_schedules", "child"], env=env, cwd=ROOT, capture_output=True, text=True
-        )
-    if done.returncode:
-        raise RuntimeError(f"bench_schedules child failed:\n{done.stderr[-3000:]}")
-    parsed: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
-    return parsed
-
-
 def main() -> None:
     print(f"load average at start: {', '.join(f'{load:.1f}' for load in os.getloadavg())}\n")
     print(f"The tick's scheduling work for {SCHEDULES:,} schedules due in the same minute (target: < 1 s).\n")
@@ -144,7 +114,7 @@ def main() -> None:
             print("| PostgreSQL | not measured: no server at BENCH_DATABASE_URL | | | | | |")
             continue
         try:
-            r = _run(name)
+            r = run_child("bench_schedules", name)
         finally:
             if name:
                 drop_database(name)
