@@ -264,8 +264,8 @@ def _fill(connection: Any, rows: int) -> None:
     types = "CASE x % 3 WHEN 0 THEN 'order_confirmation' WHEN 1 THEN 'shipping_update' ELSE 'password_reset' END"
     columns = (
         "message_type, category, mandatory, recipient, addresses, channels, context, subject, text_body, html_body,"
-        " sms_text, push_title, push_body, mailer, status, failure_class, channel, idempotency_key, created_at,"
-        " send_at, expires_at, updated_at"
+        " sms_text, push_title, push_body, mailer, unsubscribe_url, status, failure_class, channel, idempotency_key,"
+        " time_zone, hold_reason, created_at, send_at, expires_at, updated_at"
     )
     with connection.cursor() as cursor:
         if connection.vendor == "sqlite":
@@ -281,8 +281,8 @@ def _fill(connection: Any, rows: int) -> None:
         cursor.execute(
             f"INSERT INTO comms_message ({columns}) {source} {types}, 'orders', x % 3 = 2, {email},"
             " '{}', '[]', '{}',"
-            f" '{SUBJECT}', 'text', '', '', '', '', 'default', {statuses}, {failures}, 'email', '', {when}, {when},"
-            f" {when}, {when} {tail}"
+            f" '{SUBJECT}', 'text', '', '', '', '', 'default', '', {statuses}, {failures}, 'email', '', '', '',"
+            f" {when}, {when}, {when}, {when} {tail}"
         )
         if connection.vendor == "sqlite":
             cursor.execute("ANALYZE")
