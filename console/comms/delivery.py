@@ -8,13 +8,15 @@ to the next channel the message class allows; a policy rejection alerts staff.
 
 from __future__ import annotations
 
+import functools
 import random
 import uuid
 from collections import defaultdict
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import structlog
-from django.db import connection, transaction
+from django.db import connection, models, transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -119,25 +121,62 @@ def send_claimed(claimed: list[Delivery]) -> dict[str, int]:
     return dict(counts)
 
 
+@dataclass(frozen=True)
+class _PerMessageSql:
+    hand_over: str
+    mark_sent: str
+
+
+@functools.cache
+def _per_message_sql(vendor: str) -> _PerMessageSql:
+    """The two UPDATEs every sent message costs, written once per database vendor.
+
+    Through the ORM each one spent longer being compiled than being run: about 15% of a delivery's time in
+    ``bench_comms``. They stay parameterised SQL built from the model's own table and column names.
+    """
+    quote = connection.ops.quote_name
+    table = quote(Delivery._meta.db_table)
+
+    def column(name: str) -> str:
+        field = Delivery._meta.get_field(name)
+        assert isinstance(field, models.Field) and field.column, name  # concrete columns only
+        return quote(field.column)
+
+    return _PerMessageSql(
+        hand_over=(
+            f"UPDATE {table} SET {column('handed_at')} = %s"
+            f" WHERE {column('id')} = %s AND {column('status')} = %s AND {column('claim_token')} = %s"
+        ),
+        mark_sent=(
+            f"UPDATE {table} SET {column('status')} = %s, {column('sent_at')} = %s, {column('provider_id')} = %s,"
+            f" {column('provider')} = %s, {column('claim_token')} = '' WHERE {column('id')} = %s"
+        ),
+    )
+
+
 def hand_over(delivery: Delivery) -> bool:
     """Commit to sending ``delivery`` now, unless it was cancelled since this worker claimed it.
 
     One conditional UPDATE, the counterpart of the one ``message_cancel`` runs: the database lets exactly
     one of them change the row, so a cancelled delivery is never sent and a handed one is never cancelled.
     """
-    return bool(
-        Delivery.objects.filter(pk=delivery.pk, status=Status.SENDING, claim_token=delivery.claim_token).update(
-            handed_at=timezone.now()
+    at = connection.ops.adapt_datetimefield_value(timezone.now())
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _per_message_sql(connection.vendor).hand_over, [at, delivery.pk, Status.SENDING, delivery.claim_token]
         )
-    )
+        return bool(cursor.rowcount)
 
 
 def mark_sent(delivery: Delivery, outcome: Outcome) -> None:
     """The durable fact that ``delivery`` went out, written before anything else is sent."""
     now = timezone.now()
-    Delivery.objects.filter(pk=delivery.pk).update(
-        status=Status.SENT, sent_at=now, provider_id=outcome.provider_id, provider=outcome.provider, claim_token=""
-    )
+    at = connection.ops.adapt_datetimefield_value(now)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _per_message_sql(connection.vendor).mark_sent,
+            [Status.SENT, at, outcome.provider_id, outcome.provider, delivery.pk],
+        )
     delivery.status, delivery.sent_at = Status.SENT, now
     delivery.provider_id, delivery.provider = outcome.provider_id, outcome.provider
 
