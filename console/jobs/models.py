@@ -286,7 +286,9 @@ class OutputChunkQuerySet(models.QuerySet["OutputChunk"]):
 class OutputChunk(models.Model):
     """A batch of complete output lines from one stream, numbered so a browser asks only for what is new."""
 
-    run = models.ForeignKey(JobRun, on_delete=models.CASCADE, related_name="chunks")
+    # No index of its own: the (run, seq) unique index serves every lookup by run, and with a second one
+    # PostgreSQL may read a run's whole output through it to delete one range of seqs.
+    run = models.ForeignKey(JobRun, on_delete=models.CASCADE, related_name="chunks", db_index=False)
     seq = models.IntegerField()
     stream = models.CharField(max_length=3, choices=Stream.choices, default=Stream.STDOUT)
     text = models.TextField()

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import re
 import time
 from datetime import timedelta
 from typing import Any
 
 import pytest
 from django.contrib.auth.models import User
+from django.db import connection
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from console.jobs.conf import jobs_settings
@@ -95,6 +98,72 @@ def test_old_runs_are_kept_for_ever_unless_the_site_opts_in(db: None, settings: 
     assert delete_old_runs(jobs_settings(), time.monotonic() + 60) == (1, 100)
     assert set(JobRun.objects.values_list("pk", flat=True)) == {kept.pk}
     assert not OutputChunk.objects.filter(run_id=pruned.pk).exists()
+
+
+def chunk_deletes(queries: CaptureQueriesContext) -> list[str]:
+    table = OutputChunk._meta.db_table
+    return [q["sql"] for q in queries.captured_queries if q["sql"].startswith(f'DELETE FROM "{table}"')]
+
+
+def test_each_batch_deletes_a_range_of_seqs_through_the_run_seq_index(db: None, settings: Any) -> None:
+    settings.CONSOLE_JOBS = {"KEEP_RUNS_DAYS": 30, "PRUNE_BATCH": 400, "PRUNE_PAUSE_SECONDS": 0}
+    old = long_run(chunks=1000, lines_per_chunk=1, finished_at=timezone.now() - timedelta(days=31))
+    # Other runs' output around it, so the planner has a table where the index matters.
+    for _ in range(3):
+        long_run(chunks=1000, lines_per_chunk=1)
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(f"ANALYZE {OutputChunk._meta.db_table}")
+    batches: list[float] = []
+    with CaptureQueriesContext(connection) as queries:
+        assert delete_old_runs(jobs_settings(), time.monotonic() + 60, batches) == (1, 1000)
+    deletes = chunk_deletes(queries)
+    # Three ranges of seqs (1-400, 401-800, 801-1000), then the run row's (now empty) cascade: no subquery
+    # choosing the rows, no scan from the start of the run's output.
+    assert len(deletes) == 4 and len(batches) == 3 + 1  # and the run row's delete
+    assert all("SELECT" not in sql and "seq" in sql for sql in deletes[:3])
+    assert OutputChunk.objects.count() == 3000 and not JobRun.objects.filter(pk=old.pk).exists()
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute(f"EXPLAIN {deletes[1]}")
+            plan = "\n".join(row[0] for row in cursor.fetchall())
+            assert "Index" in plan and "outputchunk_run_seq" in plan, plan
+            assert "Seq Scan" not in plan, plan
+        else:
+            cursor.execute(f"EXPLAIN QUERY PLAN {deletes[1]}")
+            plan = "\n".join(row[-1] for row in cursor.fetchall())
+            # SQLite names the unique constraint's index sqlite_autoindex_<table>_1.
+            assert re.search(r"SEARCH \S+ USING (COVERING )?INDEX \S+ \(run_id=\? AND seq>\? AND seq<\?\)", plan), plan
+
+
+def test_gaps_in_the_numbering_are_jumped_not_walked(db: None, settings: Any) -> None:
+    settings.CONSOLE_JOBS = {"KEEP_RUNS_DAYS": 30, "PRUNE_BATCH": 3, "PRUNE_PAUSE_SECONDS": 0}
+    run = long_run(chunks=10, lines_per_chunk=1, finished_at=timezone.now() - timedelta(days=31))
+    OutputChunk.objects.bulk_create(OutputChunk(run=run, seq=seq, text="late", lines=1) for seq in range(5000, 5011))
+    with CaptureQueriesContext(connection) as queries:
+        assert delete_old_runs(jobs_settings(), time.monotonic() + 60) == (1, 21)
+    # 1-3, 4-6, 7-9, 10-12, 13-15 (empty: one probe finds 5000), 5000-5002 ... 5009-5011, the run's cascade.
+    assert len(chunk_deletes(queries)) == 4 + 1 + 4 + 1
+    assert not JobRun.objects.filter(pk=run.pk).exists()
+
+
+def test_a_trimmed_run_is_deleted_later_and_an_interrupted_delete_goes_on_next_tick(db: None, settings: Any) -> None:
+    settings.CONSOLE_JOBS = {
+        "KEEP_OUTPUT_LINES": [20, 20],
+        "KEEP_RUNS_DAYS": 30,
+        "PRUNE_BATCH": 5,
+        "PRUNE_PAUSE_SECONDS": 0,
+    }
+    run = long_run(chunks=100, lines_per_chunk=2, finished_at=timezone.now() - timedelta(days=31))
+    assert trim_long_outputs(jobs_settings(), time.monotonic() + 60) == (1, 80)
+    assert list(run.chunks.values_list("seq", flat=True).order_by("seq")) == [*range(1, 11), *range(91, 101)]
+    # A deadline already past: one batch goes, the run stays for the next tick.
+    assert delete_old_runs(jobs_settings(), time.monotonic() - 1) == (0, 5)
+    assert JobRun.objects.filter(pk=run.pk).exists()
+    assert list(run.chunks.values_list("seq", flat=True).order_by("seq")) == [*range(6, 11), *range(91, 101)]
+    assert delete_old_runs(jobs_settings(), time.monotonic() + 60) == (1, 15)
+    assert not JobRun.objects.filter(pk=run.pk).exists()
+    assert not OutputChunk.objects.filter(run_id=run.pk).exists()
 
 
 @pytest.mark.parametrize("value", [[5], [-1, 5], "10"])
