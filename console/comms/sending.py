@@ -34,7 +34,7 @@ from console.comms.models import (
     Status,
     as_json,
 )
-from console.comms.routing import Plan, contacts_for, decide, hold, preference_skip, preferences_for
+from console.comms.routing import Plan, contacts_for, decide, preference_skip, preferences_for
 from console.comms.unsubscribe import url_for
 from console.events import emit
 from console.events.context import capture, enqueue
@@ -223,7 +223,6 @@ def message_send(
     now = timezone.now()
     start = max(send_at, now) if send_at else now
     expires = expires_at or start + cls.ttl
-    held_until, hold_reason = hold(cls, recipient.time_zone, start)
     if expires <= start:
         raise MessageError(
             f"{cls.__name__}: send_at {start.astimezone(UTC):%Y-%m-%d %H:%M:%S} is not before the message's "
@@ -257,12 +256,21 @@ def message_send(
             "send_at": start,
             "expires_at": expires,
             "time_zone": recipient.time_zone,
-            "held_until": held_until,
-            "hold_reason": hold_reason,
         }
+        msg = Message(**fields)
+        skips = [preference_skip(msg, channel) for channel in opted_out]
+        # The first delivery is planned before the message is written, so its row is inserted as it will stay
+        # (no UPDATE after it); preferences were just applied to ``allowed``.
+        first = (
+            decide(msg, tried=set(), start=start, preference=None, contacts=contacts_for([msg])) if allowed else None
+        )
+        if first is not None and first.queued is not None:
+            msg.status, msg.channel = Status.QUEUED, first.queued.channel
+            msg.held_until, msg.hold_reason = first.held_until, first.hold_reason
         try:
-            with transaction.atomic():
-                msg = Message.objects.create(**fields)
+            # A savepoint only where the insert may hit the idempotency key's constraint: two fewer round trips.
+            with transaction.atomic(savepoint=bool(idempotency_key)):
+                msg.save(force_insert=True)
         except IntegrityError:
             if idempotency_key:
                 return Message.objects.get(idempotency_key=idempotency_key)
@@ -276,12 +284,12 @@ def message_send(
             recipient=msg.recipient,
             mandatory=msg.mandatory,
         )
-        if opted_out:
-            Delivery.objects.bulk_create(preference_skip(msg, channel) for channel in opted_out)
-        if not msg.channels:
+        if first is None:
+            Delivery.objects.bulk_create(skips)
             finish(msg, Status.SKIPPED, FailureClass.PREFERENCE)
         else:
-            next_delivery(msg, tried=set(), start=start, check_preferences=False)
+            first.deliveries[:0] = skips  # the opted-out channels first, as the class orders them
+            carry_out([first], written=True)
     return msg
 
 
@@ -321,12 +329,13 @@ def next_delivery(
     return plan.queued
 
 
-def carry_out(plans: list[Plan]) -> None:
+def carry_out(plans: list[Plan], *, written: bool = False) -> None:
     """Write what ``decide`` planned, for one message or a whole batch, and dispatch the queued deliveries on commit.
 
     The deliveries of every plan are inserted at once, the queued messages are updated in one UPDATE per
     (channel, hold) group, and the due deliveries join the transaction's one dispatch; held ones are
-    enqueued to run when their window opens. A plan with no channel left finishes its message.
+    enqueued to run when their window opens. A plan with no channel left finishes its message. ``written``:
+    the messages were inserted with their queued status and channel already (``send()``), no UPDATE needed.
     """
     Delivery.objects.bulk_create([d for plan in plans for d in plan.deliveries])
     groups: dict[tuple[str, datetime | None, str], list[int]] = defaultdict(list)
@@ -346,9 +355,10 @@ def carry_out(plans: list[Plan]) -> None:
         else:
             dispatch_on_commit(queued.pk)
     for (channel, held_until, hold_reason), message_ids in groups.items():
-        Message.objects.filter(pk__in=message_ids).update(
-            status=Status.QUEUED, channel=channel, failure_class="", held_until=held_until, hold_reason=hold_reason
-        )
+        if not written:
+            Message.objects.filter(pk__in=message_ids).update(
+                status=Status.QUEUED, channel=channel, failure_class="", held_until=held_until, hold_reason=hold_reason
+            )
     for run_after, delivery_ids in later.items():
         transaction.on_commit(functools.partial(dispatch, delivery_ids, run_after=run_after))
 
