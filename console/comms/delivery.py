@@ -12,6 +12,7 @@ import random
 import uuid
 from collections import defaultdict
 from datetime import datetime, timedelta
+from typing import Any
 
 import structlog
 from django.db import connection, transaction
@@ -244,6 +245,7 @@ def record_outcome(delivery: Delivery, outcome: Outcome) -> None:
                 Message.objects.filter(pk=msg.pk).update(
                     status=Status.DEFERRED, held_until=held_until, hold_reason=hold_reason
                 )
+                held: dict[str, Any] = {"hold_reason": hold_reason} if hold_reason else {}
                 emit(
                     declarations.MESSAGE_DEFERRED,
                     **Message.stream_of(msg.pk),
@@ -255,7 +257,7 @@ def record_outcome(delivery: Delivery, outcome: Outcome) -> None:
                     code=outcome.code,
                     enhanced_code=outcome.enhanced_code,
                     error=outcome.error[:300],
-                    **({"hold_reason": hold_reason} if hold_reason else {}),
+                    **held,
                 )
                 delivery_id = delivery.pk
                 transaction.on_commit(lambda: sending.dispatch([delivery_id], run_after=retry_at))

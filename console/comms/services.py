@@ -7,7 +7,7 @@ delivery task, enqueued after commit.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from django.db import transaction
 from django.db.models import Q
@@ -71,7 +71,7 @@ def no_channel_refusal(plan: Plan) -> str:
 
 
 def _resent(msg: Message, *, actor: AbstractBaseUser | None, force: bool, bulk: bool) -> None:
-    fields = {"message_id": msg.pk, "message_type": msg.message_type, "forced": force, "bulk": bulk}
+    fields: dict[str, Any] = {"message_id": msg.pk, "message_type": msg.message_type, "forced": force, "bulk": bulk}
     emit(declarations.MESSAGE_RESENT, actor=actor, **Message.stream_of(msg.pk), **fields)
 
 
@@ -181,7 +181,7 @@ def message_bulk_resend(
     """Resend every message of ``messages`` that can be; one audit event per message and one for the batch."""
     with transaction.atomic():
         ids = list(messages.order_by("pk").values_list("pk", flat=True))
-        resent, reasons = 0, []
+        resent, reasons = 0, list[str]()
         for start in range(0, len(ids), RESEND_BATCH):
             count, refused = resend_batch(ids[start : start + RESEND_BATCH], actor=actor, force=force)
             resent, reasons = resent + count, reasons + refused
