@@ -13,6 +13,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+import resource
 import signal
 import statistics
 import subprocess
@@ -31,6 +32,8 @@ PARTS = os.environ.get("BENCH_COMMS_PARTS", "email,table,resend,workers").split(
 RESEND_ROWS = int(os.environ.get("BENCH_COMMS_RESEND_ROWS", "100000"))
 # Whether to also run the resend operation to its end (minutes for 100,000 messages on a small machine).
 RESEND_RUN = os.environ.get("BENCH_COMMS_RESEND_RUN", "1") == "1"
+# How many messages the one-by-one resend path (the peer of the batched operation) resends in the same run.
+RESEND_EACH = int(os.environ.get("BENCH_COMMS_RESEND_EACH", "2000"))
 # The email part's systems; the peers take most of its time, so a quick run may leave them out.
 SYSTEMS = os.environ.get("BENCH_COMMS_SYSTEMS", "console,console_failover,post_office,mailer").split(",")
 WORKER_MESSAGES = int(os.environ.get("BENCH_COMMS_WORKER_MESSAGES", "2000"))
@@ -65,10 +68,12 @@ def _configure(system: str, db_path: str, smtp_port: int) -> None:
             },
         }
     }
-    if os.environ.get("BENCH_DATABASE_URL") and system in ("table", "resend"):
+    # The parent names a fresh PostgreSQL database for the resend part's PostgreSQL run.
+    database_url = os.environ.get("BENCH_COMMS_CHILD_DB") or os.environ.get("BENCH_DATABASE_URL")
+    if database_url and system in ("table", "resend"):
         import dj_database_url
 
-        values["DATABASES"] = {"default": dict(dj_database_url.parse(os.environ["BENCH_DATABASE_URL"]))}
+        values["DATABASES"] = {"default": dict(dj_database_url.parse(database_url))}
     smtp = {"host": "127.0.0.1", "port": smtp_port, "timeout": 30}
     if system in ("post_office", "mailer"):
         # The peers create their connections the pre-6.1 way, from EMAIL_* settings (exclusive with MAILERS).
@@ -212,19 +217,23 @@ def _child_table(rows: int) -> dict[str, float]:
 
 
 def _child_resend(rows: int) -> dict[str, float]:
-    """``rows`` failed messages; time the POST that starts "resend all matching", then the operation itself."""
+    """``rows`` failed messages (plus the peer's); time the POST that starts "resend all matching", then the
+    operation itself (the batched path), and the one-by-one path (``message_resend`` per message, as the
+    operation ran before) on ``RESEND_EACH`` other failed messages in the same database."""
     from django.contrib.auth.models import User
-    from django.db import connection
+    from django.db import connection, transaction
     from django.test import Client
     from django.test.utils import setup_test_environment
     from django.utils import timezone
 
     from console.comms.models import Message, Status
+    from console.comms.services import resend_each
     from console.core.models import Operation
     from console.core.operations import run_operation
+    from console.events import batch
 
     setup_test_environment()
-    _fill(connection, rows)
+    _fill(connection, rows + RESEND_EACH)
     with connection.cursor() as cursor:
         cursor.execute(
             "UPDATE comms_message SET status = 'failed', failure_class = 'temporary', channels = '[\"email\"]',"
@@ -232,6 +241,16 @@ def _child_resend(rows: int) -> dict[str, float]:
             [timezone.now() + timedelta(days=1)],
         )
     user = User.objects.create_superuser("bench", "bench@example.com", "x")
+    result: dict[str, float] = {}
+    if RESEND_RUN and RESEND_EACH:
+        # The peer first, on the highest ids, out of the filter's way: they are queued, not failed, after it.
+        peer = list(Message.objects.order_by("-pk").values_list("pk", flat=True)[:RESEND_EACH])[::-1]
+        started = time.perf_counter()
+        for begin in range(0, len(peer), 500):
+            with transaction.atomic(), batch():
+                resend_each(Message.objects.filter(pk__in=peer[begin : begin + 500]), actor=user, force=False)
+        result["each_s"] = time.perf_counter() - started
+        assert Message.objects.filter(status=Status.QUEUED).count() == RESEND_EACH
     client = Client()
     client.force_login(user)
     data = {"scope": "all", "query": "status=failed"}
@@ -244,15 +263,16 @@ def _child_resend(rows: int) -> dict[str, float]:
         response = client.post("/messages/resend/", {**data, "confirm": "1"})
         starts.append(time.perf_counter() - started)
         assert response.status_code == 302, response.status_code
+    result.update(dry_ms=statistics.median(dry) * 1000, start_ms=statistics.median(starts) * 1000)
     if not RESEND_RUN:
-        return {"dry_ms": statistics.median(dry) * 1000, "start_ms": statistics.median(starts) * 1000}
+        return result
     first = Operation.objects.order_by("pk").first()
     assert first is not None
     started = time.perf_counter()
     assert run_operation(first.pk) == "succeeded", Operation.objects.get(pk=first.pk).error
-    ran = time.perf_counter() - started
-    assert Message.objects.filter(status=Status.QUEUED).count() == rows
-    return {"dry_ms": statistics.median(dry) * 1000, "start_ms": statistics.median(starts) * 1000, "run_s": ran}
+    result["run_s"] = time.perf_counter() - started
+    assert Message.objects.filter(status=Status.QUEUED).count() == rows + RESEND_EACH
+    return result
 
 
 def _fill(connection: Any, rows: int) -> None:
@@ -319,6 +339,7 @@ def _child_workers(mode: str, n: int, workers: int) -> dict[str, float]:
     ]
     try:
         time.sleep(3)  # the consumers start and connect before the clock starts
+        workers_cpu, sender_cpu, machine = _cpu([p.pid for p in procs]), _self_cpu(), _machine_cpu()
         started = time.perf_counter()
         if mode == "one":
             with transaction.atomic():
@@ -333,12 +354,48 @@ def _child_workers(mode: str, n: int, workers: int) -> dict[str, float]:
             if time.monotonic() > deadline:
                 raise RuntimeError("messages still unsent after 10 minutes")
             time.sleep(0.05)
-        return {"seconds": time.perf_counter() - started, "queued": queued}
+        seconds = time.perf_counter() - started
+        busy, total = (after - before for after, before in zip(_machine_cpu(), machine, strict=True))
+        return {
+            "seconds": seconds,
+            "queued": queued,
+            # CPU seconds of the worker processes and of this sender, and how many cores the machine kept busy.
+            "workers_cpu": _cpu([p.pid for p in procs]) - workers_cpu,
+            "sender_cpu": _self_cpu() - sender_cpu,
+            "cores_busy": busy / total * (os.cpu_count() or 1) if total else 0.0,
+        }
     finally:
         for proc in procs:
             os.killpg(proc.pid, signal.SIGINT)
         for proc in procs:
             proc.wait(timeout=60)
+
+
+def _cpu(pids: list[int]) -> float:
+    """User + system CPU seconds of processes ``pids`` so far (Linux /proc; 0 elsewhere)."""
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15 of the line)
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def _self_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _machine_cpu() -> tuple[float, float]:
+    """(busy, total) CPU time of the whole machine so far, in clock ticks (Linux /proc/stat; zeros elsewhere)."""
+    try:
+        ticks = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    except OSError:
+        return 0.0, 0.0
+    idle = ticks[3] + ticks[4]  # idle, iowait
+    return float(sum(ticks) - idle), float(sum(ticks))
 
 
 def child(argv: list[str]) -> None:
@@ -365,10 +422,16 @@ def child(argv: list[str]) -> None:
 # --- parent side ---------------------------------------------------------------------------------------
 
 
-def _run_child(system: str, port: int, amount: int) -> dict[str, Any]:
+def _run_child(system: str, port: int, amount: int, env: dict[str, str] | None = None) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="bench-comms-") as tmp:
         db_path = str(Path(tmp) / "db.sqlite3")
-        env = {**os.environ, "DJANGO_SETTINGS_MODULE": "tests.settings", "LOG_LEVEL": "ERROR", "CONSOLE_VAR_DIR": tmp}
+        env = {
+            **os.environ,
+            **(env or {}),
+            "DJANGO_SETTINGS_MODULE": "tests.settings",
+            "LOG_LEVEL": "ERROR",
+            "CONSOLE_VAR_DIR": tmp,
+        }
         result = subprocess.run(
             [sys.executable, "-m", "bench.bench_comms", "child", system, str(port), str(amount), db_path],
             env=env,
@@ -395,16 +458,46 @@ def main() -> None:
 
 
 def _resend() -> None:
-    r = _run_child("resend", 0, RESEND_ROWS)
-    print(f"\nResend all matching, {RESEND_ROWS:,} failed messages (SQLite unless BENCH_DATABASE_URL), median of 7:\n")
-    print("| measure | result | target |")
-    print("|---|---:|---:|")
-    print(f"| POST that starts the operation (records the intent) | {r['start_ms']:.0f} ms | < 200 ms |")
-    print(f"| POST of the dry run (counts matching and resendable) | {r['dry_ms']:.0f} ms | |")
-    if "run_s" not in r:
-        return
-    rate = RESEND_ROWS / r["run_s"]
-    print(f"| the operation in the background, to done | {r['run_s']:.1f} s ({rate:,.0f} messages/s) | completes |")
+    """ "Resend all matching" on SQLite and on PostgreSQL: the request, and the operation run to its end."""
+    from bench.postgres import PG_URL, create_database, drop_database
+
+    print(
+        f"\nResend all matching, {RESEND_ROWS:,} failed messages, median of 7 requests; load average at start "
+        f"{os.getloadavg()[0]:.1f}:\n"
+    )
+    print("| database | measure | result | target |")
+    print("|---|---|---:|---:|")
+    for database in ("SQLite", "PostgreSQL"):
+        env: dict[str, str] = {}
+        name = None
+        if database == "PostgreSQL":
+            name = create_database("bench_resend")
+            if name is None:
+                print("| PostgreSQL | not measured: no server at BENCH_DATABASE_URL | | |")
+                continue
+            env["BENCH_COMMS_CHILD_DB"] = PG_URL.rsplit("/", 1)[0] + "/" + name
+        try:
+            r = _run_child("resend", 0, RESEND_ROWS, env=env)
+        finally:
+            if name is not None:
+                drop_database(name)
+        print(
+            f"| {database} | POST that starts the operation (records the intent) | {r['start_ms']:.0f} ms | < 200 ms |"
+        )
+        print(f"| {database} | POST of the dry run (counts matching and resendable) | {r['dry_ms']:.0f} ms | |")
+        if "run_s" not in r:
+            continue
+        rate = RESEND_ROWS / r["run_s"]
+        print(
+            f"| {database} | the operation (batched path) in the background, to done | {r['run_s']:.1f} s "
+            f"({rate:,.0f} messages/s) | completes |"
+        )
+        if "each_s" in r:
+            each = RESEND_EACH / r["each_s"]
+            print(
+                f"| {database} | one by one (`message_resend` per message), {RESEND_EACH:,} messages | "
+                f"{each:,.0f} messages/s | batched {rate / each:.1f}x |"
+            )
 
 
 # Scenarios of the worker benchmark: (label, how the messages are sent, worker processes).
@@ -437,6 +530,7 @@ def _workers() -> None:
     controller = Controller(Slow(), hostname="127.0.0.1", port=port)
     controller.start()
     results: dict[str, list[float]] = {label: [] for label, _, _ in SCENARIOS}
+    costs: dict[str, list[dict[str, float]]] = {label: [] for label, _, _ in SCENARIOS}
     problems: list[str] = []
     try:
         for round_ in range(WORKER_REPEATS):
@@ -471,7 +565,9 @@ def _workers() -> None:
                     drop_database(name)
                 if done.returncode:
                     raise RuntimeError(f"worker benchmark {label!r} failed:\n{done.stderr[-3000:]}")
-                results[label].append(json.loads(done.stdout.strip().splitlines()[-1])["seconds"])
+                measured = json.loads(done.stdout.strip().splitlines()[-1])
+                results[label].append(measured["seconds"])
+                costs[label].append(measured)
                 expected = {f"w{i}@example.com" for i in range(WORKER_MESSAGES)}
                 missing = expected - set(Slow.received)
                 twice = [address for address, count in Slow.received.items() if count > 1]
@@ -493,6 +589,17 @@ def _workers() -> None:
     two = rate["one per transaction, 2 workers"]
     print(f"| one per transaction, 2 workers | {two:,.1f} | {two / single:.2f}x of 1 worker (target 1.8x) |")
     print("\nDuplicates or missing messages: " + ("; ".join(problems) if problems else "none (every address once)"))
+    print(
+        f"\nWhere the time goes (last round; {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}): the "
+        "sender's queueing time, CPU per message of the worker processes and of the sender, and the cores the "
+        "whole machine kept busy (workers, sender, PostgreSQL, Redis, relay) from the first send to the last sent.\n"
+    )
+    print("| scenario | sender queueing s | worker CPU ms/msg | sender CPU ms/msg | cores busy |")
+    print("|---|---:|---:|---:|---:|")
+    for label, runs in costs.items():
+        last = runs[-1]
+        worker_ms, sender_ms = (last[key] / WORKER_MESSAGES * 1000 for key in ("workers_cpu", "sender_cpu"))
+        print(f"| {label} | {last['queued']:.1f} | {worker_ms:.1f} | {sender_ms:.1f} | {last['cores_busy']:.2f} |")
 
 
 def _email() -> None:

@@ -43,7 +43,8 @@ MESSAGE_DEFERRED = declare(
     "message.deferred",
     description="A temporary failure; the delivery will be retried.",
     required=_FIELDS | {"attempts", "retry_at"},
-    optional={"code", "enhanced_code", "error"},
+    # hold_reason: the retry waits for the message's send window (quiet hours) until retry_at.
+    optional={"code", "enhanced_code", "error", "hold_reason"},
     level="warning",
 )
 MESSAGE_FAILED = declare(

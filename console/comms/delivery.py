@@ -14,13 +14,14 @@ import uuid
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 import structlog
 from django.db import connection, models, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from console.comms import alerts, declarations, sending
+from console.comms import alerts, declarations, routing, sending
 from console.comms.conf import comms_settings
 from console.comms.failover import Router
 from console.comms.models import Attempt, ContactPoint, ContactState, Delivery, FailureClass, Message, Status
@@ -268,11 +269,22 @@ def record_outcome(delivery: Delivery, outcome: Outcome) -> None:
             if not outcome.provider_fault:  # the provider was down: nothing learned about the address
                 count_soft_failure(delivery, outcome, now)
             retry_at = now + timedelta(seconds=backoff_seconds(delivery.attempts, outcome.retry_after))
-            if delivery.attempts < comms_settings().max_attempts and retry_at < msg.expires_at:
+            # A retry due outside the send window waits for it, like a first delivery.
+            held_until, hold_reason = routing.hold_message(msg, retry_at)
+            retries_left = delivery.attempts < comms_settings().max_attempts
+            if retries_left and held_until is not None and held_until >= msg.expires_at:
+                why = f"{hold_reason}; {routing.outside_life(msg, held_until)}"
+                fail(delivery, FailureClass.EXPIRED, outcome, reason=f"{why}; last answer: {outcome.error}")
+                return
+            retry_at = held_until or retry_at
+            if retries_left and retry_at < msg.expires_at:
                 Delivery.objects.filter(pk=delivery.pk).update(
                     status=Status.DEFERRED, next_attempt_at=retry_at, reason=outcome.error[:300], claim_token=""
                 )
-                Message.objects.filter(pk=msg.pk).update(status=Status.DEFERRED)
+                Message.objects.filter(pk=msg.pk).update(
+                    status=Status.DEFERRED, held_until=held_until, hold_reason=hold_reason
+                )
+                held: dict[str, Any] = {"hold_reason": hold_reason} if hold_reason else {}
                 emit(
                     declarations.MESSAGE_DEFERRED,
                     **Message.stream_of(msg.pk),
@@ -284,6 +296,7 @@ def record_outcome(delivery: Delivery, outcome: Outcome) -> None:
                     code=outcome.code,
                     enhanced_code=outcome.enhanced_code,
                     error=outcome.error[:300],
+                    **held,
                 )
                 delivery_id = delivery.pk
                 transaction.on_commit(lambda: sending.dispatch([delivery_id], run_after=retry_at))
@@ -340,7 +353,7 @@ def fail(delivery: Delivery, failure_class: str, outcome: Outcome | None, *, rea
         status=Status.FAILED, failure_class=failure_class, reason=reason[:300], claim_token=""
     )
     tried = set(msg.deliveries.values_list("channel", flat=True))
-    can_fall_back = sending.may_fall_back(msg) and failure_class != FailureClass.EXPIRED
+    can_fall_back = routing.may_fall_back(msg) and failure_class != FailureClass.EXPIRED
     emit(
         declarations.MESSAGE_FAILED,
         **Message.stream_of(msg.pk),

@@ -8,6 +8,7 @@ from datetime import datetime
 from django.utils import timezone
 
 from console.comms.models import Attempt, Delivery, FailureClass, Message, Status
+from console.comms.routing import QUIET_HOURS
 
 _CLASS_WORDS = {
     FailureClass.TEMPORARY: "the provider kept answering with temporary failures until retries ran out",
@@ -29,10 +30,13 @@ def explain(message: Message, deliveries: list[Delivery], attempts: list[Attempt
     if message.status in (Status.SENT, Status.DELIVERED):
         return []
     lines: list[str] = []
-    if message.held_until and message.status == Status.QUEUED and message.held_until > timezone.now():
+    waiting = message.status in (Status.QUEUED, Status.DEFERRED)
+    if message.held_until and waiting and message.held_until > timezone.now():
+        step = "Its next retry is held" if message.status == Status.DEFERRED else "Waiting"
         lines.append(
-            f"Waiting until {message.held_until:%Y-%m-%d %H:%M} UTC, when its send window opens "
-            f"({message.hold_reason}); it still expires at {message.expires_at:%Y-%m-%d %H:%M} UTC."
+            f"{step} until {message.held_until:%Y-%m-%d %H:%M} UTC, when its send window opens "
+            f"({message.hold_reason}); it still expires at "
+            f"{message.expires_at:%Y-%m-%d %H:%M} UTC."
         )
     last_by_delivery = {a.delivery_id: a for a in attempts}
     for delivery in deliveries:
@@ -56,7 +60,8 @@ def explain(message: Message, deliveries: list[Delivery], attempts: list[Attempt
                 f"{delivery.next_attempt_at:%Y-%m-%d %H:%M:%S} UTC."
             )
         elif delivery.status in (Status.QUEUED, Status.SENDING, Status.PENDING):
-            lines.append(f"{label} is {delivery.get_status_display().lower()}.")
+            held = f" ({delivery.reason})" if delivery.reason.startswith(QUIET_HOURS) else ""
+            lines.append(f"{label} is {delivery.get_status_display().lower()}{held}.")
     if message.status == Status.FAILED:
         verdict = _CLASS_WORDS.get(FailureClass(message.failure_class), "") if message.failure_class else ""
         lines.append(
@@ -91,13 +96,17 @@ class Step:
 def _delivery_why(message: Message, delivery: Delivery, earlier: list[Delivery]) -> str:
     if delivery.failure_class == FailureClass.PREFERENCE:
         return "preference: the recipient turned this channel off"
+    # A resend or a fallback due outside the send window waited for it: its reason says so until a retry.
+    held = ""
+    if delivery.reason.startswith(QUIET_HOURS) and delivery.failure_class != FailureClass.EXPIRED:
+        held = f"; held for quiet hours until {delivery.next_attempt_at:%Y-%m-%d %H:%M} UTC"
     if any(d.channel == delivery.channel for d in earlier):
-        return "resent by staff"
+        return "resent by staff" + held
     previous = [d for d in earlier if d.failure_class != FailureClass.PREFERENCE]
     if previous:
         last = previous[-1]
         failed = last.get_failure_class_display().lower() if last.failure_class else last.get_status_display().lower()
-        return f"fallback: {last.get_channel_display()} did not deliver ({failed})"
+        return f"fallback: {last.get_channel_display()} did not deliver ({failed}){held}"
     if message.held_until and delivery.next_attempt_at == message.held_until:
         return f"first channel; held for quiet hours until {message.held_until:%Y-%m-%d %H:%M} UTC"
     if message.send_at > message.created_at:

@@ -1,9 +1,9 @@
 """The bulk resend operation's worker body: every message matching a filter, resent in batches.
 
 The request recorded only the intent (an ``Operation`` with the messages page's filters); here the filter is
-applied, the matching messages are counted, and each batch is resent in one transaction that also moves the
-operation's cursor, so a cancel between batches leaves whole batches done and a restart resumes after the
-last one.
+applied, the matching messages are counted, and each batch is resent in one transaction (``resend_batch``: a
+few queries per batch, not several per message) that also moves the operation's cursor, so a cancel between
+batches leaves whole batches done and a restart resumes after the last one.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from django.http import QueryDict
 
 from console.comms import declarations
 from console.comms.models import Message
-from console.comms.services import resend_each
+from console.comms.services import resend_batch
 from console.comms.tables import MessageFilter
 from console.core.models import Operation
 from console.events import batch, emit
@@ -40,7 +40,7 @@ def run_bulk_resend(operation: Operation) -> None:
         if not ids:
             break
         with transaction.atomic(), batch():  # the batch's events are appended in one insert
-            count, reasons = resend_each(Message.objects.filter(pk__in=ids), actor=actor, force=force)
+            count, reasons = resend_batch(ids, actor=actor, force=force)
             resent, skipped, cursor = resent + count, skipped + len(reasons), ids[-1]
             # In the batch's transaction: a cancel asked meanwhile undoes this batch and stops here.
             operation.advance(len(ids), cursor=cursor, resent=resent, skipped=skipped)

@@ -10,12 +10,12 @@ from __future__ import annotations
 import functools
 import threading
 import time
+from collections import defaultdict
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 from django.db import IntegrityError, connection, transaction
@@ -27,8 +27,6 @@ from console.comms import alerts, declarations
 from console.comms.classes import MessageClass, MessageError, lookup
 from console.comms.conf import comms_settings
 from console.comms.models import (
-    ContactPoint,
-    ContactState,
     Delivery,
     FailureClass,
     Message,
@@ -36,8 +34,8 @@ from console.comms.models import (
     Status,
     as_json,
 )
+from console.comms.routing import Plan, contacts_for, decide, preference_skip, preferences_for
 from console.comms.unsubscribe import url_for
-from console.comms.windows import next_opening, window_of
 from console.events import emit
 from console.events.context import capture, enqueue
 
@@ -198,18 +196,6 @@ def plan(cls: type[MessageClass], recipient: Recipient, mandatory: bool) -> tupl
     return [c for c in channels if pref.allows(c)], [c for c in channels if not pref.allows(c)]
 
 
-def hold(cls: type[MessageClass], recipient: Recipient, start: datetime) -> tuple[datetime | None, str]:
-    """Until when a message due at ``start`` waits for its send window, and why; (None, "") when it need not."""
-    window = window_of(cls)
-    if window is None:
-        return None, ""
-    zone_name = recipient.time_zone or settings.TIME_ZONE
-    opens = next_opening(window, start, ZoneInfo(zone_name))
-    if opens is None:
-        return None, ""
-    return opens, f"quiet hours: {window.describe(zone_name)}"[:200]
-
-
 def message_send(
     message: MessageClass,
     *,
@@ -237,7 +223,6 @@ def message_send(
     now = timezone.now()
     start = max(send_at, now) if send_at else now
     expires = expires_at or start + cls.ttl
-    held_until, hold_reason = hold(cls, recipient, start)
     if expires <= start:
         raise MessageError(
             f"{cls.__name__}: send_at {start.astimezone(UTC):%Y-%m-%d %H:%M:%S} is not before the message's "
@@ -271,12 +256,21 @@ def message_send(
             "send_at": start,
             "expires_at": expires,
             "time_zone": recipient.time_zone,
-            "held_until": held_until,
-            "hold_reason": hold_reason,
         }
+        msg = Message(**fields)
+        skips = [preference_skip(msg, channel) for channel in opted_out]
+        # The first delivery is planned before the message is written, so its row is inserted as it will stay
+        # (no UPDATE after it); preferences were just applied to ``allowed``.
+        first = (
+            decide(msg, tried=set(), start=start, preference=None, contacts=contacts_for([msg])) if allowed else None
+        )
+        if first is not None and first.queued is not None:
+            msg.status, msg.channel = Status.QUEUED, first.queued.channel
+            msg.held_until, msg.hold_reason = first.held_until, first.hold_reason
         try:
-            with transaction.atomic():
-                msg = Message.objects.create(**fields)
+            # A savepoint only where the insert may hit the idempotency key's constraint: two fewer round trips.
+            with transaction.atomic(savepoint=bool(idempotency_key)):
+                msg.save(force_insert=True)
         except IntegrityError:
             if idempotency_key:
                 return Message.objects.get(idempotency_key=idempotency_key)
@@ -290,12 +284,12 @@ def message_send(
             recipient=msg.recipient,
             mandatory=msg.mandatory,
         )
-        for channel in opted_out:
-            skip_for_preference(msg, channel)
-        if not msg.channels:
+        if first is None:
+            Delivery.objects.bulk_create(skips)
             finish(msg, Status.SKIPPED, FailureClass.PREFERENCE)
         else:
-            next_delivery(msg, tried=set(), start=held_until or start, check_preferences=False)
+            first.deliveries[:0] = skips  # the opted-out channels first, as the class orders them
+            carry_out([first], written=True)
     return msg
 
 
@@ -322,67 +316,51 @@ def next_delivery(
     """Queue the next usable channel of the plan; record why each unusable one was skipped.
 
     Preferences are checked again (a fallback, a resend or an opt-out comes after ``send()`` planned the
-    channels), unless the caller has just planned them. When no channel is left the message fails with
-    ``failure_class`` (why the last real delivery failed), or is skipped when that was a preference.
+    channels), unless the caller has just planned them. A delivery due outside the send window waits for it
+    (see ``routing.decide``). When no channel is left the message fails with ``failure_class`` (why the last
+    real delivery failed), or is skipped when that was a preference.
     """
-    pref = None
+    preference = None
     if check_preferences and not msg.mandatory:
-        pref = Preference.objects.filter(recipient=msg.recipient, category=msg.category).first()
-    for channel in msg.channels:
-        if channel in tried:
+        preference = preferences_for([msg]).get((msg.recipient, msg.category))
+    contacts = contacts_for([msg], tried)
+    plan = decide(msg, tried=tried, start=start, preference=preference, contacts=contacts, failure_class=failure_class)
+    carry_out([plan])
+    return plan.queued
+
+
+def carry_out(plans: list[Plan], *, written: bool = False) -> None:
+    """Write what ``decide`` planned, for one message or a whole batch, and dispatch the queued deliveries on commit.
+
+    The deliveries of every plan are inserted at once, the queued messages are updated in one UPDATE per
+    (channel, hold) group, and the due deliveries join the transaction's one dispatch; held ones are
+    enqueued to run when their window opens. A plan with no channel left finishes its message. ``written``:
+    the messages were inserted with their queued status and channel already (``send()``), no UPDATE needed.
+    """
+    Delivery.objects.bulk_create([d for plan in plans for d in plan.deliveries])
+    groups: dict[tuple[str, datetime | None, str], list[int]] = defaultdict(list)
+    later: dict[datetime, list[int]] = defaultdict(list)
+    now = timezone.now()
+    for plan in plans:
+        msg, queued = plan.message, plan.queued
+        if queued is None:
+            if plan.finish is not None:
+                finish(msg, *plan.finish)
             continue
-        tried.add(channel)
-        if pref is not None and not pref.allows(channel):
-            skip_for_preference(msg, channel)
-            continue
-        address = msg.addresses.get(channel, "")
-        contact = ContactPoint.objects.filter(channel=channel, address=address).first() if address else None
-        reason = ""
-        if not address:
-            reason = f"no {channel} address on file"
-        elif contact is not None and contact.state == ContactState.DEFUNCT:
-            reason = f"address defunct: {contact.reason}"
-        if reason:
-            Delivery.objects.create(
-                message=msg,
-                channel=channel,
-                address=address,
-                status=Status.SKIPPED,
-                failure_class=FailureClass.NO_CONTACT,
-                reason=reason,
-            )
-            if not may_fall_back(msg):
-                break
-            continue
-        delivery = Delivery.objects.create(
-            message=msg, channel=channel, address=address, status=Status.QUEUED, next_attempt_at=start
-        )
-        Message.objects.filter(pk=msg.pk).update(status=Status.QUEUED, channel=channel, failure_class="")
-        msg.status, msg.channel, msg.failure_class = Status.QUEUED, channel, ""
-        if start > timezone.now():
-            transaction.on_commit(functools.partial(dispatch, [delivery.pk], run_after=start))
+        groups[(queued.channel, plan.held_until, plan.hold_reason)].append(msg.pk)
+        msg.status, msg.channel, msg.failure_class = Status.QUEUED, queued.channel, ""
+        msg.held_until, msg.hold_reason = plan.held_until, plan.hold_reason
+        if queued.next_attempt_at > now:
+            later[queued.next_attempt_at].append(queued.pk)
         else:
-            dispatch_on_commit(delivery.pk)
-        return delivery
-    finish(msg, Status.SKIPPED if failure_class == FailureClass.PREFERENCE else Status.FAILED, failure_class)
-    return None
-
-
-def skip_for_preference(msg: Message, channel: str) -> Delivery:
-    """A skipped delivery, so the message page shows which channel a preference removed."""
-    return Delivery.objects.create(
-        message=msg,
-        channel=channel,
-        address=msg.addresses.get(channel, ""),
-        status=Status.SKIPPED,
-        failure_class=FailureClass.PREFERENCE,
-        reason=f"the recipient turned {channel} off for {msg.category} messages",
-    )
-
-
-def may_fall_back(msg: Message) -> bool:
-    cls = lookup(msg.message_type)
-    return True if cls is None else cls.fallback
+            dispatch_on_commit(queued.pk)
+    for (channel, held_until, hold_reason), message_ids in groups.items():
+        if not written:
+            Message.objects.filter(pk__in=message_ids).update(
+                status=Status.QUEUED, channel=channel, failure_class="", held_until=held_until, hold_reason=hold_reason
+            )
+    for run_after, delivery_ids in later.items():
+        transaction.on_commit(functools.partial(dispatch, delivery_ids, run_after=run_after))
 
 
 def finish(msg: Message, status: str, failure_class: str) -> None:

@@ -7,7 +7,7 @@ delivery task, enqueued after commit.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from django.db import transaction
 from django.db.models import Q
@@ -17,6 +17,7 @@ from django.utils import timezone
 from console.comms import declarations
 from console.comms.classes import CHANNELS
 from console.comms.models import (
+    DONE_OK,
     ContactPoint,
     Delivery,
     FailureClass,
@@ -25,11 +26,12 @@ from console.comms.models import (
     Preference,
     Status,
 )
-from console.comms.sending import next_delivery
+from console.comms.routing import Plan, contacts_for, decide, preferences_for
+from console.comms.sending import carry_out, next_delivery
 from console.comms.unsubscribe import Link, LinkInvalid, stale
 from console.core.models import Operation
 from console.core.services import start_operation
-from console.events import emit
+from console.events import batch, emit
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import AbstractBaseUser
@@ -49,32 +51,69 @@ class ResendRefused(ValueError):
     """A resend that would do nothing useful (expired, in flight, already delivered)."""
 
 
+def resend_refusal(msg: Message, *, force: bool) -> str:
+    """Why ``msg`` must not be resent (in flight, already delivered unless forced, expired), or ""."""
+    if msg.in_flight:
+        return f"message #{msg.pk} is still being sent"
+    if msg.status in DONE_OK and not force:
+        return f"message #{msg.pk} was already {msg.status}; resend it with force to send again"
+    if msg.expired:
+        return f"message #{msg.pk} expired at {msg.expires_at:%Y-%m-%d %H:%M} UTC; nothing was sent"
+    return ""
+
+
+def no_channel_refusal(plan: Plan) -> str:
+    """Why a resend found nothing to queue: no usable channel, or a send window that opens after expiry."""
+    msg = plan.message
+    if plan.finish is not None and plan.finish[1] == FailureClass.EXPIRED:
+        return f"message #{msg.pk} would wait for its send window and expire first; nothing was sent"
+    return f"message #{msg.pk} has no usable channel left (every address is missing or defunct)"
+
+
+def _resent(msg: Message, *, actor: AbstractBaseUser | None, force: bool, bulk: bool) -> None:
+    fields: dict[str, Any] = {"message_id": msg.pk, "message_type": msg.message_type, "forced": force, "bulk": bulk}
+    emit(declarations.MESSAGE_RESENT, actor=actor, **Message.stream_of(msg.pk), **fields)
+
+
+def resend_plans(messages: list[Message], *, force: bool) -> tuple[list[Plan], dict[int, str]]:
+    """The resend rule for locked ``messages``: the plans of those to resend, and why each other is not.
+
+    Refusals first (``resend_refusal``), then ``routing.decide`` from now with the preferences and contact
+    points of all of them read in one query each; a plan with nothing to queue becomes a refusal.
+    """
+    now = timezone.now()
+    refusals = {msg.pk: resend_refusal(msg, force=force) for msg in messages}
+    eligible = [msg for msg in messages if not refusals[msg.pk]]
+    preferences, contacts = preferences_for(eligible), contacts_for(eligible)
+    plans: list[Plan] = []
+    for msg in eligible:
+        preference = None if msg.mandatory else preferences.get((msg.recipient, msg.category))
+        plan = decide(msg, tried=set(), start=now, preference=preference, contacts=contacts)
+        if plan.queued is None:
+            refusals[msg.pk] = no_channel_refusal(plan)
+        else:
+            plans.append(plan)
+    return plans, {pk: reason for pk, reason in refusals.items() if reason}
+
+
 def message_resend(
     *, message: Message, actor: AbstractBaseUser | None, force: bool = False, bulk: bool = False
 ) -> Delivery:
-    """Queue a new delivery of ``message`` on its first usable channel; refuses expired or in-flight ones."""
+    """Queue a new delivery of ``message`` on its first usable channel; refuses expired or in-flight ones.
+
+    Nothing is written when it is refused (no channel left included), so a refusal inside a bulk resend's
+    transaction leaves no trace but its reason.
+    """
     with transaction.atomic():
         msg = Message.objects.select_for_update().get(pk=message.pk)
-        if msg.in_flight:
-            raise ResendRefused(f"message #{msg.pk} is still being sent")
-        if msg.status in (Status.SENT, Status.DELIVERED) and not force:
-            raise ResendRefused(f"message #{msg.pk} was already {msg.status}; resend it with force to send again")
-        if msg.expired:
-            raise ResendRefused(f"message #{msg.pk} expired at {msg.expires_at:%Y-%m-%d %H:%M} UTC; nothing was sent")
-        delivery = next_delivery(msg, tried=set(), start=timezone.now())
-        if delivery is None:
-            raise ResendRefused(f"message #{msg.pk} has no usable channel left (every address is missing or defunct)")
-        # After the refusals: a bulk resend collects its events in one batch, which a refusal does not undo.
-        emit(
-            declarations.MESSAGE_RESENT,
-            actor=actor,
-            **Message.stream_of(msg.pk),
-            message_id=msg.pk,
-            message_type=msg.message_type,
-            forced=force,
-            bulk=bulk,
-        )
-        return delivery
+        plans, refusals = resend_plans([msg], force=force)
+        if refusals:
+            raise ResendRefused(refusals[msg.pk])
+        carry_out(plans)
+        _resent(msg, actor=actor, force=force, bulk=bulk)
+        queued = plans[0].queued
+        assert queued is not None  # a plan without one is a refusal
+        return queued
 
 
 @dataclass(frozen=True)
@@ -85,7 +124,7 @@ class BulkResendResult:
 
 
 def resend_each(messages: MessageQuerySet, *, actor: AbstractBaseUser | None, force: bool) -> tuple[int, list[str]]:
-    """Resend every message of ``messages`` that can be, in the caller's transaction: (resent, why others not)."""
+    """Resend every message of ``messages`` one by one (``message_resend``): (resent, why others were not)."""
     resent = 0
     reasons: list[str] = []
     for msg in messages.order_by("pk").iterator(chunk_size=500):
@@ -99,12 +138,53 @@ def resend_each(messages: MessageQuerySet, *, actor: AbstractBaseUser | None, fo
     return resent, reasons
 
 
+# What the batched resend reads of a message: what the refusals and ``routing.decide`` look at.
+_RESEND_FIELDS = (
+    "message_type",
+    "category",
+    "mandatory",
+    "recipient",
+    "addresses",
+    "channels",
+    "status",
+    "expires_at",
+    "time_zone",
+    "held_until",
+    "hold_reason",
+)
+
+
+RESEND_BATCH = 500
+
+
+def resend_batch(ids: list[int], *, actor: AbstractBaseUser | None, force: bool) -> tuple[int, list[str]]:
+    """Resend the messages ``ids`` in one transaction with a few queries, by the rules of ``message_resend``.
+
+    The messages are locked (``FOR UPDATE`` on PostgreSQL; SQLite's write lock is taken at BEGIN), so a
+    worker moving one on, a cancel or another resend waits for this transaction and then sees it in flight:
+    a message never gets two live deliveries. Preferences and contact points are read in one query each,
+    the deliveries inserted at once, the messages updated per channel, the events appended in one batch
+    and the due deliveries dispatched once, on commit. Returns (resent, why others were not), in id order.
+    """
+    with transaction.atomic(), batch():
+        messages = list(Message.objects.select_for_update().filter(pk__in=ids).only(*_RESEND_FIELDS).order_by("pk"))
+        plans, refusals = resend_plans(messages, force=force)
+        carry_out(plans)
+        for plan in plans:
+            _resent(plan.message, actor=actor, force=force, bulk=True)
+    return len(plans), [refusals[pk] for pk in sorted(refusals)]
+
+
 def message_bulk_resend(
     *, messages: MessageQuerySet, actor: AbstractBaseUser, force: bool = False, filters: str = ""
 ) -> BulkResendResult:
     """Resend every message of ``messages`` that can be; one audit event per message and one for the batch."""
     with transaction.atomic():
-        resent, reasons = resend_each(messages, actor=actor, force=force)
+        ids = list(messages.order_by("pk").values_list("pk", flat=True))
+        resent, reasons = 0, list[str]()
+        for start in range(0, len(ids), RESEND_BATCH):
+            count, refused = resend_batch(ids[start : start + RESEND_BATCH], actor=actor, force=force)
+            resent, reasons = resent + count, reasons + refused
         emit(
             declarations.MESSAGE_BULK_RESEND,
             actor=actor,

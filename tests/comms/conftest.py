@@ -36,6 +36,15 @@ def smtp(smtp_server: SMTPServer, settings: Any) -> Iterator[SMTPServer]:
 
 
 @pytest.fixture
+def dispatched(monkeypatch: pytest.MonkeyPatch) -> list[list[int]]:
+    """Records the delivery ids each dispatch would enqueue, instead of enqueueing them."""
+    calls: list[list[int]] = []
+    monkeypatch.setattr(sending, "dispatch", lambda ids, run_after=None: calls.append(list(ids)))
+    monkeypatch.setattr(sending, "dispatch_soon", lambda ids: calls.append(list(ids)))
+    return calls
+
+
+@pytest.fixture
 def inline_tasks(settings: Any) -> None:
     """Tasks run where they are enqueued (after commit), so a test follows a message end to end."""
     settings.TASKS = {"default": {"BACKEND": "django.tasks.backends.immediate.ImmediateBackend"}}

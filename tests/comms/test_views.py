@@ -14,7 +14,7 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
-from console.comms import resend, sending, services
+from console.comms import resend, services
 from console.comms.classes import lookup
 from console.comms.models import Alert, ContactPoint, ContactState, Delivery, FailureClass, Message, Status
 from console.comms.sending import Recipient, send
@@ -24,14 +24,6 @@ from console.events.models import Event
 from tests.conftest import tidy_tags
 
 Capture = Callable[..., Any]
-
-
-@pytest.fixture
-def dispatched(monkeypatch: pytest.MonkeyPatch) -> list[list[int]]:
-    calls: list[list[int]] = []
-    monkeypatch.setattr(sending, "dispatch", lambda ids, run_after=None: calls.append(list(ids)))
-    monkeypatch.setattr(sending, "dispatch_soon", lambda ids: calls.append(list(ids)))
-    return calls
 
 
 def make(status: str, *, recipient: str = "ada@example.com", failure: str = "", **context: Any) -> Message:
@@ -203,7 +195,7 @@ def test_a_bulk_resend_cancelled_between_batches_keeps_whole_batches(
     client.force_login(operator)
     client.post(reverse("comms:messages_resend"), {"scope": "all", "query": "status=failed", "confirm": "1"})
     operation = Operation.objects.get(kind="comms.resend")
-    original = services.resend_each
+    original = services.resend_batch
 
     def cancel_during_second_batch(*args: Any, **kwargs: Any) -> Any:
         result = original(*args, **kwargs)
@@ -211,7 +203,7 @@ def test_a_bulk_resend_cancelled_between_batches_keeps_whole_batches(
             Operation.objects.filter(pk=operation.pk).update(cancel_requested_at=timezone.now())
         return result
 
-    monkeypatch.setattr(resend, "resend_each", cancel_during_second_batch)
+    monkeypatch.setattr(resend, "resend_batch", cancel_during_second_batch)
     assert run_operation(operation.pk) == "cancelled"
     operation.refresh_from_db()
     assert operation.done == 2 and operation.progress["resent"] == 2
