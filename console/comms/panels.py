@@ -44,7 +44,7 @@ def alert_banner(request: HttpRequest) -> list[str]:
 
 
 # Messages waiting now are counted up to this many per status.
-WAITING_COUNTED = 10_000
+WAITING_COUNTED = 1_000
 # The message lifecycle's outcomes the panel lists, in the order a message goes through them.
 OUTCOMES_SHOWN = ("queued", "sent", "delivered", "deferred", "failed")
 

@@ -348,7 +348,7 @@ def _count_behind(cursor: Cursor, projector: Projector, limit: int) -> tuple[int
     union = " UNION ".join(parts)
     with connection.cursor() as db:
         db.execute(
-            f"SELECT COUNT(*), MIN(position) FROM (SELECT position FROM ({union}) AS parts LIMIT %s) AS behind",
+            f'SELECT COUNT(*), MIN("position") FROM (SELECT "position" FROM ({union}) AS parts LIMIT %s) AS behind',
             [*params, limit],
         )
         row = db.fetchone()
