@@ -49,8 +49,8 @@ def test_a_process_records_the_first_started_of_its_tasks_and_clears_it_when_all
     assert row.running == "app.tasks.quick" and row.running_since is not None and row.running_since > early
     workers.on_finished(HueyBackend, result("b", "app.tasks.quick"))
     workers.on_finished(HueyBackend, result("b", "app.tasks.quick"))  # sent twice: nothing left to clear
-    row.refresh_from_db()
-    assert (row.running, row.running_since) == ("", None)
+    idle = WorkerHeartbeat.objects.get()
+    assert (idle.running, idle.running_since) == ("", None)
 
 
 @pytest.mark.django_db
