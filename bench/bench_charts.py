@@ -2,8 +2,9 @@
 with every chart at 1,000,000 events and 1,000,000 messages against the same dashboard without charts and
 against counting one chart straight from the log.
 
-Every measurement runs in a child process on a fresh SQLite database under a temporary directory, with the
-inline task backend (the dashboard's worker ping runs in the request, as it would cost a worker elsewhere).
+Every measurement runs in a child process on a fresh SQLite database under a temporary directory (the
+dashboard also on a scratch PostgreSQL database, ``bench.postgres``), with the inline task backend (the
+dashboard's worker ping runs in the request, as it would cost a worker elsewhere).
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
+
+from bench import postgres
 
 ROOT = Path(__file__).resolve().parent.parent
 EVENTS = int(os.environ.get("BENCH_CHARTS_EVENTS", "1000000"))
@@ -43,6 +46,9 @@ def _fill_events(rows: int) -> None:
     """``rows`` events over the last 30 days: job runs, messages sent and failed, webhook attempts, sign-ins."""
     from django.db import connection
 
+    sqlite = connection.vendor == "sqlite"
+    obj = "json_object" if sqlite else "jsonb_build_object"
+    boolean = "json(CASE WHEN x % 11 = 0 THEN 'false' ELSE 'true' END)" if sqlite else "(x % 11 <> 0)"
     step = SPAN_SECONDS / rows
     command = "CASE x % 3 WHEN 0 THEN 'demo_report' WHEN 1 THEN 'demo_import' ELSE 'clearsessions' END"
     kind = "CASE x % 7 WHEN 0 THEN 'message.failed' WHEN 1 THEN 'webhook.attempted' ELSE 'demo.order_placed' END"
@@ -51,28 +57,32 @@ def _fill_events(rows: int) -> None:
     )
     data = (
         "CASE x % 5"
-        " WHEN 0 THEN json_object('run_id', x, 'command', " + command + ","
+        f" WHEN 0 THEN {obj}('run_id', x, 'command', " + command + ","
         "  'status', CASE WHEN x % 35 = 0 THEN 'failed' ELSE 'succeeded' END, 'exit_code', 0,"
         "  'seconds', (x % 50) * 0.7)"
-        " WHEN 1 THEN json_object('message_id', x, 'message_type', 'order_confirmation', 'channel', 'email',"
+        f" WHEN 1 THEN {obj}('message_id', x, 'message_type', 'order_confirmation', 'channel', 'email',"
         "  'attempts', 1)"
-        " WHEN 2 THEN json_object('username', 'ops')"
+        f" WHEN 2 THEN {obj}('username', 'ops')"
         " ELSE CASE x % 7"
-        "  WHEN 0 THEN json_object('message_id', x, 'message_type', 'password_reset', 'channel', 'email',"
+        f"  WHEN 0 THEN {obj}('message_id', x, 'message_type', 'password_reset', 'channel', 'email',"
         "   'failure_class', 'recipient')"
-        "  WHEN 1 THEN json_object('endpoint_id', 1, 'delivery_id', x,"
-        "   'ok', json(CASE WHEN x % 11 = 0 THEN 'false' ELSE 'true' END), 'ms', x % 900)"
-        "  ELSE json_object('order', x, 'total', 42.5) END"
+        f"  WHEN 1 THEN {obj}('endpoint_id', 1, 'delivery_id', x, 'ok', {boolean}, 'ms', x % 900)"
+        f"  ELSE {obj}('order', x, 'total', 42.5) END"
         " END"
     )
-    when = f"strftime('%Y-%m-%d %H:%M:%f', 'now', '-' || (({rows} - x) * {step}) || ' seconds')"
+    if sqlite:
+        when = f"strftime('%Y-%m-%d %H:%M:%f', 'now', '-' || (({rows} - x) * {step}) || ' seconds')"
+        source = f"WITH RECURSIVE cnt(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM cnt WHERE x < {rows})"
+        tail = "FROM cnt"
+    else:
+        when = f"now() - ({rows} - x) * {step} * interval '1 second'"
+        source, tail = "", f"FROM generate_series(1, {rows}) AS x"
     with connection.cursor() as cursor:
         cursor.execute(
             "INSERT INTO events_event (stream_type, stream_id, type, schema_version, data, metadata, recorded_at)"
-            f" WITH RECURSIVE cnt(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM cnt WHERE x < {rows})"
-            f" SELECT '', '', {types}, 1, {data}, '{{}}', {when} FROM cnt"
+            f" {source} SELECT '', '', {types}, 1, {data}, '{{}}', {when} {tail}"
         )
-        cursor.execute("ANALYZE")
+        cursor.execute("ANALYZE" if sqlite else "ANALYZE events_event")
 
 
 def child_subscriber(rows: int) -> dict[str, float]:
@@ -176,7 +186,8 @@ def child(argv: list[str]) -> None:
 # --- parent side ---------------------------------------------------------------------------------------------
 
 
-def _run(args: list[str]) -> dict[str, Any]:
+def _run(args: list[str], database: str | None = None) -> dict[str, Any]:
+    """``child *args`` in a child process, on SQLite or (``database``) on that PostgreSQL database."""
     with tempfile.TemporaryDirectory(prefix="bench-charts-") as tmp:
         env = {
             **os.environ,
@@ -187,6 +198,9 @@ def _run(args: list[str]) -> dict[str, Any]:
         }
         for name in ("PROMETHEUS_MULTIPROC_DIR", "REDIS_URL", "DATABASE_URL", "CONSOLE_DATABASE_NAME"):
             env.pop(name, None)
+        if database:
+            env["DATABASE_URL"] = postgres.PG_URL
+            env["CONSOLE_DATABASE_NAME"] = database
         result = subprocess.run(
             [sys.executable, "-m", "bench.bench_charts", "child", *args],
             env=env,
@@ -201,6 +215,34 @@ def _run(args: list[str]) -> dict[str, Any]:
     return parsed
 
 
+def _on_postgres(args: list[str]) -> dict[str, Any] | None:
+    """``_run(args)`` on a scratch PostgreSQL database; None when there is no server to use."""
+    database = postgres.create_database("bench_charts")
+    if database is None:
+        return None
+    try:
+        return _run(args, database)
+    finally:
+        postgres.drop_database(database)
+
+
+def _dashboard_table(vendor: str, dash: dict[str, Any]) -> None:
+    base = dash["no charts"]
+    print(
+        f"\nDashboard server time, {EVENTS:,} events and {MESSAGES:,} messages, {vendor}, median of 11"
+        " (target < 100 ms):\n"
+    )
+    print("| dashboard | ms | ratio to the dashboard without charts |")
+    print("|---|---:|---:|")
+    print(f"| without charts (panels only) | {base:.1f} | 1.00x |")
+    for slug in ("1h", "24h", "7d", "30d"):
+        print(f"| all charts, range {slug} | {dash[slug]:.1f} | {dash[slug] / base:.2f}x |")
+    print(
+        f"\nOne chart (job runs by day and status, 30 days) counted straight from the log instead: "
+        f"{dash['from log']:.1f} ms ({dash['from log'] / dash['30d']:.1f}x the whole dashboard from rollups)."
+    )
+
+
 def main() -> None:
     # Shared machines make every figure depend on what else runs: say how busy this one was.
     print(f"load average at start: {', '.join(f'{load:.1f}' for load in os.getloadavg())}\n")
@@ -213,18 +255,14 @@ def main() -> None:
         f"| `events.rollups` catching up (read, tally, store {sub['buckets']:,} buckets) | {sub['rollup_per_s']:,.0f}"
         f" | {sub['read_per_s'] / sub['rollup_per_s']:.2f}x slower |"
     )
-    dash = _run(["dashboard", str(EVENTS), str(MESSAGES)])
-    base = dash["no charts"]
-    print(f"\nDashboard server time, {EVENTS:,} events and {MESSAGES:,} messages, median of 11 (target < 100 ms):\n")
-    print("| dashboard | ms | ratio to the dashboard without charts |")
-    print("|---|---:|---:|")
-    print(f"| without charts (panels only) | {base:.1f} | 1.00x |")
-    for slug in ("1h", "24h", "7d", "30d"):
-        print(f"| all charts, range {slug} | {dash[slug]:.1f} | {dash[slug] / base:.2f}x |")
-    print(
-        f"\nOne chart (job runs by day and status, 30 days) counted straight from the log instead: "
-        f"{dash['from log']:.1f} ms ({dash['from log'] / dash['30d']:.1f}x the whole dashboard from rollups)."
-    )
+    args = ["dashboard", str(EVENTS), str(MESSAGES)]
+    _dashboard_table("SQLite", _run(args))
+    on_postgres = _on_postgres(args)
+    if on_postgres is None:
+        print("\nPostgreSQL: no server at BENCH_DATABASE_URL, not measured.")
+    else:
+        _dashboard_table("PostgreSQL", on_postgres)
+    print(f"\nload average at the end: {', '.join(f'{load:.1f}' for load in os.getloadavg())}")
 
 
 if __name__ == "__main__":

@@ -13,10 +13,10 @@ from django.utils import timezone
 from console.comms.conf import comms_settings
 from console.comms.declarations import FAILED_BY_CHANNEL, FAILED_BY_TYPE, OUTCOMES, SENT_BY_CHANNEL, SENT_BY_TYPE
 from console.comms.failover import configured_routes
-from console.comms.models import Alert, Attempt, Breaker, Message, ProviderState
+from console.comms.models import ACTIVE_STATUSES, Alert, Attempt, Breaker, Message, ProviderState
 from console.comms.outcomes import SENT
-from console.core.charts import Chart, ChartRange, filtered
-from console.events.rollups import Part, busiest_keys, over_time
+from console.core.charts import RANGES, Chart, ChartRange, filtered
+from console.events.rollups import Part, busiest_keys, over_time, range_totals
 
 # Message classes or channels drawn per chart, busiest first.
 KEYS_SHOWN = 6
@@ -43,12 +43,26 @@ def alert_banner(request: HttpRequest) -> list[str]:
     return banners
 
 
+# Messages waiting now are counted up to this many per status.
+WAITING_COUNTED = 1_000
+# The message lifecycle's outcomes the panel lists, in the order a message goes through them.
+OUTCOMES_SHOWN = ("queued", "sent", "delivered", "deferred", "failed")
+
+
 def dashboard_panel(request: HttpRequest) -> dict[str, Any]:
-    since = timezone.now() - timedelta(hours=24)
-    recent = Message.objects.filter(created_at__gte=since)
-    by_status = dict(recent.values_list("status").annotate(n=Count("id")).values_list("status", "n"))
+    """What happened to messages in the last 24 hours (from the rollups: no page view counts the messages
+    table) and what waits now (indexed, counted up to ``WAITING_COUNTED`` per status)."""
+    day = RANGES["24h"]
+    summed = range_totals(OUTCOMES, day)
+    waiting = []
+    for status in ACTIVE_STATUSES:
+        n = Message.objects.filter(status=status).order_by()[: WAITING_COUNTED + 1].count()
+        if n:
+            waiting.append((status.value, f"over {WAITING_COUNTED:,}" if n > WAITING_COUNTED else f"{n:,}"))
     return {
-        "by_status": sorted(by_status.items()),
+        "outcomes": [(outcome, summed[outcome].count) for outcome in OUTCOMES_SHOWN if outcome in summed],
+        "since": day.starts()[0],
+        "waiting": waiting,
         "failed_url": reverse("comms:messages") + "?status=failed",
         "providers": provider_health(),
     }

@@ -13,12 +13,13 @@ class CoreConfig(AppConfig):
     def ready(self) -> None:
         from django.apps import apps
 
-        from console.core import backends, checks  # noqa: F401  # registers system checks
+        from console.core import backends, checks, workers  # noqa: F401  # checks registers system checks
         from console.core.operations import fail_lost_operations
         from console.core.registry import registry
         from console.core.tick import forget_stopped_processes
 
         registry.add_nav("Dashboard", "core:dashboard", 0)
+        workers.connect()
         registry.add_duty("core.forget_stopped_processes", forget_stopped_processes)
         registry.add_duty("core.fail_lost_operations", fail_lost_operations)
         if apps.is_installed("huey.contrib.djhuey") and backends.uses_huey():

@@ -26,6 +26,17 @@ class WorkerHeartbeatQuerySet(models.QuerySet["WorkerHeartbeat"]):
         )
         return worker
 
+    def running(self, *, backend: str, task: str, since: datetime | None) -> None:
+        """Record what this process runs now (``task`` empty: nothing) and since when; also a heartbeat.
+
+        One UPDATE per task start and finish; the row is created only the first time a process runs a task.
+        """
+        worker = f"{socket.gethostname()}:{os.getpid()}"
+        now = timezone.now()
+        changes = {"backend": backend, "seen_at": now, "running": task[:300], "running_since": since}
+        if not self.filter(worker=worker).update(**changes):
+            self.update_or_create(worker=worker, defaults=changes, create_defaults={**changes, "first_seen_at": now})
+
     def seen_since(self, moment: datetime) -> WorkerHeartbeatQuerySet:
         """Every worker process seen since ``moment``, the most recently seen first."""
         return self.filter(seen_at__gte=moment).order_by("-seen_at")
@@ -39,6 +50,10 @@ class WorkerHeartbeat(models.Model):
     seen_at = models.DateTimeField()
     # When this process first picked up a task: roughly when it started.
     first_seen_at = models.DateTimeField(null=True, blank=True)
+    # The task this process runs now (its dotted path; "" when idle) and when it started, from the task
+    # backend's task_started and task_finished signals (console.core.workers).
+    running = models.CharField(max_length=300, blank=True, default="")
+    running_since = models.DateTimeField(null=True, blank=True)
 
     objects = WorkerHeartbeatQuerySet.as_manager()
 
@@ -48,6 +63,13 @@ class WorkerHeartbeat(models.Model):
     @property
     def age_seconds(self) -> int:
         return max(0, int((timezone.now() - self.seen_at).total_seconds()))
+
+    @property
+    def running_seconds(self) -> int | None:
+        """How long the task it runs now has been running."""
+        if self.running_since is None:
+            return None
+        return max(0, int((timezone.now() - self.running_since).total_seconds()))
 
     @property
     def host(self) -> str:

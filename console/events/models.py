@@ -89,6 +89,10 @@ class Event(models.Model):
                 fields=["actor", "-position"], name="event_actor_pos", condition=models.Q(actor__isnull=False)
             ),
             models.Index(fields=["stream_id", "-position"], name="event_stream_pos"),
+            # What a projection of whole stream types is behind on (the dashboard's projections panel).
+            models.Index(
+                fields=["stream_type", "position"], name="event_stream_type_pos", condition=~models.Q(stream_type="")
+            ),
             models.Index(fields=["recorded_at"], name="event_recorded_at"),
             models.Index(fields=["tx", "position"], name="event_tx_pos", condition=models.Q(tx__isnull=False)),
             models.Index(

@@ -21,6 +21,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar
 
 from django.db import connections, router, transaction
+from django.db.models import Sum
 from django.utils import timezone
 
 from console.core.charts import ChartRange, Link, Series, per_bar
@@ -265,22 +266,29 @@ class Part:
     link: Link | None = None
 
 
+def counts(
+    series: str, *, grain: int, start: datetime, end: datetime, keys: Iterable[str] | None = None
+) -> dict[str, dict[datetime, int]]:
+    """The counts of ``series``'s buckets starting in ``[start, end)``, by key and start: what a chart's bars
+    need, without reading the sums and histograms."""
+    rows = Rollup.objects.window(series, grain, start, end).order_by()
+    if keys is not None:
+        rows = rows.filter(key__in=list(keys))
+    found: dict[str, dict[datetime, int]] = {}
+    for key, moment, stored_count in rows.values_list("key", "bucket", "count"):
+        found.setdefault(key, {})[moment] = stored_count
+    return found
+
+
 def over_time(
     series: str, chart_range: ChartRange, parts: Sequence[Part], *, now: datetime | None = None
 ) -> tuple[list[datetime], list[Series]]:
     """The bars' starts for ``chart_range`` and, per part, its counts in each bar."""
     starts = chart_range.starts(now)
     end = starts[-1] + timedelta(seconds=chart_range.bar)
-    found = buckets(series, grain=chart_range.grain, start=starts[0], end=end, keys=[part.key for part in parts])
+    found = counts(series, grain=chart_range.grain, start=starts[0], end=end, keys=[part.key for part in parts])
     drawn = [
-        Series(
-            part.label,
-            per_bar(
-                {moment: bucket.count for moment, bucket in found.get(part.key, {}).items()}, starts, chart_range.bar
-            ),
-            part.link,
-            part.tone,
-        )
+        Series(part.label, per_bar(found.get(part.key, {}), starts, chart_range.bar), part.link, part.tone)
         for part in parts
     ]
     return starts, drawn
@@ -292,10 +300,8 @@ def all_over_time(
     """The bars' starts for ``chart_range`` and every key of ``series`` counted together in each bar."""
     starts = chart_range.starts(now)
     end = starts[-1] + timedelta(seconds=chart_range.bar)
-    summed: dict[datetime, float] = {}
-    for by_start in buckets(series, grain=chart_range.grain, start=starts[0], end=end).values():
-        for moment, bucket in by_start.items():
-            summed[moment] = summed.get(moment, 0.0) + bucket.count
+    rows = Rollup.objects.window(series, chart_range.grain, starts[0], end).order_by()
+    summed = dict(rows.values_list("bucket").annotate(n=Sum("count")).values_list("bucket", "n"))
     return starts, per_bar(summed, starts, chart_range.bar)
 
 
@@ -303,8 +309,9 @@ def busiest_keys(series: str, chart_range: ChartRange, *, limit: int, now: datet
     """The keys of ``series`` with the most counted in ``chart_range``, most first."""
     starts = chart_range.starts(now)
     end = starts[-1] + timedelta(seconds=chart_range.bar)
-    summed = totals(series, grain=chart_range.grain, start=starts[0], end=end)
-    return sorted(summed, key=lambda key: (-summed[key].count, key))[:limit]
+    rows = Rollup.objects.window(series, chart_range.grain, starts[0], end).order_by()
+    summed = rows.values_list("key").annotate(n=Sum("count")).values_list("key", "n")
+    return [key for key, _ in sorted(summed, key=lambda item: (-item[1], item[0]))[:limit]]
 
 
 def range_totals(series: str, chart_range: ChartRange, *, now: datetime | None = None) -> dict[str, Bucket]:

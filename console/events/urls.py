@@ -13,6 +13,7 @@ urlpatterns = [
     path("events/sealed/", views.sealed_log, name="sealed_log"),
     path("events/sealed/verify/", views.sealed_log_verify, name="sealed_log_verify"),
     path("events/subscriptions/", views.subscription_list, name="subscriptions"),
+    path("events/subscriptions/rollups/rebuild/", views.rollups_rebuild, name="rollups_rebuild"),
     path("events/subscriptions/<text:name>/pause/", views.subscription_pause, name="subscription_pause"),
     path("events/subscriptions/<text:name>/resume/", views.subscription_resume, name="subscription_resume"),
     path("metrics", views.metrics, name="metrics"),

@@ -22,7 +22,7 @@ from console.core.http import ConsoleRequest, page, piece, wants_fragment
 from console.core.inputs import whole_number
 from console.core.models import Operation
 from console.core.tables import TABLE_REGION, ConsoleTable, Ordering, filtered_table
-from console.events import causation, retention, seal, services, subscriptions
+from console.events import causation, retention, rollups, seal, services, subscriptions
 from console.events import metrics as event_metrics
 from console.events.access import token_or_staff
 from console.events.browse import ORDERINGS, EventFilter
@@ -408,20 +408,35 @@ def webhook_resend(request: ConsoleRequest, pk: int) -> HttpResponse:
 @staff_required
 @require_GET
 def subscription_list(request: ConsoleRequest) -> HttpResponse:
+    """Every subscriber's checkpoint; the table polls for itself while one is behind (a rollups rebuild reading
+    the log again), and stops once all have caught up."""
     newest = Event.objects.order_by("-position").values_list("position", flat=True).first() or 0
     checkpoints = {
         checkpoint.name: checkpoint for checkpoint in Checkpoint.objects.annotate(parked_count=Count("parked"))
     }
-    rows = [
-        (
-            subscriber,
-            checkpoints.get(subscriber.name),
-            newest - getattr(checkpoints.get(subscriber.name), "position", 0),
-        )
-        for subscriber in subscriptions.registered()
-    ]
-    parked = ParkedEvent.objects.select_related("checkpoint", "event").order_by("-parked_at")[:RELATED_LIMIT]
-    return render(request, "events/subscriptions.html", {"rows": rows, "parked": parked})
+    rows = []
+    for subscriber in subscriptions.registered():
+        checkpoint = checkpoints.get(subscriber.name)
+        position = getattr(checkpoint, "position", 0)
+        read = min(100, int(100 * position / newest)) if newest else 100
+        rows.append((subscriber, checkpoint, max(newest - position, 0), read))
+    behind = any(row[2] for row in rows)
+    context = {"rows": rows, "behind": behind, "rollups": rollups.NAME}
+    if not wants_fragment(request):
+        context["parked"] = ParkedEvent.objects.select_related("checkpoint", "event").order_by("-parked_at")[
+            :RELATED_LIMIT
+        ]
+    return page(request, "events/subscriptions.html", context, fragment="subscribers", stop_polling=not behind)
+
+
+@staff_required
+@require_POST
+def rollups_rebuild(request: ConsoleRequest) -> HttpResponse:
+    """Drop the charts' rollups and let their subscriber read the whole log again (audited)."""
+    require_perm(request, "events.change_checkpoint")
+    services.rollups_rebuild(actor=request.user)
+    messages.success(request, "Rollups dropped: the charts fill again as events.rollups reads the log (see below).")
+    return redirect("events:subscriptions")
 
 
 def _subscriber_or_404(name: str) -> str:

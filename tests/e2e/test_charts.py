@@ -1,4 +1,5 @@
-"""The dashboard's charts in Chromium: a run that fails shows up while the page polls, and its bar opens the runs."""
+"""The dashboard's charts in Chromium: a run that fails shows up while the page polls, and its bar opens the runs;
+rebuilding the rollups from the subscribers page."""
 
 from __future__ import annotations
 
@@ -6,10 +7,14 @@ from typing import Any
 
 import pytest
 from django.contrib.auth.models import User
+from django.utils import timezone
 from playwright.sync_api import expect
 
 from console.core.conf import core_settings
+from console.events import rollups
+from console.events.models import Event, Grain, Rollup
 from console.events.services import webhook_create
+from console.events.subscriptions import catch_up
 from console.jobs.catalog import lookup
 from console.jobs.models import JobRun, Status
 from console.jobs.services import job_start
@@ -59,3 +64,35 @@ def test_a_webhook_endpoints_charts_have_no_serious_accessibility_violations(
     page.goto(f"/webhooks/{endpoint.pk}/")
     expect(page.get_by_test_id("chart-webhook-attempts")).to_be_visible()
     assert serious_accessibility_violations(page) == []
+
+
+def test_rebuild_rollups_reads_the_log_again_with_progress_and_is_audited(
+    signed_in_page: Any, admin_user: User, worker: Worker
+) -> None:
+    now = timezone.now()
+    for n in range(300):
+        Event.objects.create(type="auth.logged_in", data={"username": f"u{n}"}, recorded_at=now)
+    catch_up(rollups.NAME)
+    before = Rollup.objects.filter(series=rollups.EVENTS_BY_TYPE, key="auth.logged_in", grain=Grain.MINUTE).get()
+    assert before.count >= 300
+    page = signed_in_page
+    page.goto("/events/subscriptions/")
+    row = page.get_by_test_id(f"subscriber-{rollups.NAME}")
+    expect(row).to_contain_text("0 positions")
+    assert serious_accessibility_violations(page) == []
+
+    row.get_by_role("button", name="Rebuild rollups").click()
+    expect(page.get_by_text("Rollups dropped")).to_be_visible()
+    assert serious_accessibility_violations(page) == []
+    # The worker reads the log again; the table polls for itself until the subscriber has caught up.
+    expect(page.get_by_test_id(f"subscriber-{rollups.NAME}")).to_contain_text("0 positions", timeout=60_000)
+    expect(page.get_by_test_id(f"subscriber-{rollups.NAME}").locator("progress")).to_have_count(0)
+    rebuilt = Event.objects.get(type="rollups.rebuilt")
+    assert rebuilt.actor_id == admin_user.pk and rebuilt.data["buckets"] > 0
+    after = wait_for(
+        lambda: Rollup.objects.filter(
+            series=rollups.EVENTS_BY_TYPE, key="auth.logged_in", grain=Grain.MINUTE, bucket=before.bucket
+        ).first(),
+        what="the rebuilt bucket",
+    )
+    assert after.count == before.count and after.pk != before.pk

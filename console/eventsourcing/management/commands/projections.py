@@ -52,7 +52,7 @@ class Command(BaseCommand):
         for projector in projections.registered():
             s = projections.ProjectionStatus.of(projector)
             self.stdout.write(
-                f"{s.name:<24} {s.mode:<7} {s.state:<9} {s.position:>9} {s.lag_events:>7} "
+                f"{s.name:<24} {s.mode:<7} {s.state:<9} {s.position:>9} {s.lag_events:>6}{'+' if s.lag_more else ' '} "
                 f"{s.lag_seconds:>8.1f} {s.parked}"
             )
             if s.last_error:
