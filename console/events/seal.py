@@ -6,10 +6,12 @@ its position, type, stream, version, schema version, recorded_at (UTC, to the mi
 text of its data and metadata (see ``event_digest``); the seal keeps every event's position and digest and
 hashes them after the previous seal's hash.
 
-``verify()`` reads the log once in the same order and recomputes everything: the first event whose digest
-differs (changed), that a seal holds but the log lacks and no archive holds (deleted), or that sits in a
-sealed range without being sealed (inserted) is named. Events the sealer has not reached are reported as
-not sealed yet, never as a problem. The actor is not hashed: deleting a user empties it legitimately.
+``verify()`` reads the log once in the same order, a chunk of seals at a time (so a background operation can
+report progress and stop between chunks), and recomputes everything: the first event whose digest differs
+(changed), that a seal holds but the log lacks and no archive holds (deleted), or that sits in a sealed range
+without being sealed (inserted) is named. On PostgreSQL the server hashes a chunk's events into the string its
+seals hold, and only a chunk that differs is compared event by event. Events the sealer has not reached are
+reported as not sealed yet, never as a problem. The actor is not hashed: deleting a user empties it legitimately.
 
 The chain proves the log and the seals agree; someone who can rewrite both from some seal on can rebuild
 the tail. Recording the head hash elsewhere (``events verify`` prints it) closes that.
@@ -26,14 +28,15 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from struct import Struct
-from typing import Any, ClassVar
+from typing import Any, ClassVar, NamedTuple, cast
 
 from django.db import connection
 from django.db.models import QuerySet, Sum
 
 from console.events.conf import events_settings
 from console.events.models import Archive, Checkpoint, Event, Seal
-from console.events.reader import START, Cursor, uses_xid
+from console.events.reader import START, Cursor, read_values, uses_xid
+from console.events.records import StoredEvent
 from console.events.subscriptions import Subscriber
 
 SEALER = "events.sealer"
@@ -160,28 +163,54 @@ def hashed_rows_at(positions: Sequence[int]) -> list[HashedRow]:
         return rows
 
 
+class Digested(NamedTuple):
+    """One event as the sealer reads it on PostgreSQL: its cursor and its digest, computed by the server."""
+
+    position: int
+    tx: int | None
+    digest: bytes
+
+
 class Sealer(Subscriber):
     """Seals every event of the log, a batch at a time, in commit order."""
 
     name: ClassVar[str] = SEALER
     batch_size: ClassVar[int] = 2000
-    # Only the cursors: the batch is read again as the text that is hashed.
+    # Only the cursors: the batch is read again as the text that is hashed (PostgreSQL: see ``read``).
     columns: ClassVar[tuple[str, ...] | None] = ("position", "tx")
     # A batch only fails when the database does; the subscriber's retries are enough.
     max_attempts: ClassVar[int] = 1000
+
+    def read(self, after: Cursor) -> Sequence[StoredEvent]:
+        """On PostgreSQL the reader's own query hashes each event: one statement per batch, no model per event.
+
+        The reader hands over only committed rows, so the digest computed in its statement is the sealed text.
+        """
+        if connection.vendor != "postgresql":
+            return super().read(after)
+        digest = f"sha256(convert_to({_PG_TEXT}, 'UTF8'))"
+        rows = read_values(
+            after, limit=self.batch_size, fields=("position", "tx", "digest"), computed={"digest": digest}
+        )
+        return cast(list[StoredEvent], [Digested(position, tx, bytes(sha)) for position, tx, sha in rows])
 
     def handle(self, events: Sequence[Event]) -> None:
         xid = uses_xid()
         first: Cursor = (events[0].tx if xid else None, events[0].position)
         last: Cursor = (events[-1].tx if xid else None, events[-1].position)
-        # The batch again, as text: every row between its first and last cursor has committed (the reader
-        # handed them over), so the range holds exactly these events.
-        rows = digest_rows(first, last, limit=len(events), inclusive=True)
-        if [row[0] for row in rows] != [event.position for event in events]:
-            raise RuntimeError("the sealed range does not hold the batch's events")
-        blob = b"".join(_POSITION.pack(position) + digest for position, digest, _ in rows)
-        previous = Seal.objects.order_by("-pk").values_list("hash", flat=True).first() or GENESIS
         positions = [event.position for event in events]
+        read: object = events[0]  # what ``read`` returned: Digested rows on PostgreSQL
+        if isinstance(read, Digested):
+            digested = cast(Sequence[Digested], events)
+            blob = b"".join(_POSITION.pack(event.position) + event.digest for event in digested)
+        else:
+            # The batch again, as text: every row between its first and last cursor has committed (the reader
+            # handed them over), so the range holds exactly these events.
+            rows = digest_rows(first, last, limit=len(events), inclusive=True)
+            if [row[0] for row in rows] != positions:
+                raise RuntimeError("the sealed range does not hold the batch's events")
+            blob = b"".join(_POSITION.pack(position) + digest for position, digest, _ in rows)
+        previous = Seal.objects.order_by("-pk").values_list("hash", flat=True).first() or GENESIS
         Seal.objects.create(
             first_tx=first[0],
             first_position=first[1],

@@ -243,7 +243,7 @@ def test_verify_now_is_a_background_check_that_names_what_the_command_names(
     operation = Operation.objects.get(kind=KIND)
     assert response.status_code == 302 and response["Location"] == f"/operations/{operation.pk}/"
     assert operation.state == "succeeded" and operation.requested_by == checker
-    assert operation.total == operation.done == Seal.objects.aggregate(total=Sum("count"))["total"] == 12
+    assert operation.total == operation.done == Seal.objects.aggregate(total=Sum("count"))["total"]
     result = operation.progress["result"]
     assert (result["ok"], result["position"], result["problems"]) == (False, position, 1)
     assert result["listed"][0].startswith(f"event #{position} was {kind}")
