@@ -15,6 +15,9 @@ reported as not sealed yet, never as a problem. The actor is not hashed: deletin
 
 The chain proves the log and the seals agree; someone who can rewrite both from some seal on can rebuild
 the tail. Recording the head hash elsewhere (``events verify`` prints it) closes that.
+
+This module is longer than most: the hashed text, the archive lines and the verification must agree byte for
+byte, so what writes the format and what reads it back stay side by side.
 """
 
 from __future__ import annotations
