@@ -4,8 +4,9 @@ and how fast ``events verify`` reads the log.
 Appends come from one writer process (transactions of ``PER_COMMIT`` events through the append path) while a
 sealer process catches up in a loop (polling, or once per dispatch window as a worker does); the same writer
 runs alone first and again last, in the same database, and each cost is against the mean of those two runs
-(on a quiet machine the first run on the fresh table was the slowest of all, which made a sealer look free). The writer runs unthrottled (the machine's ceiling, which the sealer shares CPU
-with) and paced at 10,000 events/s (the target: does the rate hold, and how far behind is the sealer).
+(on a quiet machine the first run on the fresh table was the slowest of all, which made a sealer look free).
+The writer runs unthrottled (the machine's ceiling, which the sealer shares CPU with) and paced at 10,000
+events/s (the target: does the rate hold, and how far behind is the sealer).
 """
 
 from __future__ import annotations
