@@ -24,6 +24,7 @@ class EventsConfig(AppConfig):
             retention,
             rollups,
             seal,
+            seal_check,
             services,
             subscriptions,
             webhook_replay,
@@ -55,5 +56,13 @@ class EventsConfig(AppConfig):
                 run=webhook_replay.run_replay,
                 permission="events.change_webhookendpoint",
                 on_cancel=services.webhook_replay_cancelled,
+            )
+        )
+        registry.add_operation(
+            OperationKind(
+                kind=seal_check.KIND,
+                run=seal_check.run_check,
+                permission="events.verify_log",
+                on_cancel=services.log_verify_cancelled,
             )
         )

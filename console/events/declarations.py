@@ -149,5 +149,18 @@ LOG_VERIFIED = declare(
     "log.verified",
     description="The sealed log was checked against its seals (from the console or manage.py events verify).",
     required={"ok", "seals", "checked", "archived", "unsealed", "head", "problem", "position", "problems"},
+    optional={"listed", "operation_id"},
+    audit=True,
+)
+LOG_VERIFY_STARTED = declare(
+    "log.verify_started",
+    description="A user asked for the sealed log to be verified; a background operation checks it.",
+    required={"operation_id"},
+    audit=True,
+)
+LOG_VERIFY_CANCELLED = declare(
+    "log.verify_cancelled",
+    description="A user cancelled a verification of the sealed log before it finished.",
+    required={"operation_id", "done"},
     audit=True,
 )

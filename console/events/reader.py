@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Sequence
 from json import JSONDecoder
+from typing import Any
 
 from django.conf import settings
 from django.db import connection
@@ -116,6 +117,19 @@ def read_batch(
     if only is not None:
         queryset = queryset.only(*only)
     return list(queryset[:limit])
+
+
+def read_values(
+    after: Cursor, *, limit: int, fields: Sequence[str], computed: dict[str, str] | None = None
+) -> list[tuple[Any, ...]]:
+    """``read_batch`` as tuples of ``fields``; ``computed`` names SQL expressions the database computes per row
+    in the same statement (a subscriber that needs a function of each event rather than the event)."""
+    queryset = _in_commit_order(after, None)
+    if queryset is None:
+        return []
+    if computed:
+        queryset = queryset.extra(select=computed)
+    return list(queryset.values_list(*fields)[:limit])
 
 
 def _native_loading() -> bool:

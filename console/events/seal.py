@@ -6,13 +6,18 @@ its position, type, stream, version, schema version, recorded_at (UTC, to the mi
 text of its data and metadata (see ``event_digest``); the seal keeps every event's position and digest and
 hashes them after the previous seal's hash.
 
-``verify()`` reads the log once in the same order and recomputes everything: the first event whose digest
-differs (changed), that a seal holds but the log lacks and no archive holds (deleted), or that sits in a
-sealed range without being sealed (inserted) is named. Events the sealer has not reached are reported as
-not sealed yet, never as a problem. The actor is not hashed: deleting a user empties it legitimately.
+``verify()`` reads the log once in the same order, a chunk of seals at a time (so a background operation can
+report progress and stop between chunks), and recomputes everything: the first event whose digest differs
+(changed), that a seal holds but the log lacks and no archive holds (deleted), or that sits in a sealed range
+without being sealed (inserted) is named. On PostgreSQL the server hashes a chunk's events into the string its
+seals hold, and only a chunk that differs is compared event by event. Events the sealer has not reached are
+reported as not sealed yet, never as a problem. The actor is not hashed: deleting a user empties it legitimately.
 
 The chain proves the log and the seals agree; someone who can rewrite both from some seal on can rebuild
 the tail. Recording the head hash elsewhere (``events verify`` prints it) closes that.
+
+This module is longer than most: the hashed text, the archive lines and the verification must agree byte for
+byte, so what writes the format and what reads it back stay side by side.
 """
 
 from __future__ import annotations
@@ -21,18 +26,20 @@ import gzip
 import hashlib
 import json
 import time
-from collections.abc import Callable, Generator, Iterator, Sequence
+from collections import deque
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from struct import Struct
-from typing import Any, ClassVar
+from typing import Any, ClassVar, NamedTuple, cast
 
-from django.db import connection, transaction
-from django.db.models import QuerySet
+from django.db import connection
+from django.db.models import QuerySet, Sum
 
 from console.events.conf import events_settings
 from console.events.models import Archive, Checkpoint, Event, Seal
-from console.events.reader import START, Cursor, uses_xid
+from console.events.reader import START, Cursor, read_values, uses_xid
+from console.events.records import StoredEvent
 from console.events.subscriptions import Subscriber
 
 SEALER = "events.sealer"
@@ -42,9 +49,11 @@ ENTRY = _POSITION.size + hashlib.sha256().digest_size
 _encode = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
 _decode = json.JSONDecoder().raw_decode
 _string: Callable[[str], str] = json.encoder.encode_basestring  # the C function: quoted, UTF-8 kept
-# Rows read per query while verifying, and how many problems one verification lists at most.
-CHUNK = 10_000
+# About how many events one chunk of a verification reads (one query), and how many problems it lists at most.
+CHUNK = 20_000
 MAX_PROBLEMS = 20
+# Seals one chunk takes at most: a quiet log has seals of one event each.
+CHUNK_SEALS = 2_000
 
 # One hashed row: position, type, stream type, stream id, version, schema version, and as text recorded_at
 # (UTC, microseconds), data and metadata; then tx, which orders the log and is not hashed.
@@ -157,28 +166,54 @@ def hashed_rows_at(positions: Sequence[int]) -> list[HashedRow]:
         return rows
 
 
+class Digested(NamedTuple):
+    """One event as the sealer reads it on PostgreSQL: its cursor and its digest, computed by the server."""
+
+    position: int
+    tx: int | None
+    digest: bytes
+
+
 class Sealer(Subscriber):
     """Seals every event of the log, a batch at a time, in commit order."""
 
     name: ClassVar[str] = SEALER
     batch_size: ClassVar[int] = 2000
-    # Only the cursors: the batch is read again as the text that is hashed.
+    # Only the cursors: the batch is read again as the text that is hashed (PostgreSQL: see ``read``).
     columns: ClassVar[tuple[str, ...] | None] = ("position", "tx")
     # A batch only fails when the database does; the subscriber's retries are enough.
     max_attempts: ClassVar[int] = 1000
+
+    def read(self, after: Cursor) -> Sequence[StoredEvent]:
+        """On PostgreSQL the reader's own query hashes each event: one statement per batch, no model per event.
+
+        The reader hands over only committed rows, so the digest computed in its statement is the sealed text.
+        """
+        if connection.vendor != "postgresql":
+            return super().read(after)
+        digest = f"sha256(convert_to({_PG_TEXT}, 'UTF8'))"
+        rows = read_values(
+            after, limit=self.batch_size, fields=("position", "tx", "digest"), computed={"digest": digest}
+        )
+        return cast(list[StoredEvent], [Digested(position, tx, bytes(sha)) for position, tx, sha in rows])
 
     def handle(self, events: Sequence[Event]) -> None:
         xid = uses_xid()
         first: Cursor = (events[0].tx if xid else None, events[0].position)
         last: Cursor = (events[-1].tx if xid else None, events[-1].position)
-        # The batch again, as text: every row between its first and last cursor has committed (the reader
-        # handed them over), so the range holds exactly these events.
-        rows = digest_rows(first, last, limit=len(events), inclusive=True)
-        if [row[0] for row in rows] != [event.position for event in events]:
-            raise RuntimeError("the sealed range does not hold the batch's events")
-        blob = b"".join(_POSITION.pack(position) + digest for position, digest, _ in rows)
-        previous = Seal.objects.order_by("-pk").values_list("hash", flat=True).first() or GENESIS
         positions = [event.position for event in events]
+        read: object = events[0]  # what ``read`` returned: Digested rows on PostgreSQL
+        if isinstance(read, Digested):
+            digested = cast(Sequence[Digested], events)
+            blob = b"".join(_POSITION.pack(event.position) + event.digest for event in digested)
+        else:
+            # The batch again, as text: every row between its first and last cursor has committed (the reader
+            # handed them over), so the range holds exactly these events.
+            rows = digest_rows(first, last, limit=len(events), inclusive=True)
+            if [row[0] for row in rows] != positions:
+                raise RuntimeError("the sealed range does not hold the batch's events")
+            blob = b"".join(_POSITION.pack(position) + digest for position, digest, _ in rows)
+        previous = Seal.objects.order_by("-pk").values_list("hash", flat=True).first() or GENESIS
         Seal.objects.create(
             first_tx=first[0],
             first_position=first[1],
@@ -214,22 +249,42 @@ def in_order(queryset: QuerySet[Event], after: Cursor, *, upto: Cursor | None) -
     return queryset.order_by("position")
 
 
-def _digests(upto: Cursor) -> Generator[tuple[tuple[int, int], int, bytes]]:
-    """(reader key, position, digest) of every event up to ``upto``, in the reader's order.
+def _between(after: tuple[int, int] | None, upto: tuple[int, int]) -> tuple[str, list[int], str]:
+    """WHERE and ORDER BY for the events after ``after`` (from the start when None) up to ``upto``.
 
-    One query, streamed through a server-side cursor on PostgreSQL: keyset pages would each have the
-    planner choose again, and a plan that sorts the whole range per page is much slower than one index scan.
+    Both ends bound the index range, so each chunk is one index scan of its own events.
     """
+    if uses_xid():
+        where, params = "tx IS NOT NULL AND (tx, position) <= (%s, %s)", [*upto]
+        if after is not None:
+            where, params = f"{where} AND (tx, position) > (%s, %s)", [*params, *after]
+        return where, params, "tx, position"
+    where, params = "position <= %s", [upto[1]]
+    if after is not None:
+        where, params = f"{where} AND position > %s", [*params, after[1]]
+    return where, params, "position"
+
+
+def _digests(after: tuple[int, int] | None, upto: tuple[int, int]) -> list[tuple[tuple[int, int], int, bytes]]:
+    """(reader key, position, digest) of every event of a range (see ``_between``), in the reader's order."""
+    where, params, order = _between(after, upto)
+    with connection.cursor() as cursor:
+        cursor.execute(f"{_select_digests()} WHERE {where} ORDER BY {order}", params)
+        rows = _digested(cursor.fetchall())
     xid = uses_xid()
-    if xid:
-        where, params = "tx IS NOT NULL AND (tx, position) <= (%s, %s) ORDER BY tx, position", [*_key(upto)]
-    else:
-        where, params = "position <= %s ORDER BY position", [upto[1]]
-    with connection.chunked_cursor() as cursor:
-        cursor.execute(f"{_select_digests()} WHERE {where}", params)
-        while rows := cursor.fetchmany(CHUNK):
-            for position, digest, tx in _digested(rows):
-                yield (tx if xid and tx is not None else -1, position), position, digest
+    return [((tx if xid and tx is not None else -1, position), position, digest) for position, digest, tx in rows]
+
+
+def _sealed_text(after: tuple[int, int] | None, upto: tuple[int, int]) -> bytes:
+    """What seals over a range should hold, computed by PostgreSQL from the events: each event's position
+    (8 bytes, big-endian, as ``_POSITION`` packs it) and digest, in the reader's order, as one string."""
+    where, params, order = _between(after, upto)
+    table = connection.ops.quote_name(Event._meta.db_table)
+    entry = f"int8send(position::bigint) || sha256(convert_to({_PG_TEXT}, 'UTF8'))"
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT string_agg({entry}, ''::bytea ORDER BY {order}) FROM {table} WHERE {where}", params)
+        found = cursor.fetchone()
+    return b"" if found is None or found[0] is None else bytes(found[0])
 
 
 # --- archives ----------------------------------------------------------------------------------------------------
@@ -314,7 +369,7 @@ class _Archives:
         return self.loaded[name]
 
     def _read(self, name: str) -> dict[int, bytes] | str:
-        record = self.records.get(name)
+        record = self.records.get(name) or Archive.objects.filter(name=name).first()  # one written meanwhile
         if record is None:
             return f"archive {name} is named by a seal but not recorded"
         path = archive_path(name)
@@ -420,47 +475,112 @@ def unsealed_count(head: Seal | None) -> int:
     return in_order(Event.objects.all(), START if head is None else head.last_cursor, upto=None).count()
 
 
-def verify() -> Verification:
-    """Recompute the chain of seals over the log; see the module's docstring."""
+# Called after each chunk of seals with the events it held and the total sealed; it may raise to stop.
+Progress = Callable[[int, int], object]
+
+
+def verify(*, after_chunk: Progress | None = None) -> Verification:
+    """Recompute the chain of seals over the log; see the module's docstring.
+
+    It reads the seals up to the newest one present when it starts, a chunk of about ``CHUNK`` events at a
+    time, each chunk's events by one query, and reports each chunk to ``after_chunk`` (a background
+    operation's progress and its chance to cancel). No transaction spans the chunks, so progress reported
+    in between is visible at once; the sealed range does not move under it (see ``_verify_chunk`` for
+    retention archiving meanwhile).
+    """
     started = time.perf_counter()
-    # One transaction: the seals' and the log's server-side cursors stay open together until the end.
-    with transaction.atomic():
-        result = _verify()
-    result.seconds = time.perf_counter() - started
-    return result
-
-
-def _verify() -> Verification:
     result = Verification()
-    archives = _Archives()
-    seals = Seal.objects.order_by("pk")
-    head = seals.last()
+    head = Seal.objects.order_by("-pk").first()
     if head is not None:
-        events = _digests(head.last_cursor)
-        pending = next(events, None)
-        previous = GENESIS
-        for seal in seals.iterator(chunk_size=200):
-            digests = bytes(seal.digests)
-            # Chained on what the seal before it should hash to, so one altered seal is one problem.
-            recomputed = seal_hash(previous, digests)
-            if seal.previous_hash != previous:
-                result.add(Problem("seal", f"seal {seal.pk} does not follow the seal before it (altered or removed)"))
-            elif recomputed != seal.hash:
-                result.add(Problem("seal", f"seal {seal.pk} was altered"))
-            previous = recomputed
-            limit = _key(seal.last_cursor)
-            actual: dict[int, bytes] = {}
-            while pending is not None and pending[0] <= limit:
-                actual[pending[1]] = pending[2]
-                pending = next(events, None)
-            _check_seal(seal, actual, archives, result, digests)
-            result.seals += 1
-        events.close()
-        result.head = previous
+        total = Seal.objects.filter(pk__lte=head.pk).aggregate(total=Sum("count"))["total"] or 0
+        if after_chunk is not None:
+            after_chunk(0, total)
+        chain = _Chain(head, _Archives())
+        while seals := chain.next_seals():
+            chain.check(seals, result)
+            if after_chunk is not None:
+                after_chunk(sum(seal.count for seal in seals), total)
+        result.head = chain.previous
         result.sealed_to = head.last_position
     checkpoint = Checkpoint.objects.filter(name=SEALER).first()
     sealed = START if head is None else head.last_cursor
     if checkpoint is not None and _key(checkpoint.cursor) > _key(sealed):
         result.add(Problem("seal", f"the sealer read past #{sealed[1]} but the seals after it are missing"))
     result.unsealed = unsealed_count(head)
+    result.seconds = time.perf_counter() - started
     return result
+
+
+class _Chain:
+    """Where a verification got to: the last seal checked, the hash it should have, the events read ahead."""
+
+    def __init__(self, head: Seal, archives: _Archives) -> None:
+        self.head = head
+        self.archives = archives
+        self.after_pk = 0
+        self.previous = GENESIS
+        self.read_to: tuple[int, int] | None = None
+        self.pending: deque[tuple[tuple[int, int], int, bytes]] = deque()
+
+    def next_seals(self) -> list[Seal]:
+        """The next seals holding about ``CHUNK`` events between them (at least one), up to the head."""
+        later = Seal.objects.filter(pk__gt=self.after_pk, pk__lte=self.head.pk).order_by("pk")
+        upto, held = None, 0
+        for pk, count in later.values_list("pk", "count")[:CHUNK_SEALS]:
+            upto, held = pk, held + count
+            if held >= CHUNK:
+                break
+        if upto is None:
+            return []
+        seals = list(later.filter(pk__lte=upto))
+        self.after_pk = seals[-1].pk
+        return seals
+
+    def check(self, seals: list[Seal], result: Verification) -> None:
+        # Events are read once, in the reader's order, up to the furthest cursor of these seals; a seal whose
+        # cursor was moved back leaves its events to the seals after it, which name them as inserted.
+        limits = [_key(seal.last_cursor) for seal in seals]
+        limit = min(max(limits), _key(self.head.last_cursor))
+        whole = False
+        if self.read_to is None or limit > self.read_to:
+            start, self.read_to = self.read_to, limit
+            whole = self._intact(seals, start, limits)
+            if not whole:
+                self.pending.extend(_digests(start, limit))
+        # Read after the events: retention names its archive in the seals in the transaction that deletes the
+        # events, so an event archived meanwhile is found in the archive its seal now names, not "deleted".
+        named = dict(Seal.objects.filter(pk__in=[seal.pk for seal in seals]).values_list("pk", "archives"))
+        for seal in seals:
+            seal.archives = named.get(seal.pk, seal.archives)
+            digests = bytes(seal.digests)
+            # Chained on what the seal before it should hash to, so one altered seal is one problem.
+            recomputed = seal_hash(self.previous, digests)
+            if seal.previous_hash != self.previous:
+                result.add(Problem("seal", f"seal {seal.pk} does not follow the seal before it (altered or removed)"))
+            elif recomputed != seal.hash:
+                result.add(Problem("seal", f"seal {seal.pk} was altered"))
+            self.previous = recomputed
+            result.seals += 1
+            if whole:
+                result.checked += len(digests) // ENTRY
+                continue
+            seal_limit = _key(seal.last_cursor)
+            actual: dict[int, bytes] = {}
+            while self.pending and self.pending[0][0] <= seal_limit:
+                _, position, digest = self.pending.popleft()
+                actual[position] = digest
+            _check_seal(seal, actual, self.archives, result, digests)
+
+    def _intact(self, seals: list[Seal], start: tuple[int, int] | None, limits: list[tuple[int, int]]) -> bool:
+        """Whether the events from ``start`` to the last seal's cursor are exactly what the seals hold.
+
+        The common case, asked of PostgreSQL only: the server hashes the chunk's events into the one string the
+        seals should hold between them, so an intact chunk costs no work per event here. Seals that name an
+        archive, or whose cursors are out of order, and a chunk that differs in any way are looked at event by
+        event (``_check_seal``), which names what differs.
+        """
+        if connection.vendor != "postgresql" or self.pending or any(seal.archives for seal in seals):
+            return False
+        if limits != sorted(limits) or limits[-1] != self.read_to:
+            return False
+        return _sealed_text(start, limits[-1]) == b"".join(bytes(seal.digests) for seal in seals)

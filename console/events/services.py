@@ -17,10 +17,11 @@ from django.utils import timezone
 
 from console.core.models import Operation
 from console.core.services import start_operation
-from console.events import rollups, seal, subscriptions, webhook_replay
+from console.events import rollups, seal, seal_check, subscriptions, webhook_replay
 from console.events.conf import events_settings
 from console.events.declarations import (
-    LOG_VERIFIED,
+    LOG_VERIFY_CANCELLED,
+    LOG_VERIFY_STARTED,
     ROLLUPS_REBUILT,
     SUBSCRIPTION_PAUSED,
     SUBSCRIPTION_RESUMED,
@@ -331,7 +332,26 @@ def rollups_rebuild(*, actor: AbstractBaseUser) -> Checkpoint:
 
 
 def log_verify(*, actor: AbstractBaseUser | None) -> seal.Verification:
-    """Check the log against its seals and record who asked and what was found (a finding is a warning)."""
-    result = seal.verify()
-    emit(LOG_VERIFIED, actor=actor, **result.as_data())
-    return result
+    """Check the log against its seals now, in this process (``manage.py events verify``), and record it."""
+    return seal_check.check(actor=actor)
+
+
+def log_verify_start(*, actor: AbstractBaseUser) -> Operation:
+    """Ask for the log to be checked in the background; a check already queued or running is the answer."""
+    with transaction.atomic():
+        running = Operation.objects.unfinished().filter(kind=seal_check.KIND).order_by("-pk").first()
+        if running is not None:
+            return running
+        operation = start_operation(
+            seal_check.KIND,
+            label="Verify the sealed log",
+            actor=actor,
+            url=reverse("events:sealed_log"),
+        )
+        emit(LOG_VERIFY_STARTED, actor=actor, operation_id=operation.pk)
+    return operation
+
+
+def log_verify_cancelled(operation: Operation, actor: AbstractBaseUser) -> None:
+    """The check kind's ``on_cancel``: core calls it in the transaction that records the cancel."""
+    emit(LOG_VERIFY_CANCELLED, actor=actor, operation_id=operation.pk, done=operation.done)

@@ -25,6 +25,7 @@ from django.utils.module_loading import import_string
 from console.events.conf import events_settings
 from console.events.models import Checkpoint, Event, ParkedEvent
 from console.events.reader import Cursor, cursor_of, read_batch, read_records
+from console.events.records import StoredEvent
 
 log = structlog.get_logger(__name__)
 
@@ -44,6 +45,16 @@ class Subscriber(ABC):
 
     @abstractmethod
     def handle(self, events: Sequence[Event]) -> None: ...
+
+    def read(self, after: Cursor) -> Sequence[StoredEvent]:
+        """The next batch after ``after`` in commit order, as ``handle`` takes it: models, or records.
+
+        A subscriber that needs only something the database computes from each event can read just that
+        (see ``reader.read_values``), given what it returns has the ``position`` and ``tx`` a cursor is made of.
+        """
+        if self.reads_records:
+            return read_records(after, limit=self.batch_size, types=self.types)
+        return read_batch(after, limit=self.batch_size, types=self.types, only=self.columns)
 
 
 _subscribers: dict[str, Subscriber] = {}
@@ -98,13 +109,7 @@ def _step(subscriber: Subscriber) -> tuple[int, bool]:
             return 0, False
         if checkpoint.retry_at is not None and checkpoint.retry_at > timezone.now():
             return 0, False
-        if subscriber.reads_records:
-            read = read_records(checkpoint.cursor, limit=subscriber.batch_size, types=subscriber.types)
-            events = cast(list[Event], read)
-        else:
-            events = read_batch(
-                checkpoint.cursor, limit=subscriber.batch_size, types=subscriber.types, only=subscriber.columns
-            )
+        events = cast(list[Event], subscriber.read(checkpoint.cursor))
         if not events:
             return 0, False
         try:

@@ -18,11 +18,11 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from console.core import charts
 from console.core.auth import require_perm, staff_required
-from console.core.http import ConsoleRequest, page, piece, wants_fragment
+from console.core.http import ConsoleRequest, client_redirect, page, piece, wants_fragment
 from console.core.inputs import whole_number
 from console.core.models import Operation
 from console.core.tables import TABLE_REGION, ConsoleTable, Ordering, filtered_table
-from console.events import causation, retention, rollups, seal, services, subscriptions
+from console.events import causation, retention, rollups, seal, seal_check, services, subscriptions
 from console.events import metrics as event_metrics
 from console.events.access import token_or_staff
 from console.events.browse import ORDERINGS, EventFilter
@@ -482,6 +482,8 @@ def sealed_log(request: ConsoleRequest) -> HttpResponse:
         .select_related("actor")
         .order_by("-position")
         .first(),
+        "verifying": seal_check.latest(),
+        "can_cancel": request.user.has_perm("events.verify_log"),
         "archive_dir": events_settings().archive_dir,
         "types": retention.overview(),
     }
@@ -491,10 +493,8 @@ def sealed_log(request: ConsoleRequest) -> HttpResponse:
 @staff_required
 @require_POST
 def sealed_log_verify(request: ConsoleRequest) -> HttpResponse:
+    """Ask for a check: the request records the intent; the check runs in the background, its page shows it."""
     require_perm(request, "events.verify_log")
-    result = services.log_verify(actor=request.user)
-    if result.ok:
-        messages.success(request, result.summary())
-    else:
-        messages.error(request, result.summary())
-    return redirect("events:sealed_log")
+    operation = services.log_verify_start(actor=request.user)
+    there = reverse("core:operation", args=[operation.pk])
+    return client_redirect(there) if wants_fragment(request) else redirect(there)

@@ -13,12 +13,19 @@ from django.contrib.auth.models import User
 from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.db import connection
+from django.db.models import Sum
 from django.test import Client
+from django.utils import timezone
+from pytest_django.fixtures import DjangoCaptureOnCommitCallbacks
 
+from console.core.models import Operation
+from console.core.operations import run_operation
 from console.events import subscriptions
 from console.events.models import Event, Seal
 from console.events.pipeline import batch, emit
 from console.events.seal import SEALER, Sealer, entries, event_digest, hashed_rows_at, verify
+from console.events.seal_check import KIND
+from console.events.services import log_verify_start
 from tests.conftest import squeezed
 from tests.events.conftest import PING, seal_all
 
@@ -174,25 +181,164 @@ def test_the_page_shows_the_chain_and_what_is_not_sealed_yet(client: Client, sta
     assert "Verify now" not in page  # staff without the permission
 
 
-def test_verifying_needs_the_permission(client: Client, staff: User) -> None:
+def test_verifying_needs_the_permission(client: Client, staff: User, operator: User) -> None:
     client.force_login(staff)
     assert client.post("/events/sealed/verify/").status_code == 403
+    assert not Operation.objects.exists()
+    # Nor may they watch or cancel someone else's check.
+    checking = log_verify_start(actor=operator)
+    assert client.get(f"/operations/{checking.pk}/").status_code == 403
+    assert client.post(f"/operations/{checking.pk}/cancel").status_code == 403
+    checking.refresh_from_db()
+    assert checking.cancel_requested_at is None and checking.state == "queued"
+    assert not Event.objects.filter(type__in=["log.verified", "log.verify_cancelled"]).exists()
+
+
+def _three_seals(*, gap: bool = False) -> tuple[list[Event], Event]:
+    """Three seals of four events each; with ``gap`` the middle one's first position never committed."""
+    events: list[Event] = []
+    for t in range(3):
+        with batch():
+            stored = [emit(PING, n=t * 10 + n) for n in range(4)]
+        events.extend(event for event in stored if event is not None)
+        if gap and t == 1:
+            _sql(f"DELETE FROM {TABLE} WHERE position = %s", [events[4].position])
+        seal_all()
+    return events, events[4]
+
+
+def _tampered(kind: str) -> int:
+    """A sealed log tampered with by raw SQL as ``kind`` says; the position a check should name."""
+    events, gap = _three_seals(gap=kind == "inserted")
+    assert Seal.objects.count() == 3 and verify().ok
+    if kind == "changed":
+        _sql(f"UPDATE {TABLE} SET data = %s WHERE position = %s", ['{"n": -5}', events[6].position])
+        return events[6].position
+    if kind == "deleted":
+        _sql(f"DELETE FROM {TABLE} WHERE position = %s", [events[9].position])
+        return events[9].position
+    # A position that never committed, filled in by hand with its neighbour's transaction id.
+    _insert(gap.position, gap.tx)
+    return gap.position
+
+
+@pytest.mark.parametrize("kind", ["changed", "deleted", "inserted"])
+def test_verify_now_is_a_background_check_that_names_what_the_command_names(
+    kind: str,
+    client: Client,
+    staff_with: Callable[..., User],
+    immediate: None,
+    monkeypatch: pytest.MonkeyPatch,
+    django_capture_on_commit_callbacks: DjangoCaptureOnCommitCallbacks,
+) -> None:
+    # Chunks of one seal each: the tampered event is in a later chunk than the first.
+    monkeypatch.setattr("console.events.seal.CHUNK", 4)
+    checker = staff_with("events.verify_log")
+    position = _tampered(kind)
+    with pytest.raises(CommandError, match=f"event #{position} was {kind}"):
+        call_command("events", "verify", stdout=StringIO())
+    client.force_login(checker)
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post("/events/sealed/verify/")
+    operation = Operation.objects.get(kind=KIND)
+    assert response.status_code == 302 and response["Location"] == f"/operations/{operation.pk}/"
+    assert operation.state == "succeeded" and operation.requested_by == checker
+    assert operation.total == operation.done == Seal.objects.aggregate(total=Sum("count"))["total"]
+    result = operation.progress["result"]
+    assert (result["ok"], result["position"], result["problems"]) == (False, position, 1)
+    assert result["listed"][0].startswith(f"event #{position} was {kind}")
+    assert f"The log was tampered with: event #{position} was {kind}" in operation.progress["outcome"]
+    head = Seal.objects.order_by("-pk").first()
+    assert head is not None and result["head"] == head.hash
+    started = Event.objects.get(type="log.verify_started")
+    assert started.actor == checker and started.data == {"operation_id": operation.pk}
+    from_console = Event.objects.get(type="log.verified", actor=checker)
+    assert from_console.data["operation_id"] == operation.pk and from_console.data["position"] == position
+    # The operation's page says what was found; the sealed log's page shows the latest check and who asked.
+    assert f"event #{position} was {kind}" in client.get(f"/operations/{operation.pk}/").content.decode()
+    page = squeezed(client.get("/events/sealed/").content.decode())
+    assert '<span class="badge failed">tampered</span>' in page and f"by {checker.username}." in page
+    assert f'<code class="hash" data-testid="checked-head">{head.hash}</code>' in page
+
+
+def test_an_intact_log_checked_from_the_console_says_so(
+    client: Client,
+    operator: User,
+    immediate: None,
+    django_capture_on_commit_callbacks: DjangoCaptureOnCommitCallbacks,
+) -> None:
+    _three_seals()
+    client.force_login(operator)
+    with django_capture_on_commit_callbacks(execute=True):
+        client.post("/events/sealed/verify/")
+    operation = Operation.objects.get(kind=KIND)
+    assert operation.progress["result"]["ok"] is True and operation.progress["result"]["listed"] == []
+    assert operation.progress["outcome"].startswith("The log is intact: 12 events in 3 seals checked")
+    page = squeezed(client.get("/events/sealed/").content.decode())
+    assert '<span class="badge succeeded">intact</span>' in page and "by operator." in page
+
+
+def test_a_check_asked_twice_while_it_runs_is_one_check(client: Client, operator: User) -> None:
+    _three_seals()
+    client.force_login(operator)
+    first = client.post("/events/sealed/verify/")
+    again = client.post("/events/sealed/verify/")
+    assert first["Location"] == again["Location"] and Operation.objects.count() == 1
+    page = squeezed(client.get("/events/sealed/").content.decode())
+    assert 'data-state="queued"' in page and "Verify the sealed log" in page
+
+
+def test_a_cancel_stops_the_check_between_chunks(operator: User, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("console.events.seal.CHUNK", 4)
+    _three_seals()
+    operation = log_verify_start(actor=operator)
+    real_advance = Operation.advance
+    chunks: list[int] = []
+
+    def advance_then_cancel(self: Operation, count: int = 1, **progress: Any) -> None:
+        real_advance(self, count, **progress)
+        chunks.append(count)
+        if count:  # someone presses Cancel once the first chunk is checked
+            Operation.objects.filter(pk=self.pk).update(cancel_requested_at=timezone.now())
+
+    monkeypatch.setattr(Operation, "advance", advance_then_cancel)
+    assert run_operation(operation.pk) == "cancelled"
+    operation.refresh_from_db()
+    assert chunks == [0, 4] and (operation.done, operation.total) == (4, 12)
+    assert "result" not in operation.progress
     assert not Event.objects.filter(type="log.verified").exists()
 
 
-def test_verify_now_names_the_tampered_event_and_records_who_checked(
-    client: Client, staff_with: Callable[..., User]
-) -> None:
-    checker = staff_with("events.verify_log")
-    events = _sealed_log()
-    _sql(f"DELETE FROM {TABLE} WHERE position = %s", [events[4].position])
-    client.force_login(checker)
-    response = client.post("/events/sealed/verify/", follow=True)
-    page = squeezed(response.content.decode())
-    assert f"The log was tampered with: event #{events[4].position} was deleted" in page
-    assert '<span class="badge failed">tampered</span>' in page and f"by {checker.username}." in page
-    recorded = Event.objects.get(type="log.verified")
-    assert recorded.actor_id == checker.pk and recorded.data["position"] == events[4].position
+def test_cancelling_a_queued_check_records_who(client: Client, operator: User) -> None:
+    _three_seals()
+    client.force_login(operator)
+    client.post("/events/sealed/verify/")
+    operation = Operation.objects.get(kind=KIND)
+    assert client.post(f"/operations/{operation.pk}/cancel").status_code == 302
+    operation.refresh_from_db()
+    assert operation.state == "cancelled" and run_operation(operation.pk) == "not queued"
+    cancelled = Event.objects.get(type="log.verify_cancelled")
+    assert cancelled.actor == operator and cancelled.data == {"operation_id": operation.pk, "done": 0}
+
+
+def test_chunks_of_several_seals_verify_as_one_pass_does(db: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    for _ in range(5):
+        _sealed_log(transactions=1, per_transaction=3)
+    whole = verify()
+    monkeypatch.setattr("console.events.seal.CHUNK", 7)  # three seals, then two
+    reports: list[tuple[int, int]] = []
+    chunked = verify(after_chunk=lambda events, total: reports.append((events, total)))
+    assert chunked.ok and (chunked.checked, chunked.seals, chunked.head) == (whole.checked, whole.seals, whole.head)
+    assert reports == [(0, 15), (9, 15), (6, 15)]
+
+
+def test_a_problem_in_a_later_chunk_is_named(db: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("console.events.seal.CHUNK", 7)
+    events = [event for _ in range(5) for event in _sealed_log(transactions=1, per_transaction=3)]
+    _sql(f"DELETE FROM {TABLE} WHERE position = %s", [events[13].position])
+    _sql(f"UPDATE {TABLE} SET type = %s WHERE position = %s", ["test.forged", events[10].position])
+    problems = [(p.kind, p.position) for p in verify().problems]
+    assert problems == [("changed", events[10].position), ("deleted", events[13].position)]
 
 
 def test_an_event_is_hashed_as_a_compact_json_array_of_its_columns() -> None:
