@@ -126,3 +126,14 @@ def test_bars_stack_series_and_sum_buckets_into_wider_bars() -> None:
     shapes = chart.shapes
     assert [(s.series, s.height) for s in shapes] == [(0, 37.5), (1, 112.5), (0, 75.0)]
     assert chart.total == "6" and [row.total for row in chart.rows] == ["4", "2"]
+
+
+def test_bars_and_rows_written_in_python_escape_labels_and_links() -> None:
+    # Series labels come from the log (command names, message classes, event types): never markup.
+    starts = chart_range("1h").starts(datetime(2026, 3, 8, 13, 30, tzinfo=UTC))[:1]
+    hostile = '<img src=x onerror="alert(1)">'
+    chart = Chart("t", "T", "D", "runs", starts, 60, [Series(hostile, [2], lambda start, end: f'/x?q="{hostile}')])
+    bars, rows = str(chart.bars_html), str(chart.rows_html)
+    for markup in (bars, rows):
+        assert "<img" not in markup and "&lt;img src=x onerror=&quot;alert(1)&quot;&gt;" in markup
+    assert 'href="/x?q=&quot;&lt;img' in bars and 'href="/x?q=&quot;&lt;img' in rows
