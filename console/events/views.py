@@ -25,7 +25,7 @@ from console.core.tables import TABLE_REGION, ConsoleTable, Ordering, filtered_t
 from console.events import causation, retention, rollups, seal, seal_check, services, subscriptions
 from console.events import metrics as event_metrics
 from console.events.access import token_or_staff
-from console.events.browse import ORDERINGS, EventFilter
+from console.events.browse import ORDERINGS, EventFilter, rows_html
 from console.events.catalog import catalog
 from console.events.conf import events_settings
 from console.events.declarations import LOG_VERIFIED
@@ -62,10 +62,9 @@ def event_list(request: ConsoleRequest) -> HttpResponse:
         orderings=ORDERINGS,
         default_sort="newest",
     )
-    rows = [event.row() for event in ft.page.rows]
     context = {
         "ft": ft,
-        "rows": rows,
+        "rows": rows_html(list(ft.page.rows), reverse("events:list")),
         "target_url": reverse("events:list"),
         "types": sorted(catalog),
         "charts": charts.region(request, "events"),
