@@ -14,12 +14,10 @@ from django.http import QueryDict
 
 from console.comms import declarations
 from console.comms.models import Message
-from console.comms.services import resend_batch
+from console.comms.services import RESEND_BATCH, resend_batch
 from console.comms.tables import MessageFilter
 from console.core.models import Operation
 from console.events import batch, emit
-
-BATCH = 500
 
 
 def run_bulk_resend(operation: Operation) -> None:
@@ -36,7 +34,7 @@ def run_bulk_resend(operation: Operation) -> None:
     resent = int(operation.progress.get("resent", 0))
     skipped = int(operation.progress.get("skipped", 0))
     while True:
-        ids = list(matching.filter(pk__gt=cursor).order_by("pk").values_list("pk", flat=True)[:BATCH])
+        ids = list(matching.filter(pk__gt=cursor).order_by("pk").values_list("pk", flat=True)[:RESEND_BATCH])
         if not ids:
             break
         with transaction.atomic(), batch():  # the batch's events are appended in one insert

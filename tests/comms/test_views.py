@@ -189,7 +189,7 @@ def test_resend_all_matching_shows_a_dry_run_count_first_then_runs_as_an_operati
 def test_a_bulk_resend_cancelled_between_batches_keeps_whole_batches(
     client: Client, operator: User, dispatched: list[list[int]], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(resend, "BATCH", 2)
+    monkeypatch.setattr(resend, "RESEND_BATCH", 2)
     for _ in range(5):
         make(Status.FAILED, failure=FailureClass.TEMPORARY)
     client.force_login(operator)
