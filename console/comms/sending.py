@@ -8,8 +8,6 @@ channel (a fallback) is queued the same way by ``next_delivery()``.
 from __future__ import annotations
 
 import functools
-import threading
-import time
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -36,6 +34,7 @@ from console.comms.models import (
 )
 from console.comms.routing import Plan, contacts_for, decide, preference_skip, preferences_for
 from console.comms.unsubscribe import url_for
+from console.core.coalesce import NOW, Window
 from console.events import emit
 from console.events.context import capture, enqueue
 
@@ -102,21 +101,18 @@ def dispatch(delivery_ids: list[int], run_after: datetime | None = None) -> None
         enqueue(DELIVER, delivery_ids=delivery_ids[start : start + size], context=capture(), run_after=run_after)
 
 
-_window_lock = threading.Lock()
-_window_until = 0.0
-_window_swept = False
+window = Window()
 
 
 def dispatch_soon(delivery_ids: list[int]) -> None:
     """Enqueue one transaction's deliveries, coalesced with those of other transactions close in time.
 
     A site that sends one message per request would otherwise enqueue one task, and open one connection,
-    per message. The first transaction of a window is enqueued at once; the later ones of the same window
-    enqueue nothing but one sweep, deferred to the window's end, that sends every delivery then due (and
-    hands on to another sweep when it finds a full batch). A transaction with a full batch of its own, and
-    backends that cannot defer (inline), are dispatched as they are.
+    per message. The first transaction after a quiet spell is enqueued at once; the later ones enqueue
+    nothing but one sweep per window, deferred to the window's end (``console.core.coalesce``), that sends
+    every delivery then due (and hands on to another sweep when it finds a full batch). A transaction with a
+    full batch of its own, and backends that cannot defer (inline), are dispatched as they are.
     """
-    global _window_until, _window_swept
     conf = comms_settings()
     sweep: Task[..., Any] = import_string(DELIVER_DUE)
     if (
@@ -126,19 +122,10 @@ def dispatch_soon(delivery_ids: list[int]) -> None:
     ):
         dispatch(delivery_ids)
         return
-    now = time.monotonic()
-    with _window_lock:
-        if now >= _window_until:
-            _window_until, _window_swept = now + conf.dispatch_window_seconds, False
-            delay = None
-        elif not _window_swept:
-            _window_swept = True
-            delay = _window_until - now
-        else:
-            return
-    if delay is None:
+    delay = window.claim(conf.dispatch_window_seconds)
+    if delay == NOW:
         dispatch(delivery_ids)
-    else:
+    elif delay is not None:
         enqueue(DELIVER_DUE, context=capture(), run_after=timezone.now() + timedelta(seconds=delay))
 
 

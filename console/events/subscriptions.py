@@ -8,8 +8,6 @@ after ``max_attempts`` the event is parked and the subscriber moves on.
 
 from __future__ import annotations
 
-import threading
-import time
 import traceback
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
@@ -22,6 +20,7 @@ from django.tasks import Task
 from django.utils import timezone
 from django.utils.module_loading import import_string
 
+from console.core.coalesce import NOW, Window
 from console.events.conf import events_settings
 from console.events.models import Checkpoint, Event, ParkedEvent
 from console.events.reader import Cursor, cursor_of, read_batch, read_records
@@ -195,37 +194,25 @@ def resume(name: str) -> None:
 
 
 # Appends can arrive thousands of times a second, and each catch-up task handles everything committed by
-# the time it runs: so a process enqueues at most one task per window, plus one deferred to the window's end
-# that covers whatever is appended inside it. Nothing waits for the tick, and the queue is not flooded.
+# the time it runs: so a process enqueues at most one task now and one at the end of each window (see
+# ``console.core.coalesce``). Nothing waits for the tick, and the queue is not flooded.
 DISPATCH_WINDOW_SECONDS = 0.25
 # The catch-up task, named rather than imported: the tasks module imports this one.
 CATCH_UP = "console.events.tasks.catch_up_subscriptions"
-_window_lock = threading.Lock()
-_window_until = 0.0
-_window_deferred = False
+window = Window()
 
 
 def dispatch() -> None:
     """Enqueue a catch-up of every subscriber, coalesced per process (see DISPATCH_WINDOW_SECONDS)."""
-    global _window_until, _window_deferred
     catch_up_subscriptions: Task[[], dict[str, int]] = import_string(CATCH_UP)
     if not catch_up_subscriptions.get_backend().supports_defer:
         # Inline backends run the task now; there is nothing to coalesce.
         catch_up_subscriptions.enqueue()
         return
-    now = time.monotonic()
-    with _window_lock:
-        if now >= _window_until:
-            _window_until, _window_deferred = now + DISPATCH_WINDOW_SECONDS, False
-            delay = None
-        elif not _window_deferred:
-            _window_deferred = True
-            delay = _window_until - now
-        else:
-            return
-    if delay is None:
+    delay = window.claim(DISPATCH_WINDOW_SECONDS)
+    if delay == NOW:
         catch_up_subscriptions.enqueue()
-    else:
+    elif delay is not None:
         catch_up_subscriptions.using(run_after=timezone.now() + timedelta(seconds=delay)).enqueue()
 
 

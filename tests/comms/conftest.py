@@ -10,10 +10,9 @@ from tests.comms.smtp import SMTPServer
 
 
 @pytest.fixture(autouse=True)
-def fresh_dispatch_window(monkeypatch: pytest.MonkeyPatch) -> None:
+def fresh_dispatch_window() -> None:
     """Each test starts a new coalescing window, whatever the test before it dispatched."""
-    monkeypatch.setattr(sending, "_window_until", 0.0)
-    monkeypatch.setattr(sending, "_window_swept", False)
+    sending.window.reset()
 
 
 @pytest.fixture(scope="session")

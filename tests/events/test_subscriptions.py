@@ -232,13 +232,13 @@ class FakeTask:
 def test_a_burst_of_appends_enqueues_one_task_now_and_one_at_the_windows_end(monkeypatch: pytest.MonkeyPatch) -> None:
     fake = FakeTask(supports_defer=True)
     monkeypatch.setattr("console.events.tasks.catch_up_subscriptions", fake)
-    monkeypatch.setattr(subscriptions, "_window_until", 0.0)
+    subscriptions.window.reset()
     for _ in range(50):
         subscriptions.dispatch()
     assert len(fake.enqueued) == 2
     assert fake.enqueued[0] is None  # the first append is caught up at once
     assert fake.enqueued[1] is not None  # the rest by one task deferred to the end of the window
-    monkeypatch.setattr(subscriptions, "_window_until", 0.0)  # a later window starts afresh
+    subscriptions.window.reset()  # a later window starts afresh
     subscriptions.dispatch()
     assert len(fake.enqueued) == 3 and fake.enqueued[2] is None
 
