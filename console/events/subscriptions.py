@@ -99,11 +99,35 @@ def _advance(checkpoint: Checkpoint, cursor: Cursor, handled: int) -> None:
     checkpoint.handled += handled
 
 
-def _step(subscriber: Subscriber) -> tuple[int, bool]:
-    """Handle one batch; returns (events handled, whether more may be waiting)."""
-    Checkpoint.objects.get_or_create(name=subscriber.name)
+# What a batch that went through moves on its checkpoint.
+_MOVED = ["tx", "position", "handled", "failures", "last_error", "retry_at", "updated_at"]
+
+
+def _lock(name: str, *, skip_locked: bool) -> Checkpoint | None:
+    """Subscriber ``name``'s checkpoint, locked for this transaction (created on first use).
+
+    ``None`` when ``skip_locked`` and another catch-up holds it right now.
+    """
+    locked = Checkpoint.objects.select_for_update(skip_locked=skip_locked)
+    checkpoint = locked.filter(name=name).first()
+    if checkpoint is None and not Checkpoint.objects.filter(name=name).exists():
+        Checkpoint.objects.get_or_create(name=name)
+        checkpoint = locked.filter(name=name).first()
+    return checkpoint
+
+
+def _step(subscriber: Subscriber, *, skip_locked: bool = False) -> tuple[int, bool]:
+    """Handle one batch; returns (events handled, whether more may be waiting).
+
+    With ``skip_locked``, a checkpoint another catch-up is moving is left to it instead of waited for (a
+    worker thread stays free to deliver), and one more catch-up is dispatched: that one may have read the
+    log before whatever woke this one had committed.
+    """
     with transaction.atomic():
-        checkpoint = Checkpoint.objects.select_for_update().get(name=subscriber.name)
+        checkpoint = _lock(subscriber.name, skip_locked=skip_locked)
+        if checkpoint is None:
+            transaction.on_commit(dispatch)
+            return 0, False
         if checkpoint.status != Checkpoint.Status.ACTIVE:
             return 0, False
         if checkpoint.retry_at is not None and checkpoint.retry_at > timezone.now():
@@ -121,7 +145,7 @@ def _step(subscriber: Subscriber) -> tuple[int, bool]:
         checkpoint.failures = 0
         checkpoint.last_error = ""
         checkpoint.retry_at = None
-        checkpoint.save()
+        checkpoint.save(update_fields=_MOVED)
         return len(events), len(events) == subscriber.batch_size
 
 
@@ -159,13 +183,16 @@ def _step_one_by_one(subscriber: Subscriber, checkpoint: Checkpoint, events: lis
     return handled, len(events) == subscriber.batch_size
 
 
-def catch_up(name: str, *, max_batches: int | None = None) -> int:
-    """Handle what is available to subscriber ``name``, batch by batch; returns how many events it handled."""
+def catch_up(name: str, *, max_batches: int | None = None, skip_locked: bool = False) -> int:
+    """Handle what is available to subscriber ``name``, batch by batch; returns how many events it handled.
+
+    ``skip_locked``: leave a subscriber another catch-up is running to it (see ``_step``).
+    """
     subscriber = get(name)
     total = 0
     batches = 0
     while max_batches is None or batches < max_batches:
-        handled, more = _step(subscriber)
+        handled, more = _step(subscriber, skip_locked=skip_locked)
         total += handled
         batches += 1
         if not more:
@@ -174,11 +201,16 @@ def catch_up(name: str, *, max_batches: int | None = None) -> int:
 
 
 def catch_up_all() -> dict[str, int]:
-    """Catch up every registered subscriber; one that fails unexpectedly never stops the others."""
+    """Catch up every registered subscriber; one that fails unexpectedly never stops the others.
+
+    Where the task backend can defer, a subscriber another catch-up is running is left to it and looked at
+    again by a coalesced catch-up; an inline backend waits for it instead (its dispatch would run at once).
+    """
+    skip_locked = _can_defer()
     results: dict[str, int] = {}
     for subscriber in registered():
         try:
-            results[subscriber.name] = catch_up(subscriber.name)
+            results[subscriber.name] = catch_up(subscriber.name, skip_locked=skip_locked)
         except Exception:
             log.exception("subscription.catch_up_failed", subscriber=subscriber.name)
             results[subscriber.name] = -1
@@ -202,9 +234,18 @@ CATCH_UP = "console.events.tasks.catch_up_subscriptions"
 window = Window()
 
 
+def _catch_up_task() -> Task[[], dict[str, int]]:
+    task: Task[[], dict[str, int]] = import_string(CATCH_UP)
+    return task
+
+
+def _can_defer() -> bool:
+    return bool(_catch_up_task().get_backend().supports_defer)
+
+
 def dispatch() -> None:
     """Enqueue a catch-up of every subscriber, coalesced per process (see DISPATCH_WINDOW_SECONDS)."""
-    catch_up_subscriptions: Task[[], dict[str, int]] = import_string(CATCH_UP)
+    catch_up_subscriptions = _catch_up_task()
     if not catch_up_subscriptions.get_backend().supports_defer:
         # Inline backends run the task now; there is nothing to coalesce.
         catch_up_subscriptions.enqueue()

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Callable, Sequence
 from datetime import timedelta
 from typing import Any, ClassVar
 
 import pytest
 from django.contrib.auth.models import User
-from django.db import transaction
+from django.db import connection, transaction
 from django.test import Client
 from django.utils import timezone
 
@@ -17,7 +19,7 @@ from console.events import subscriptions
 from console.events.models import Checkpoint, Event, ParkedEvent
 from console.events.pipeline import batch, emit
 from console.events.subscriptions import Subscriber, catch_up, notify_appended, register
-from tests.events.conftest import PING, SEEN
+from tests.events.conftest import PING, SEEN, postgres_only
 
 
 class Recorder(Subscriber):
@@ -249,3 +251,42 @@ def test_inline_backends_are_never_coalesced(monkeypatch: pytest.MonkeyPatch) ->
     for _ in range(3):
         subscriptions.dispatch()
     assert fake.enqueued == [None, None, None]
+
+
+@postgres_only
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_a_catch_up_leaves_a_subscriber_another_is_running_and_dispatches_one_more(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Its worker thread is not held waiting; the events it left are handled by the catch-up it dispatched."""
+    recorder = Recorder()
+    register(recorder)
+    _pings(3)
+    dispatched: list[None] = []
+    monkeypatch.setattr(subscriptions, "dispatch", lambda: dispatched.append(None))
+    holding, release = threading.Event(), threading.Event()
+
+    def hold() -> None:  # another catch-up, in the middle of moving the checkpoint
+        try:
+            with transaction.atomic():
+                Checkpoint.objects.select_for_update().get(name=recorder.name)
+                holding.set()
+                release.wait(30)
+        finally:
+            connection.close()
+
+    Checkpoint.objects.create(name=recorder.name)
+    other = threading.Thread(target=hold)
+    other.start()
+    try:
+        assert holding.wait(10)
+        started = time.monotonic()
+        assert catch_up(recorder.name, skip_locked=True) == 0
+        assert time.monotonic() - started < 5  # left to the other, not waited for
+        assert dispatched == [None]
+    finally:
+        release.set()
+        other.join(30)
+    assert catch_up(recorder.name, skip_locked=True) == 3  # what the dispatched catch-up does
+    assert _seen() == [0, 1, 2]
