@@ -502,8 +502,11 @@ def verify(*, after_chunk: Progress | None = None) -> Verification:
                 after_chunk(sum(seal.count for seal in seals), total)
         result.head = chain.previous
         result.sealed_to = head.last_position
+    # The checkpoint first, then the newest seal: the sealer commits the two together, so the seal covering
+    # the checkpoint read is there unless seals were removed, even if the sealer went on while this ran.
     checkpoint = Checkpoint.objects.filter(name=SEALER).first()
-    sealed = START if head is None else head.last_cursor
+    newest = Seal.objects.order_by("-pk").first()
+    sealed = START if newest is None else newest.last_cursor
     if checkpoint is not None and _key(checkpoint.cursor) > _key(sealed):
         result.add(Problem("seal", f"the sealer read past #{sealed[1]} but the seals after it are missing"))
     result.unsealed = unsealed_count(head)

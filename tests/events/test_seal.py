@@ -332,6 +332,26 @@ def test_chunks_of_several_seals_verify_as_one_pass_does(db: None, monkeypatch: 
     assert reports == [(0, 15), (9, 15), (6, 15)]
 
 
+def test_the_sealer_going_on_while_a_check_runs_is_no_problem(db: None) -> None:
+    _sealed_log(transactions=2)
+
+    def seal_more(events: int, total: int) -> None:
+        if events == 0:  # after the check has read the head seal, before it reads the checkpoint
+            _sealed_log(transactions=1)
+
+    result = verify(after_chunk=seal_more)
+    assert result.ok, result.problems
+    assert result.checked == 8 and Seal.objects.count() == 2
+
+
+def test_seals_removed_behind_the_sealer_are_named(db: None) -> None:
+    _sealed_log(transactions=1)
+    _sealed_log(transactions=1)
+    Seal.objects.order_by("-pk").first().delete()  # type: ignore[union-attr]
+    problems = [(p.kind, p.text) for p in verify().problems]
+    assert ("seal", "the sealer read past #4 but the seals after it are missing") in problems
+
+
 def test_a_problem_in_a_later_chunk_is_named(db: None, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr("console.events.seal.CHUNK", 7)
     events = [event for _ in range(5) for event in _sealed_log(transactions=1, per_transaction=3)]
