@@ -108,10 +108,11 @@ def dispatch_soon(delivery_ids: list[int]) -> None:
     """Enqueue one transaction's deliveries, coalesced with those of other transactions close in time.
 
     A site that sends one message per request would otherwise enqueue one task, and open one connection,
-    per message. The first transaction after a quiet spell is enqueued at once; the later ones enqueue
-    nothing but one sweep per window, deferred to the window's end (``console.core.coalesce``), that sends
-    every delivery then due (and hands on to another sweep when it finds a full batch). A transaction with a
-    full batch of its own, and backends that cannot defer (inline), are dispatched as they are.
+    per message. The first transaction after a quiet spell enqueues a sweep at once; the later ones enqueue
+    nothing but one sweep per window, deferred to the window's end (``console.core.coalesce``). A sweep sends
+    every delivery due, including those committed while it runs (see ``delivery.deliver_due``). A
+    transaction with a full batch of its own, and backends that cannot defer (inline), are dispatched as
+    they are.
     """
     conf = comms_settings()
     sweep: Task[..., Any] = import_string(DELIVER_DUE)
@@ -124,7 +125,7 @@ def dispatch_soon(delivery_ids: list[int]) -> None:
         return
     delay = window.claim(conf.dispatch_window_seconds)
     if delay == NOW:
-        dispatch(delivery_ids)
+        sweep_now()
     elif delay is not None:
         enqueue(DELIVER_DUE, context=capture(), run_after=timezone.now() + timedelta(seconds=delay))
 

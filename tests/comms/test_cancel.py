@@ -43,6 +43,7 @@ def to(n: int | str) -> Recipient:
 def dispatched(monkeypatch: pytest.MonkeyPatch) -> list[tuple[list[int], datetime | None]]:
     calls: list[tuple[list[int], datetime | None]] = []
     monkeypatch.setattr(sending, "dispatch", lambda ids, run_after=None: calls.append((list(ids), run_after)))
+    monkeypatch.setattr(sending, "dispatch_soon", lambda ids: calls.append((list(ids), None)))
     return calls
 
 

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from django.tasks import default_task_backend
 
+from console.comms import delivery
 from console.comms.classes import lookup
 from console.comms.delivery import deliver_batch, deliver_due
 from console.comms.models import Delivery, Message, Status
@@ -36,33 +37,57 @@ def comms_tasks(results: list[Any]) -> list[Any]:
     return [result for result in results if result.task.module_path.startswith("console.comms.")]
 
 
-def test_sends_in_separate_transactions_close_together_become_one_task_and_one_sweep(
+def test_sends_in_separate_transactions_close_together_become_a_sweep_now_and_one_at_the_windows_end(
     smtp: SMTPServer, recorded_tasks: list[Any], db: None, django_capture_on_commit_callbacks: Capture
 ) -> None:
     for n in range(6):
         with django_capture_on_commit_callbacks(execute=True):
             send(order(), to=f"one{n}@example.com")
     tasks = comms_tasks(recorded_tasks)
-    assert [result.task.name for result in tasks] == ["deliver", "sweep"]
-    first, sweep = tasks
-    assert len(first.kwargs["delivery_ids"]) == 1 and sweep.task.run_after is not None
-    deliver_batch(first.kwargs["delivery_ids"])
-    assert deliver_due() == {"sent": 5}
+    assert [(result.task.name, result.task.run_after is None) for result in tasks] == [
+        ("sweep", True),
+        ("sweep", False),
+    ]
+    assert deliver_due() == {"sent": 6}  # the first sweep sends what was committed while it ran, too
+    assert deliver_due() == {}
     assert set(Message.objects.values_list("status", flat=True)) == {Status.SENT}
     assert sorted(len(smtp.handler.to(f"one{n}@example.com")) for n in range(6)) == [1] * 6
 
 
-def test_a_sweep_that_finds_a_full_batch_hands_the_rest_to_another_task_first(
-    smtp: SMTPServer, recorded_tasks: list[Any], settings: Any, db: None
+def test_a_sweep_takes_a_share_at_a_time_until_none_is_due_and_a_full_first_share_recruits_one_more(
+    smtp: SMTPServer, recorded_tasks: list[Any], monkeypatch: pytest.MonkeyPatch, db: None
 ) -> None:
-    settings.CONSOLE_COMMS = {"BATCH_SIZE": 2}
+    monkeypatch.setattr(delivery, "SWEEP_SHARE", 2)
+    claims: list[int] = []
+    real_claim = delivery.claim
+
+    def claim(*args: Any, **kwargs: Any) -> list[Delivery]:
+        claimed = real_claim(*args, **kwargs)
+        claims.append(len(claimed))
+        return claimed
+
+    monkeypatch.setattr(delivery, "claim", claim)
     for n in range(5):
         send(order(), to=f"due{n}@example.com")  # no commit here: nothing is dispatched
+    assert deliver_due() == {"sent": 5}
+    assert claims == [2, 2, 1, 0]
+    assert [result.task.name for result in comms_tasks(recorded_tasks)] == ["sweep"]  # another thread joins
+    send(order(), to="late@example.com")
+    assert deliver_due() == {"sent": 1}
+    assert len(comms_tasks(recorded_tasks)) == 1  # a share that is not full recruits nobody
+    assert Delivery.objects.filter(status=Status.SENT).count() == 6
+
+
+def test_a_sweep_still_finding_work_after_its_time_hands_on_to_a_fresh_task(
+    smtp: SMTPServer, recorded_tasks: list[Any], monkeypatch: pytest.MonkeyPatch, db: None
+) -> None:
+    monkeypatch.setattr(delivery, "SWEEP_SHARE", 2)
+    monkeypatch.setattr(delivery, "SWEEP_SECONDS", 0.0)
+    for n in range(5):
+        send(order(), to=f"slow{n}@example.com")
     assert deliver_due() == {"sent": 2}
-    assert [result.task.name for result in comms_tasks(recorded_tasks)] == ["sweep"]
-    assert deliver_due() == {"sent": 2} and deliver_due() == {"sent": 1}
-    assert [result.task.name for result in comms_tasks(recorded_tasks)] == ["sweep", "sweep"]
-    assert Delivery.objects.filter(status=Status.SENT).count() == 5
+    assert [result.task.name for result in comms_tasks(recorded_tasks)] == ["sweep", "sweep"]  # recruit, hand-on
+    assert Delivery.objects.filter(status=Status.QUEUED).count() == 3
 
 
 def test_inline_backends_and_big_transactions_are_dispatched_as_they_are(

@@ -65,7 +65,7 @@ def test_the_same_idempotency_key_returns_the_first_message(
     db: None, django_capture_on_commit_callbacks: Capture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     dispatched: list[list[int]] = []
-    monkeypatch.setattr(sending, "dispatch", lambda ids, run_after=None: dispatched.append(ids))
+    monkeypatch.setattr(sending, "dispatch_soon", lambda ids: dispatched.append(ids))
     with django_capture_on_commit_callbacks(execute=True):
         first = send(cls_of("order_confirmation").sample(), to="ada@example.com", idempotency_key="order-1")
         again = send(cls_of("order_confirmation").sample(), to="ada@example.com", idempotency_key="order-1")
@@ -82,6 +82,7 @@ def test_nothing_is_dispatched_when_the_callers_transaction_rolls_back(
 
     dispatched: list[list[int]] = []
     monkeypatch.setattr(sending, "dispatch", lambda ids, run_after=None: dispatched.append(ids))
+    monkeypatch.setattr(sending, "dispatch_soon", lambda ids: dispatched.append(ids))
     with (
         django_capture_on_commit_callbacks(execute=True) as callbacks,
         pytest.raises(RuntimeError),
