@@ -75,17 +75,19 @@ def deliver_due() -> dict[str, int]:
     """A coalesced dispatch: send the due deliveries, a share at a time, until none is due.
 
     A sweep whose first share is full first enqueues another sweep, so a backlog spreads over the worker
-    threads (each sweep recruits at most one).
+    threads (each sweep recruits at most one). Under an inline backend, where an enqueued sweep would run
+    inside this one, it neither recruits nor hands on: it goes on until none is due.
     """
     share = min(SWEEP_SHARE, comms_settings().batch_size)
+    queued = sending.sweeps_queue()
     deadline = time.monotonic() + SWEEP_SECONDS
     counts: Counter[str] = Counter()
     claimed = claim(None, limit=share)
-    if len(claimed) >= share:
+    if queued and len(claimed) >= share:
         sending.sweep_now()
     while claimed:
         counts.update(send_claimed(claimed))
-        if time.monotonic() >= deadline:
+        if queued and time.monotonic() >= deadline:
             sending.sweep_now()
             break
         claimed = claim(None, limit=share)

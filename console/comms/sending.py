@@ -115,12 +115,7 @@ def dispatch_soon(delivery_ids: list[int]) -> None:
     they are.
     """
     conf = comms_settings()
-    sweep: Task[..., Any] = import_string(DELIVER_DUE)
-    if (
-        not conf.dispatch_window_seconds
-        or len(delivery_ids) >= conf.batch_size
-        or not sweep.get_backend().supports_defer
-    ):
+    if not conf.dispatch_window_seconds or len(delivery_ids) >= conf.batch_size or not sweeps_queue():
         dispatch(delivery_ids)
         return
     delay = window.claim(conf.dispatch_window_seconds)
@@ -133,6 +128,12 @@ def dispatch_soon(delivery_ids: list[int]) -> None:
 def sweep_now() -> None:
     """Enqueue a sweep of due deliveries now (a sweep that found a full batch hands on the rest)."""
     enqueue(DELIVER_DUE, context=capture())
+
+
+def sweeps_queue() -> bool:
+    """Whether a sweep enqueued now waits for a worker; an inline backend would run it in the caller."""
+    sweep: Task[..., Any] = import_string(DELIVER_DUE)
+    return bool(sweep.get_backend().supports_defer)
 
 
 class _Flush:

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from django.tasks import default_task_backend
 
-from console.comms import delivery
+from console.comms import delivery, sending
 from console.comms.classes import lookup
 from console.comms.delivery import deliver_batch, deliver_due
 from console.comms.models import Delivery, Message, Status
@@ -88,6 +88,17 @@ def test_a_sweep_still_finding_work_after_its_time_hands_on_to_a_fresh_task(
     assert deliver_due() == {"sent": 2}
     assert [result.task.name for result in comms_tasks(recorded_tasks)] == ["sweep", "sweep"]  # recruit, hand-on
     assert Delivery.objects.filter(status=Status.QUEUED).count() == 3
+
+
+def test_under_an_inline_backend_a_sweep_sends_a_backlog_itself_without_recursing(
+    smtp: SMTPServer, inline_tasks: None, monkeypatch: pytest.MonkeyPatch, db: None
+) -> None:
+    monkeypatch.setattr(delivery, "SWEEP_SHARE", 2)
+    monkeypatch.setattr(delivery, "SWEEP_SECONDS", 0.0)
+    monkeypatch.setattr(sending, "sweep_now", lambda: pytest.fail("an inline sweep enqueued another"))
+    for n in range(7):
+        send(order(), to=f"inline{n}@example.com")  # no commit here: nothing is dispatched
+    assert deliver_due() == {"sent": 7}
 
 
 def test_inline_backends_and_big_transactions_are_dispatched_as_they_are(
