@@ -17,9 +17,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 from django.db import IntegrityError, connection, transaction
-from django.tasks import Task
 from django.utils import timezone
-from django.utils.module_loading import import_string
 
 from console.comms import alerts, declarations
 from console.comms.classes import MessageClass, MessageError, lookup
@@ -36,7 +34,7 @@ from console.comms.routing import Plan, contacts_for, decide, preference_skip, p
 from console.comms.unsubscribe import url_for
 from console.core.coalesce import NOW, Window
 from console.events import emit
-from console.events.context import capture, enqueue
+from console.events.context import capture, defers, enqueue
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import AbstractBaseUser
@@ -132,8 +130,7 @@ def sweep_now() -> None:
 
 def sweeps_queue() -> bool:
     """Whether a sweep enqueued now waits for a worker; an inline backend would run it in the caller."""
-    sweep: Task[..., Any] = import_string(DELIVER_DUE)
-    return bool(sweep.get_backend().supports_defer)
+    return defers(DELIVER_DUE)
 
 
 class _Flush:

@@ -54,6 +54,12 @@ def restored(context: dict[str, Any] | None, **extra: Any) -> Iterator[None]:
 type TaskRef = Task[..., Any] | str
 
 
+def defers(task: TaskRef) -> bool:
+    """Whether ``task``'s backend queues it for a worker (and can hold it until later), not runs it inline."""
+    resolved: Task[..., Any] = import_string(task) if isinstance(task, str) else task
+    return bool(resolved.get_backend().supports_defer)
+
+
 def enqueue(task: TaskRef, /, *args: Any, run_after: datetime | None = None, **kwargs: Any) -> bool:
     """Enqueue ``task`` now; ``False`` when it must run later and the backend cannot defer it.
 
@@ -61,7 +67,7 @@ def enqueue(task: TaskRef, /, *args: Any, run_after: datetime | None = None, **k
     """
     resolved: Task[..., Any] = import_string(task) if isinstance(task, str) else task
     if run_after is not None:
-        if not resolved.get_backend().supports_defer:
+        if not defers(resolved):
             return False
         resolved = resolved.using(run_after=run_after)
     resolved.enqueue(*args, **kwargs)

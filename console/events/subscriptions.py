@@ -22,6 +22,7 @@ from django.utils.module_loading import import_string
 
 from console.core.coalesce import NOW, Window
 from console.events.conf import events_settings
+from console.events.context import defers
 from console.events.models import Checkpoint, Event, ParkedEvent
 from console.events.reader import Cursor, cursor_of, read_batch, read_records
 from console.events.records import StoredEvent
@@ -206,7 +207,7 @@ def catch_up_all() -> dict[str, int]:
     Where the task backend can defer, a subscriber another catch-up is running is left to it and looked at
     again by a coalesced catch-up; an inline backend waits for it instead (its dispatch would run at once).
     """
-    skip_locked = _can_defer()
+    skip_locked = defers(CATCH_UP)
     results: dict[str, int] = {}
     for subscriber in registered():
         try:
@@ -234,19 +235,10 @@ CATCH_UP = "console.events.tasks.catch_up_subscriptions"
 window = Window()
 
 
-def _catch_up_task() -> Task[[], dict[str, int]]:
-    task: Task[[], dict[str, int]] = import_string(CATCH_UP)
-    return task
-
-
-def _can_defer() -> bool:
-    return bool(_catch_up_task().get_backend().supports_defer)
-
-
 def dispatch() -> None:
     """Enqueue a catch-up of every subscriber, coalesced per process (see DISPATCH_WINDOW_SECONDS)."""
-    catch_up_subscriptions = _catch_up_task()
-    if not catch_up_subscriptions.get_backend().supports_defer:
+    catch_up_subscriptions: Task[[], dict[str, int]] = import_string(CATCH_UP)
+    if not defers(catch_up_subscriptions):
         # Inline backends run the task now; there is nothing to coalesce.
         catch_up_subscriptions.enqueue()
         return
