@@ -117,37 +117,58 @@ def _lock(name: str, *, skip_locked: bool) -> Checkpoint | None:
     return checkpoint
 
 
-def _step(subscriber: Subscriber, *, skip_locked: bool = False) -> tuple[int, bool]:
-    """Handle one batch; returns (events handled, whether more may be waiting).
+def _may_run(checkpoint: Checkpoint) -> bool:
+    """Active and not backing off after a failure."""
+    if checkpoint.status != Checkpoint.Status.ACTIVE:
+        return False
+    return checkpoint.retry_at is None or checkpoint.retry_at <= timezone.now()
+
+
+def _step(
+    subscriber: Subscriber, seen: Checkpoint | None = None, *, skip_locked: bool = False
+) -> tuple[int, bool, Checkpoint | None]:
+    """Handle one batch; returns (events handled, whether more may be waiting, the checkpoint as it moved).
+
+    ``seen`` is the checkpoint as last read without a lock: its batch is read before taking the lock, so a
+    subscriber with nothing to do, the common wake-up, costs two reads and no write transaction (on SQLite
+    the lock is the database's one write lock, which writers would queue behind). The batch is kept when the
+    locked checkpoint is where ``seen`` was (the log behind a cursor never changes), and read again if not.
 
     With ``skip_locked``, a checkpoint another catch-up is moving is left to it instead of waited for (a
     worker thread stays free to deliver), and one more catch-up is dispatched: that one may have read the
     log before whatever woke this one had committed.
     """
+    events: list[Event] | None = None
+    if seen is not None:
+        if not _may_run(seen):
+            return 0, False, None
+        events = cast(list[Event], subscriber.read(seen.cursor))
+        if not events:
+            return 0, False, None
     with transaction.atomic():
         checkpoint = _lock(subscriber.name, skip_locked=skip_locked)
         if checkpoint is None:
             transaction.on_commit(dispatch)
-            return 0, False
-        if checkpoint.status != Checkpoint.Status.ACTIVE:
-            return 0, False
-        if checkpoint.retry_at is not None and checkpoint.retry_at > timezone.now():
-            return 0, False
-        events = cast(list[Event], subscriber.read(checkpoint.cursor))
+            return 0, False, None
+        if not _may_run(checkpoint):
+            return 0, False, None
+        if events is None or seen is None or checkpoint.cursor != seen.cursor:
+            events = cast(list[Event], subscriber.read(checkpoint.cursor))
         if not events:
-            return 0, False
+            return 0, False, None
         try:
             with transaction.atomic():
                 subscriber.handle(events)
         except Exception as exc:
             log.warning("subscription.batch_failed", subscriber=subscriber.name, error=_error_text(exc))
-            return _step_one_by_one(subscriber, checkpoint, events)
+            handled, more = _step_one_by_one(subscriber, checkpoint, events)
+            return handled, more, checkpoint
         _advance(checkpoint, cursor_of(events[-1]), len(events))
         checkpoint.failures = 0
         checkpoint.last_error = ""
         checkpoint.retry_at = None
         checkpoint.save(update_fields=_MOVED)
-        return len(events), len(events) == subscriber.batch_size
+        return len(events), len(events) == subscriber.batch_size, checkpoint
 
 
 def _step_one_by_one(subscriber: Subscriber, checkpoint: Checkpoint, events: list[Event]) -> tuple[int, bool]:
@@ -184,16 +205,21 @@ def _step_one_by_one(subscriber: Subscriber, checkpoint: Checkpoint, events: lis
     return handled, len(events) == subscriber.batch_size
 
 
-def catch_up(name: str, *, max_batches: int | None = None, skip_locked: bool = False) -> int:
+def catch_up(
+    name: str, *, max_batches: int | None = None, skip_locked: bool = False, seen: Checkpoint | None = None
+) -> int:
     """Handle what is available to subscriber ``name``, batch by batch; returns how many events it handled.
 
-    ``skip_locked``: leave a subscriber another catch-up is running to it (see ``_step``).
+    ``skip_locked``: leave a subscriber another catch-up is running to it (see ``_step``). ``seen``: its
+    checkpoint as just read without a lock (``catch_up_all`` reads them all at once); read here otherwise.
     """
     subscriber = get(name)
+    if seen is None:
+        seen = Checkpoint.objects.filter(name=name).first()
     total = 0
     batches = 0
     while max_batches is None or batches < max_batches:
-        handled, more = _step(subscriber, skip_locked=skip_locked)
+        handled, more, seen = _step(subscriber, seen, skip_locked=skip_locked)
         total += handled
         batches += 1
         if not more:
@@ -208,10 +234,14 @@ def catch_up_all() -> dict[str, int]:
     again by a coalesced catch-up; an inline backend waits for it instead (its dispatch would run at once).
     """
     skip_locked = defers(CATCH_UP)
+    subscribers = registered()
+    seen = Checkpoint.objects.in_bulk([subscriber.name for subscriber in subscribers], field_name="name")
     results: dict[str, int] = {}
-    for subscriber in registered():
+    for subscriber in subscribers:
         try:
-            results[subscriber.name] = catch_up(subscriber.name, skip_locked=skip_locked)
+            results[subscriber.name] = catch_up(
+                subscriber.name, skip_locked=skip_locked, seen=seen.get(subscriber.name)
+            )
         except Exception:
             log.exception("subscription.catch_up_failed", subscriber=subscriber.name)
             results[subscriber.name] = -1

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import timedelta
 from typing import Any, ClassVar
 
@@ -253,6 +254,30 @@ def test_inline_backends_are_never_coalesced(monkeypatch: pytest.MonkeyPatch) ->
     assert fake.enqueued == [None, None, None]
 
 
+@contextmanager
+def _checkpoint_held(name: str) -> Iterator[None]:
+    """Another connection holds checkpoint ``name`` locked (on SQLite: the database's write lock) meanwhile."""
+    holding, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        try:
+            with transaction.atomic():
+                Checkpoint.objects.select_for_update().get(name=name)
+                holding.set()
+                release.wait(30)
+        finally:
+            connection.close()
+
+    other = threading.Thread(target=hold)
+    other.start()
+    try:
+        assert holding.wait(10)
+        yield
+    finally:
+        release.set()
+        other.join(30)
+
+
 @postgres_only
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
@@ -265,28 +290,35 @@ def test_a_catch_up_leaves_a_subscriber_another_is_running_and_dispatches_one_mo
     _pings(3)
     dispatched: list[None] = []
     monkeypatch.setattr(subscriptions, "dispatch", lambda: dispatched.append(None))
-    holding, release = threading.Event(), threading.Event()
-
-    def hold() -> None:  # another catch-up, in the middle of moving the checkpoint
-        try:
-            with transaction.atomic():
-                Checkpoint.objects.select_for_update().get(name=recorder.name)
-                holding.set()
-                release.wait(30)
-        finally:
-            connection.close()
-
     Checkpoint.objects.create(name=recorder.name)
-    other = threading.Thread(target=hold)
-    other.start()
-    try:
-        assert holding.wait(10)
+    with _checkpoint_held(recorder.name):  # by another catch-up, in the middle of moving it
         started = time.monotonic()
         assert catch_up(recorder.name, skip_locked=True) == 0
         assert time.monotonic() - started < 5  # left to the other, not waited for
         assert dispatched == [None]
-    finally:
-        release.set()
-        other.join(30)
     assert catch_up(recorder.name, skip_locked=True) == 3  # what the dispatched catch-up does
     assert _seen() == [0, 1, 2]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_caught_up_subscriber_looks_without_waiting_for_a_lock() -> None:
+    """Most wake-ups find nothing to do: they must not queue behind writers (on SQLite, the one write lock)."""
+    recorder = Recorder()
+    register(recorder)
+    _pings(2)
+    assert catch_up(recorder.name) == 2
+    with _checkpoint_held(recorder.name):  # by a writer in the middle of its transaction
+        started = time.monotonic()
+        assert catch_up(recorder.name) == 0
+        assert time.monotonic() - started < 5
+
+
+def test_a_batch_read_before_the_lock_is_read_again_when_the_checkpoint_moved_meanwhile(db: None) -> None:
+    recorder = Recorder()
+    register(recorder)
+    _pings(3)
+    stale = Checkpoint.objects.create(name=recorder.name)
+    assert catch_up(recorder.name) == 3  # another catch-up, between our look and our lock
+    assert catch_up(recorder.name, seen=stale) == 0
+    assert _seen() == [0, 1, 2]
+    assert recorder.calls == [[0, 1, 2]]
