@@ -35,13 +35,22 @@ def test_it_shows_the_worker_heartbeat_age(client: Client, staff: User) -> None:
 
 
 def test_it_reports_a_stale_worker_as_missing(client: Client, staff: User) -> None:
+    last_seen = timezone.now() - timedelta(minutes=10)
     WorkerHeartbeat.objects.create(
-        worker="host:1", backend="HueyBackend", seen_at=timezone.now() - timedelta(minutes=10)
+        worker="host:1",
+        backend="HueyBackend",
+        seen_at=last_seen,
+        running="console.jobs.tasks.run_job",
+        running_since=last_seen - timedelta(seconds=5),
     )
     client.force_login(staff)
     fragment = client.get("/dashboard/worker", headers={"HX-Request": "true"}).content.decode()
     assert "missing" in fragment
     assert "<html" not in fragment
+    # It may have died mid-task: the task is what it ran when last seen, not what it runs now.
+    running = fragment.split('data-testid="worker-running">')[1].split("</td>")[0]
+    assert "unknown; it was running <code>console.jobs.tasks.run_job</code> when last seen" in " ".join(running.split())
+    assert "since" not in running
 
 
 def test_inline_mode_runs_the_heartbeat_in_the_request_and_says_so(
