@@ -22,6 +22,8 @@ def test_a_run_shows_output_while_running_then_its_final_status(signed_in_page: 
     page.goto("/jobs/")
     page.get_by_role("searchbox", name="Search commands").fill("demo_imp")
     page.get_by_role("link", name="demo_import").click()
+    # Loaded, not only parsed: input typed before htmx binds the form would never update the preview.
+    page.wait_for_url("**/jobs/demo_import/")
     page.locator("#id_batches").fill("4")
     page.locator("#id_seconds").fill("8")
     page.locator("#id_source").select_option("billing")
