@@ -21,7 +21,7 @@ APPS = ["core", "events", "jobs", "eventsourcing", "comms", "demo"]
 
 # (module, function) -> why the import cannot be at the top of the module.
 ALLOWED_FUNCTION_IMPORTS = {
-    ("console.core.backends", "queue_depth"): "Huey is an optional dependency, asked only when it is the backend",
+    ("console.core.backends", "_huey"): "Huey is an optional dependency, asked only when it is the backend",
     ("console.events.pipeline", "build_event"): "console.events is imported before apps are ready (its API)",
     ("console.events.pipeline", "persist_sink"): "console.events is imported before apps are ready (its API)",
     ("console.events.pipeline", "batch"): "console.events is imported before apps are ready (its API)",

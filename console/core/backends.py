@@ -2,13 +2,13 @@
 
 The console needs to know three things the Tasks framework does not say directly: whether work runs inline
 (in the request, no worker needed), whether it runs at all (the dummy backend only records it), and how much
-waits in the queue, which only some backends can count.
+waits in the queue and for how long, which only some backends can tell.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, cast
+from typing import Any, Protocol, cast
 
 from django.apps import apps
 from django.tasks import DEFAULT_TASK_BACKEND_ALIAS, task_backends
@@ -46,14 +46,25 @@ def uses_huey() -> bool:
     return backend_path() == HUEY_BACKEND
 
 
+class _QueueProbes(Protocol):
+    def queue_depth(self) -> int: ...
+
+    def oldest_waiting(self) -> datetime | None: ...
+
+
+def _huey() -> _QueueProbes:
+    """Huey's probes (``console.core.schedule``), imported only when Huey is the backend: it is an optional
+    dependency."""
+    from console.core import schedule
+
+    return schedule
+
+
 def queue_depth() -> int | None:
     """Tasks waiting to run, where the backend can tell; ``None`` where it cannot. Raises if unreachable."""
     path = backend_path()
     if path == HUEY_BACKEND:
-        # Imported here: Huey is an optional dependency, and this module is the only place that asks it.
-        from console.core.schedule import queue_depth as huey_queue_depth
-
-        return huey_queue_depth()
+        return _huey().queue_depth()
     if path == DATABASE_BACKEND and apps.is_installed("django_tasks_db"):
         results: Any = apps.get_model(*DATABASE_RESULTS)
         return int(results.objects.ready().count())
@@ -61,9 +72,12 @@ def queue_depth() -> int | None:
 
 
 def oldest_waiting() -> datetime | None:
-    """When the task that has waited longest was enqueued, where the backend can tell (the database backend);
-    ``None`` where it cannot or nothing waits. Raises if the queue is unreachable."""
-    if backend_path() == DATABASE_BACKEND and apps.is_installed("django_tasks_db"):
+    """When the task that has waited longest became due, where the backend can tell (Huey, the database
+    backend); ``None`` where it cannot or nothing waits. Raises if the queue is unreachable."""
+    path = backend_path()
+    if path == HUEY_BACKEND:
+        return _huey().oldest_waiting()
+    if path == DATABASE_BACKEND and apps.is_installed("django_tasks_db"):
         results: Any = apps.get_model(*DATABASE_RESULTS)
         oldest = results.objects.ready().order_by("enqueued_at").values_list("enqueued_at", flat=True).first()
         return cast(datetime | None, oldest)

@@ -119,6 +119,34 @@ def test_it_lists_each_worker_process_and_the_queue_backlog(client: Client, staf
     assert 'data-testid="queue-status"' in fragment and "waiting" in fragment
 
 
+def test_it_says_how_long_the_next_task_in_the_huey_queue_has_waited(client: Client, staff: User) -> None:
+    from huey.contrib.djhuey import HUEY
+    from huey.contrib.djhuey.tasks_backend import KEY
+
+    from console.core import backends
+
+    if not backends.uses_huey():
+        pytest.skip("the Huey backend's own queue")
+    HUEY.flush()
+    try:
+        client.force_login(staff)
+        fragment = client.get("/dashboard/worker", headers={"HX-Request": "true"}).content.decode()
+        assert "0 waiting" in fragment and "the oldest" not in fragment
+        result = heartbeat.enqueue()  # no worker runs: it waits
+        record = HUEY.get(KEY % result.id, peek=True)
+        record["enqueued_at"] = (timezone.now() - timedelta(seconds=90)).isoformat()
+        HUEY.put_result(KEY % result.id, record)
+        fragment = client.get("/dashboard/worker", headers={"HX-Request": "true"}).content.decode()
+        assert "1 waiting, the oldest for 90 s" in fragment
+        # A task deferred on purpose has waited only since it became due.
+        record["run_after"] = (timezone.now() - timedelta(seconds=30)).isoformat()
+        HUEY.put_result(KEY % result.id, record)
+        fragment = client.get("/dashboard/worker", headers={"HX-Request": "true"}).content.decode()
+        assert "1 waiting, the oldest for 30 s" in fragment
+    finally:
+        HUEY.flush()
+
+
 def test_a_worker_keeps_the_time_it_was_first_seen(db: None) -> None:
     name = WorkerHeartbeat.objects.beat(backend="HueyBackend")
     first = WorkerHeartbeat.objects.get(worker=name).first_seen_at
