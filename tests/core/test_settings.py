@@ -23,6 +23,8 @@ def run_manage(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
     dropped = {"DATABASE_URL", "REDIS_URL", "DEBUG", "SECRET_KEY", "DJANGO_SETTINGS_MODULE", "CONSOLE_MAIL_BACKEND"}
     dropped |= {"CONSOLE_BEHIND_TLS_PROXY", "CONSOLE_SERVES_TLS", "CONSOLE_HSTS_SECONDS"}
     dropped |= {"CONSOLE_HSTS_INCLUDE_SUBDOMAINS", "CONSOLE_HSTS_PRELOAD", "DJANGO_ALLOW_ASYNC_UNSAFE"}
+    # The test database's name: without the URL beside it, a child would open a SQLite file of that name.
+    dropped.add("CONSOLE_DATABASE_NAME")
     base = {k: v for k, v in os.environ.items() if k not in dropped}
     return subprocess.run(
         [sys.executable, "manage.py", *args],
