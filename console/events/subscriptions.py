@@ -152,7 +152,7 @@ def _step(
             return 0, False, None
         if not _may_run(checkpoint):
             return 0, False, None
-        if events is None or seen is None or checkpoint.cursor != seen.cursor:
+        if seen is None or checkpoint.cursor != seen.cursor:
             events = cast(list[Event], subscriber.read(checkpoint.cursor))
         if not events:
             return 0, False, None
